@@ -1,0 +1,275 @@
+"""The ``framegen`` command: parse options, call one library function, print the result.
+
+Every ``FramegenError`` becomes one line on stderr and its exit code; no traceback reaches the user
+(set FRAMEGEN_DEBUG=1 to see one for an unexpected error).
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from framegen import __version__
+from framegen.errors import FramegenError, UsageError
+
+
+class _Group(click.Group):
+    """Maps library errors to click errors in one place, so CliRunner tests see what a user sees."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FramegenError as e:
+            err = click.ClickException(str(e))
+            err.exit_code = e.exit_code
+            raise err from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="framegen")
+def cli():
+    """framegen learns the raw audio of one long song with a GRU and continues it.
+
+    \b
+    Examples:
+      framegen demo                        # built-in song: train 2 minutes, generate 10 s
+      framegen info song.ogg               # what is in the file, which F x T fit
+      framegen train song.wav              # train with the defaults (F=800, T=100, GRU 2x256)
+      framegen generate --seconds 30       # continue the song from the latest run
+    """
+
+
+# ------------------------------------------------------------------------------------------------ shared options
+
+def _data_options(f):
+    opts = [
+        click.option("--frame-size", "-F", type=int, default=800, show_default=True,
+                     help="F: samples per frame (40-40,000)."),
+        click.option("--seq-len", "-T", type=int, default=100, show_default=True,
+                     help="T: frames per training sequence (50-10,000)."),
+        click.option("--sample-rate", type=int, default=16000, show_default=True,
+                     help="The song is resampled to this rate (Hz)."),
+        click.option("--val-fraction", type=float, default=0.1, show_default=True,
+                     help="Share of the song's end held out for validation."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _train_options(f):
+    opts = [
+        click.option("--hidden", type=int, default=256, show_default=True, help="GRU units per layer (199-256)."),
+        click.option("--layers", type=int, default=2, show_default=True, help="GRU layers."),
+        click.option("--epochs", type=int, default=None, help="Epochs (default 30)."),
+        click.option("--batch-size", type=int, default=128, show_default=True, help="Examples per step."),
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate of Adam."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed (init and data order)."),
+        click.option("--max-minutes", type=float, default=None,
+                     help="Stop cleanly after this many minutes of training, checkpoint saved."),
+        click.option("--sample-every", type=int, default=5, show_default=True,
+                     help="Write samples/epoch-NNN.wav every N epochs (0: never)."),
+        click.option("--feedback-prob", type=float, default=0.0, show_default=True,
+                     help="Scheduled sampling: share of input frames replaced by the model's own prediction."),
+        click.option("--input-noise", type=float, default=0.0, show_default=True,
+                     help="Std of Gaussian noise added to input frames (song std = 1)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, epochs, batch_size, lr, seed,
+                max_minutes, sample_every, feedback_prob, input_noise, **_):
+    from framegen.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(
+        data=DataConfig(frame_size=frame_size, seq_len=seq_len, sample_rate=sample_rate, val_fraction=val_fraction),
+        model=ModelConfig(hidden=hidden, layers=layers),
+        train=TrainConfig(epochs=30 if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
+                          max_minutes=max_minutes, sample_every=sample_every, feedback_prob=feedback_prob,
+                          input_noise=input_noise),
+    )
+
+
+def _print_epoch(console, row: dict) -> None:
+    console.print(
+        f"epoch {row['epoch']:>3}  step {row['step']:>6}  train {row['train_mse']:.4f}  val {row['val_mse']:.4f}  "
+        f"snr {row['val_snr_db']:+.2f} dB  (zero {row['zero_mse']:.4f}, copy {row['copy_mse']:.4f})  "
+        f"{row['seconds']:.0f}s"
+    )
+
+
+class RichReporter:
+    """A rich progress bar (epoch, step, loss, ETA) and one line per epoch."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.progress = None
+
+    def start(self, *, total_steps, start_step, steps_per_epoch, run_dir):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console.print(f"run directory: {run_dir}  ({steps_per_epoch} steps per epoch)")
+        self.spe = steps_per_epoch
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=self.console, transient=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total_steps, completed=start_step,
+                                           epoch=start_step // steps_per_epoch + 1, loss="-")
+
+    def update(self, *, step, epoch, loss):
+        self.progress.update(self.task, completed=step, epoch=epoch, loss=f"{loss:.4f}")
+
+    def epoch_end(self, row):
+        _print_epoch(self.progress.console if self.progress else self.console, row)
+
+    def message(self, text):
+        self.console.print(text)
+
+    def close(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+@cli.command()
+@click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Where the demo song and its run go.")
+@click.option("--minutes", type=float, default=2.0, show_default=True, help="Training time budget.")
+def demo(runs_root, minutes):
+    """Built-in default job: synthesise a 60 s song, train on it for a couple of minutes, generate 10 s.
+
+    Needs no file and no download. Prints where the song, the run and the generated WAV are.
+    """
+    from framegen.demo import run_demo
+
+    r = run_demo(runs_root=runs_root, minutes=minutes, reporter=RichReporter())
+    last = r.train.metrics[-1] if r.train.metrics else {}
+    click.echo(f"demo song:  {r.song}")
+    click.echo(f"run:        {r.train.run_dir}  (step {r.train.step}, val MSE {last.get('val_mse', float('nan')):.4f}"
+               f" vs zero predictor {last.get('zero_mse', float('nan')):.4f})")
+    click.echo(f"generated:  {r.generated.path}  ({r.generated.seconds:.3f} s, RMS {r.generated.rms:.4f})")
+
+
+@cli.command()
+@click.argument("song", type=click.Path(path_type=Path))
+@click.option("--sample-rate", type=int, default=16000, show_default=True, help="Rate the song would be trained at.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(song, sample_rate, val_fraction, as_json):
+    """Duration, rate and channels of SONG, and which frame/sequence sizes fit it.
+
+    \b
+    Example:
+      framegen info song.ogg
+    """
+    from framegen import audio, data
+    from framegen.config import DataConfig
+
+    DataConfig(sample_rate=sample_rate, val_fraction=val_fraction)  # validates the options
+    facts = audio.describe(song)
+    n = int(round(facts["seconds"] * sample_rate))
+    table = data.fit_table(n, sample_rate, val_fraction)
+    if as_json:
+        click.echo(json.dumps({**facts, "samples_at_rate": n, "fits": {str(f): {str(t): ok for t, ok in row.items()}
+                                                                         for f, row in table.items()}}))
+        return
+    click.echo(f"{facts['path']}: {facts['seconds']:.2f} s, {facts['sample_rate']} Hz, "
+               f"{facts['channels']} channel(s), {facts['format']}")
+    click.echo(f"at {sample_rate} Hz: {n:,} samples; the last {val_fraction:.0%} is held out for validation")
+    click.echo("fits (F frame size down, T sequence length across):")
+    click.echo("F \\ T  " + "".join(f"{t:>7}" for t in data.FIT_SEQS))
+    for f, row in table.items():
+        click.echo(f"{f:>6} " + "".join(f"{'yes' if ok else '-':>7}" for ok in row.values()))
+
+
+@cli.command()
+@click.argument("song", type=click.Path(path_type=Path), required=False)
+@_data_options
+@_train_options
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default runs/<song>-f<F>-t<T>-<time>).")
+@click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
+              help="Continue RUN_DIR from its last checkpoint (same epoch, step, optimizer state, data order).")
+def train(song, run_dir, resume, **opts):
+    """Train a GRU on SONG (WAV, FLAC, OGG, MP3) to predict each next frame.
+
+    \b
+    Examples:
+      framegen train song.wav
+      framegen train song.wav --frame-size 400 --seq-len 200 --epochs 10
+      framegen train song.wav --max-minutes 20
+      framegen train --resume runs/song-f800-t100-20261123-120000 --epochs 60
+    """
+    from framegen.train import resume_run, train_song
+
+    reporter = RichReporter()
+    try:
+        if resume is not None:
+            if song is not None:
+                raise UsageError("pass either SONG or --resume RUN_DIR, not both")
+            result = resume_run(resume, epochs=opts["epochs"], max_minutes=opts["max_minutes"], reporter=reporter)
+        else:
+            if song is None:
+                raise UsageError("no song given: pass a file, e.g. 'framegen train song.wav', or --resume RUN_DIR")
+            result = train_song(song, _run_config(**opts), run_dir=run_dir, reporter=reporter)
+    finally:
+        reporter.close()
+    how = "time budget reached" if result.stopped == "max_minutes" else "done"
+    click.echo(f"{how}: {result.step} steps ({result.epoch:.2f} epochs); run saved in {result.run_dir}")
+    click.echo(f"next: framegen generate --run {result.run_dir} --seconds 30")
+
+
+@cli.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: the most recent under runs/).")
+@click.option("--checkpoint", "checkpoint_kind", type=click.Choice(["best", "last"]), default="best",
+              show_default=True)
+@click.option("--seconds", type=float, default=30.0, show_default=True, help="Length of the new audio.")
+@click.option("--seed-offset", type=float, default=None,
+              help="Where the seed starts in the song, in seconds (default: the held-out tail's start).")
+@click.option("--seed-frames", type=int, default=None, help="Seed length in frames (default: the run's T).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output WAV (default RUN/generated/<checkpoint>-<seconds>s.wav).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--streams", type=int, default=1, show_default=True, help="Write N continuations at once.")
+def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, overwrite, streams):
+    """Continue the song: warm the model on a seed from it, feed predictions back, write a 16-bit WAV.
+
+    \b
+    Examples:
+      framegen generate --seconds 30
+      framegen generate --run runs/song-f800-t100-20261123-120000 --seed-offset 42.5 --out cont.wav
+    """
+    from framegen import runs
+    from framegen.generate import generate as gen
+
+    run_dir = run_dir or runs.latest_run()
+    for g in gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
+                 seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams):
+        click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
+
+
+def main():
+    try:
+        cli.main(prog_name="framegen", standalone_mode=True)
+    except Exception as e:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        if os.environ.get("FRAMEGEN_DEBUG"):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        click.echo(f"Error: unexpected {type(e).__name__}: {first[:300]} (set FRAMEGEN_DEBUG=1 for details)",
+                   err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Frozen settings of a run (data, model, training) with range checks, and their JSON form (``config.json``).
+
+Config flows one way: CLI flags -> these dataclasses -> ``config.json`` in the run -> read back by ``generate`` and
+``--resume``. Everything a later step needs to know about a run (sample rate, normalisation) lives here.
+"""
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from framegen import __version__
+from framegen.errors import RunError, UsageError
+
+CONFIG_FILE = "config.json"
+CONFIG_VERSION = 1
+
+FRAME_RANGE = (40, 40_000)
+SEQ_RANGE = (50, 10_000)
+HIDDEN_RANGE = (199, 256)
+OUTPUTS = ("mse", "vq")
+
+
+def _check_range(name: str, value, lo, hi, flag: str) -> None:
+    if not (lo <= value <= hi):
+        raise UsageError(f"{name} {value} is outside {lo:,}-{hi:,}: pass {flag} between {lo:,} and {hi:,}")
+
+
+def _check_positive(name: str, value, flag: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise UsageError(f"{name} must be a positive number, got {value}: pass {flag} greater than 0")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    frame_size: int = 800  # F samples per frame: 50 ms at 16 kHz, the classic setting
+    seq_len: int = 100  # T frames per training sequence: 5 s of context at F=800
+    sample_rate: int = 16000  # the song is resampled to this; generated WAVs use it too
+    val_fraction: float = 0.1  # the song's last 10% is held out for validation, never trained on
+
+    def __post_init__(self):
+        _check_range("frame size", self.frame_size, *FRAME_RANGE, "--frame-size")
+        _check_range("sequence length", self.seq_len, *SEQ_RANGE, "--seq-len")
+        _check_range("sample rate", self.sample_rate, 1000, 192_000, "--sample-rate")
+        if not (0.0 < self.val_fraction < 0.5):
+            raise UsageError(f"validation fraction {self.val_fraction} must be in (0, 0.5): pass --val-fraction 0.1")
+
+    @property
+    def example_samples(self) -> int:
+        """Samples in one example: T+1 consecutive frames (inputs 0..T-1, targets 1..T)."""
+        return (self.seq_len + 1) * self.frame_size
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: int = 256  # GRU units per layer (the seed study's range is 199-256)
+    layers: int = 2
+    output: str = "mse"  # "mse": predict the next frame's samples; "vq": a softmax over a k-means codebook
+    codebook: int = 512  # K centroids for output="vq"
+
+    def __post_init__(self):
+        _check_range("hidden size", self.hidden, *HIDDEN_RANGE, "--hidden")
+        _check_range("layer count", self.layers, 1, 8, "--layers")
+        if self.output not in OUTPUTS:
+            raise UsageError(f"unknown output mode {self.output!r}: pass --output mse or --output vq")
+        _check_range("codebook size", self.codebook, 2, 65_536, "--codebook")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam peak learning rate; warm-up then cosine decay to 10% of it
+    seed: int = 0
+    max_minutes: float | None = None  # stop cleanly after this much training time, as if the epochs had ended
+    sample_every: int = 5  # write samples/epoch-NNN.wav every this many epochs (0: never)
+    sample_seconds: float = 4.0
+    log_every: int = 10  # steps between host syncs for the progress bar
+    clip_norm: float = 1.0
+    feedback_prob: float = 0.0  # scheduled sampling: share of inputs replaced by the model's own prediction
+    input_noise: float = 0.0  # std of Gaussian noise added to input frames (in units of the song's std)
+
+    def __post_init__(self):
+        if not isinstance(self.epochs, int) or self.epochs <= 0:
+            raise UsageError(f"epochs must be a positive whole number, got {self.epochs}: pass --epochs 30")
+        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise UsageError(
+                f"batch size must be a positive whole number, got {self.batch_size}: pass --batch-size 128"
+            )
+        _check_positive("learning rate", self.lr, "--lr")
+        if self.max_minutes is not None:
+            _check_positive("max minutes", self.max_minutes, "--max-minutes")
+        if self.sample_every < 0:
+            raise UsageError(f"--sample-every must be 0 or more, got {self.sample_every}")
+        _check_positive("sample seconds", self.sample_seconds, "--sample-seconds")
+        _check_positive("log interval", self.log_every, "--log-every")
+        if not (0.0 <= self.feedback_prob <= 1.0):
+            raise UsageError(f"--feedback-prob must be in [0, 1], got {self.feedback_prob}")
+        if not (self.input_noise >= 0.0):
+            raise UsageError(f"--input-noise must be 0 or more, got {self.input_noise}")
+
+
+@dataclass(frozen=True)
+class Norm:
+    """The song's normalisation: ``x_norm = (x - mean) / std``, computed once over the whole song."""
+
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    song: str = ""  # absolute path of the song file (generate reloads its seed from it)
+    song_samples: int = 0  # length after resampling, to detect a changed file
+    norm: Norm = field(default_factory=lambda: Norm(0.0, 1.0))
+    version: str = __version__
+
+    def to_dict(self) -> dict:
+        return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        d.pop("config_version", None)
+        return cls(
+            data=DataConfig(**d.pop("data")),
+            model=ModelConfig(**d.pop("model")),
+            train=TrainConfig(**d.pop("train")),
+            norm=Norm(**d.pop("norm")),
+            **d,
+        )
+
+
+def save_config(cfg: RunConfig, run_dir: Path) -> None:
+    """Write ``config.json`` atomically (temp file + rename) so a crash never leaves half a config."""
+    path = Path(run_dir) / CONFIG_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def load_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"{run_dir} has no {CONFIG_FILE}: pass --run with a directory made by 'framegen train'")
+    try:
+        d = json.loads(path.read_text())
+        if d.get("config_version", CONFIG_VERSION) > CONFIG_VERSION:
+            raise RunError(f"{path} was written by a newer framegen: upgrade framegen to read it")
+        return RunConfig.from_dict(d)
+    except RunError:
+        raise
+    except (ValueError, TypeError, KeyError) as e:
+        raise RunError(f"{path} is not a valid framegen config ({e}): re-create the run with 'framegen train'")

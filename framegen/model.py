@@ -1,0 +1,78 @@
+"""The frame model: a stack of GRU layers (framegen.gru) and a linear head, as a Flax Linen module.
+
+``FrameGRU`` reads frames (B, T, F) and returns one output vector per frame: the predicted next frame (F samples,
+``output="mse"``) or logits over a codebook (K, ``output="vq"``). ``__call__`` runs whole sequences (training,
+seed warm-up); ``step`` advances one frame (generation). No training logic lives here.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from framegen.config import ModelConfig
+from framegen.gru import gru_cell, gru_layer
+
+
+def _uniform(scale: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+class FrameGRU(nn.Module):
+    frame_size: int  # F: samples per input frame
+    hidden: int = 256
+    layers: int = 2
+    out_dim: int = 0  # outputs per frame; 0 means F (next-frame samples)
+
+    def setup(self):
+        h = self.hidden
+        k_h = 1.0 / h**0.5  # PyTorch's GRU init for the recurrent side
+        self.cells = [
+            {
+                # input side scaled by fan-in so a 40,000-sample frame does not saturate the gates
+                "w_i": self.param(f"w_i_{i}", _uniform((1.0 / fan_in) ** 0.5), (fan_in, 3 * h)),
+                "b_i": self.param(f"b_i_{i}", _uniform(k_h), (3 * h,)),
+                "w_h": self.param(f"w_h_{i}", _uniform(k_h), (h, 3 * h)),
+                "b_h": self.param(f"b_h_{i}", _uniform(k_h), (3 * h,)),
+            }
+            for i, fan_in in enumerate([self.frame_size] + [h] * (self.layers - 1))
+        ]
+        self.head = nn.Dense(self.out_dim or self.frame_size, name="head")
+
+    def __call__(self, frames, state=None):
+        """frames: (B, T, F) -> (outputs (B, T, out), state (L, B, H) after the last frame)."""
+        batch = frames.shape[0]
+        if state is None:
+            state = self.initial_state(batch)
+        x = jnp.swapaxes(frames, 0, 1)  # time-major (T, B, F) for the scan
+        last = []
+        for cell, h0 in zip(self.cells, state):
+            gx = x @ cell["w_i"] + cell["b_i"]  # all T input projections in one matmul
+            x = gru_layer(cell["w_h"], cell["b_h"], gx, h0)
+            last.append(x[-1])
+        return jnp.swapaxes(self.head(x), 0, 1), jnp.stack(last)
+
+    def step(self, frame, state):
+        """One frame for every stream: frame (B, F), state (L, B, H) -> (output (B, out), new state)."""
+        x = frame
+        new = []
+        for cell, h in zip(self.cells, state):
+            x = gru_cell(cell["w_h"], cell["b_h"], x @ cell["w_i"] + cell["b_i"], h)
+            new.append(x)
+        return self.head(x), jnp.stack(new)
+
+    def initial_state(self, batch: int):
+        return jnp.zeros((self.layers, batch, self.hidden), jnp.float32)
+
+
+def build(cfg: ModelConfig, frame_size: int) -> FrameGRU:
+    out_dim = cfg.codebook if cfg.output == "vq" else 0
+    return FrameGRU(frame_size=frame_size, hidden=cfg.hidden, layers=cfg.layers, out_dim=out_dim)
+
+
+def init_params(model: FrameGRU, key):
+    """Parameters for ``model`` (shapes do not depend on T or B)."""
+    dummy = jnp.zeros((1, 1, model.frame_size), jnp.float32)
+    return model.init(key, dummy)["params"]

@@ -1,0 +1,127 @@
+"""Run directories: their layout and names, finding the latest one, the lock that keeps one writer, metrics files.
+
+A run directory holds ``config.json``, ``checkpoints/{last,best}/`` (orbax), ``metrics.jsonl``, ``loss.png``,
+``samples/epoch-NNN.wav`` and, while a training process owns it, ``train.lock`` with that process's PID.
+"""
+
+import datetime as _dt
+import json
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from framegen.config import CONFIG_FILE
+from framegen.errors import RunError
+
+RUNS_ROOT = Path("runs")
+METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = "train.lock"
+
+
+def new_run_dir(song_path, frame_size: int, seq_len: int, root: Path = RUNS_ROOT) -> Path:
+    """``runs/<song-stem>-f<F>-t<T>-<timestamp>``, never an existing directory."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{Path(song_path).stem}-f{frame_size}-t{seq_len}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def make_run_dir(path: Path) -> Path:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise RunError(f"cannot write to run directory {path} ({e.strerror or e}): pass a writable --run-dir") from None
+    return path
+
+
+def latest_run(root: Path = RUNS_ROOT) -> Path:
+    """The most recently modified run under ``root`` that has a config."""
+    root = Path(root)
+    runs = [p.parent for p in root.glob(f"*/{CONFIG_FILE}")] if root.is_dir() else []
+    if not runs:
+        raise RunError(f"no run found under {root}/: train one with 'framegen train SONG' or pass --run RUN_DIR")
+    return max(runs, key=lambda p: (p / CONFIG_FILE).stat().st_mtime)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``train.lock`` for the duration; refuse when a live process holds it, take over a dead one's lock."""
+    path = Path(run_dir) / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise RunError(
+                    f"{run_dir} is in use by another framegen process (PID {pid}): wait for it to finish, "
+                    f"or stop it, or choose another --run-dir"
+                ) from None
+            path.unlink(missing_ok=True)  # stale lock of a dead process
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise RunError(f"cannot take the lock {path}: remove it if no framegen process is running")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def append_metrics(run_dir: Path, row: dict) -> None:
+    with open(Path(run_dir) / METRICS_FILE, "a") as f:
+        f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """Rows of ``metrics.jsonl``; a torn last line (killed mid-write) is ignored."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def truncate_metrics(run_dir: Path, epoch: int) -> None:
+    """Drop rows after ``epoch`` (written after the checkpoint a resume starts from)."""
+    rows = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epoch]
+    path = Path(run_dir) / METRICS_FILE
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)

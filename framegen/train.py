@@ -1,0 +1,336 @@
+"""Training: loss, optimizer, the jitted step, validation, the epoch loop with checkpoints, resume and stopping.
+
+State that changes (params, optimizer state, step) is one pytree passed into the jitted step and returned. The
+batch for step s is drawn from ``fold_in(seed, s)``, so the data order depends on the step alone: a resumed run
+sees exactly the batches an uninterrupted one would.
+"""
+
+import math
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from framegen import audio, checkpoint, data, runs
+from framegen.config import RunConfig, load_config, save_config
+from framegen.errors import Interrupted, RunError, TrainingDiverged
+from framegen.model import build, init_params
+
+VAL_CHUNK = 64  # validation examples per jitted call: one compile, bounded memory
+
+
+# ---------------------------------------------------------------------------------------------------- pure core
+
+
+def make_optimizer(cfg: RunConfig, total_steps: int):
+    """Adam with global-norm clipping; linear warm-up then cosine decay to 10% of the peak rate."""
+    t = cfg.train
+    warmup = max(1, min(100, total_steps // 10))
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, t.lr, warmup_steps=warmup, decay_steps=max(total_steps, warmup + 1), end_value=0.1 * t.lr
+    )
+    return optax.chain(optax.clip_by_global_norm(t.clip_norm), optax.adam(schedule))
+
+
+def init_state(cfg: RunConfig, total_steps: int) -> dict:
+    """The training state pytree: {"params", "opt_state", "step"}."""
+    model = build(cfg.model, cfg.data.frame_size)
+    params = init_params(model, jax.random.key(cfg.train.seed))
+    opt_state = make_optimizer(cfg, total_steps).init(params)
+    return {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
+
+
+def feed_back(model, params, inputs, key, prob: float):
+    """Scheduled sampling: replace each input frame t >= 1 by the model's own prediction of it with ``prob``.
+
+    One teacher-forced pass (no gradient) gives every prediction at once: a parallel approximation of sampling
+    the model's outputs one step at a time.
+    """
+    preds, _ = model.apply({"params": jax.lax.stop_gradient(params)}, inputs)
+    preds = jax.lax.stop_gradient(preds)
+    mask = jax.random.bernoulli(key, prob, inputs.shape[:2])[..., None]
+    mask = mask.at[:, 0].set(False)
+    shifted = jnp.concatenate([inputs[:, :1], preds[:, :-1]], axis=1)
+    return jnp.where(mask, shifted, inputs)
+
+
+def mse_loss(params, model, examples, key, cfg: RunConfig):
+    """Mean squared error of next-frame predictions over (B, T, F); inputs may be noised or fed back."""
+    inputs, targets = data.inputs_targets(examples)
+    k_noise, k_fb = jax.random.split(key)
+    if cfg.train.input_noise > 0:
+        inputs = inputs + cfg.train.input_noise * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
+    if cfg.train.feedback_prob > 0:
+        inputs = feed_back(model, params, inputs, k_fb, cfg.train.feedback_prob)
+    preds, _ = model.apply({"params": params}, inputs)
+    return jnp.mean((preds - targets) ** 2)
+
+
+def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int):
+    """A jitted ``step(state, song) -> (state, loss)``; the batch is drawn on device from the step number."""
+    model = build(cfg.model, cfg.data.frame_size)
+    optimizer = make_optimizer(cfg, total_steps)
+    base_key = jax.random.key(cfg.train.seed + 1)
+
+    @partial(jax.jit, donate_argnums=0)
+    def step(state, song):
+        k_batch, k_loss = jax.random.split(jax.random.fold_in(base_key, state["step"]))
+        offsets = data.random_offsets(k_batch, cfg.train.batch_size, split, cfg.data)
+        examples = data.gather(song, offsets, cfg.data)
+        loss, grads = jax.value_and_grad(mse_loss)(state["params"], model, examples, k_loss, cfg)
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, loss
+
+    return step
+
+
+def make_eval_chunk(cfg: RunConfig):
+    """Jitted sums over a chunk of validation examples: squared error of the model and of two trivial predictors."""
+    model = build(cfg.model, cfg.data.frame_size)
+
+    @jax.jit
+    def eval_chunk(params, song, offsets, mask):
+        inputs, targets = data.inputs_targets(data.gather(song, offsets, cfg.data))
+        preds, _ = model.apply({"params": params}, inputs)
+        w = mask[:, None, None]
+        return {
+            "model": jnp.sum(w * (preds - targets) ** 2),
+            "zero": jnp.sum(w * targets**2),
+            "copy": jnp.sum(w * (inputs - targets) ** 2),
+        }
+
+    return eval_chunk
+
+
+def validate(eval_chunk, params, song, split: data.Split, cfg: RunConfig) -> dict:
+    """Per-sample MSE on the held-out tail, its SNR in dB, and the zero / copy-previous-frame predictors' MSE."""
+    offsets = data.val_offsets(split, cfg.data)
+    chunk = min(VAL_CHUNK, len(offsets))
+    pad = -len(offsets) % chunk
+    mask = np.concatenate([np.ones(len(offsets), np.float32), np.zeros(pad, np.float32)])
+    offsets = np.concatenate([offsets, np.full(pad, offsets[0], np.int32)])
+    totals = {"model": 0.0, "zero": 0.0, "copy": 0.0}
+    for i in range(0, len(offsets), chunk):
+        sums = eval_chunk(params, song, offsets[i : i + chunk], mask[i : i + chunk])
+        for k in totals:
+            totals[k] += float(sums[k])
+    count = float(mask.sum()) * cfg.data.seq_len * cfg.data.frame_size
+    val = totals["model"] / count
+    snr = 10 * math.log10(totals["zero"] / totals["model"]) if totals["model"] > 0 else float("inf")
+    return {"val_mse": val, "val_snr_db": snr, "zero_mse": totals["zero"] / count, "copy_mse": totals["copy"] / count}
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+
+
+class Reporter:
+    """Progress hooks of the training loop; the CLI passes a rich progress bar, the library default is silent."""
+
+    def start(self, *, total_steps: int, start_step: int, steps_per_epoch: int, run_dir: Path) -> None: ...
+
+    def update(self, *, step: int, epoch: int, loss: float) -> None: ...
+
+    def epoch_end(self, row: dict) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    step: int
+    epoch: float
+    metrics: list
+    stopped: str  # "done" or "max_minutes"
+
+
+@contextmanager
+def _stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps (so the current step finishes and saves)."""
+    caught = []
+
+    def handler(signum, frame):
+        if caught:  # a second Ctrl-C: the user really wants out
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread (e.g. a sweep worker): no handlers, nothing to restore
+        yield caught
+        return
+    try:
+        yield caught
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def prepare_song(song_path, cfg: RunConfig) -> tuple[np.ndarray, RunConfig]:
+    """Load, check and normalise a song for ``cfg``; the returned config records the song and its norm."""
+    y, _ = audio.load_song(song_path, cfg.data.sample_rate)
+    data.check_fits(len(y), cfg.data)
+    norm = audio.norm_of(y)
+    cfg = replace(cfg, song=str(Path(song_path).resolve()), song_samples=len(y), norm=norm)
+    return audio.normalise(y, norm), cfg
+
+
+def _meta(step: int, spe: int, elapsed: float, best: float) -> dict:
+    return {"step": step, "epoch": step / spe, "elapsed": elapsed, "best_val_mse": best}
+
+
+def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool = False,
+          reporter: Reporter | None = None) -> TrainResult:
+    """Train (or resume) the run in ``run_dir`` on the normalised song until its epochs or time budget end."""
+    from framegen.generate import continue_audio, seed_of  # generation is a client of the same model
+
+    reporter = reporter or Reporter()
+    run_dir = runs.make_run_dir(run_dir)
+    split = data.check_fits(len(song_norm), cfg.data)
+    spe = data.steps_per_epoch(split, cfg.data, cfg.train.batch_size)
+    total = cfg.train.epochs * spe
+    state = init_state(cfg, total)
+    meta = _meta(0, spe, 0.0, float("inf"))
+    with runs.run_lock(run_dir):
+        if resume and checkpoint.exists(run_dir, "last"):
+            state, meta = checkpoint.restore(run_dir, "last", state)
+            runs.truncate_metrics(run_dir, int(meta["step"]))
+        save_config(cfg, run_dir)  # on resume too: it may carry more epochs or a new time budget
+        song = jnp.asarray(song_norm)
+        step_fn = make_train_step(cfg, split, total)
+        eval_chunk = make_eval_chunk(cfg)
+        model = build(cfg.model, cfg.data.frame_size)
+        start_step = int(state["step"])
+        elapsed0 = float(meta["elapsed"])
+        best = float(meta["best_val_mse"]) if meta["best_val_mse"] is not None else float("inf")
+        deadline = None if cfg.train.max_minutes is None else cfg.train.max_minutes * 60 - elapsed0
+        rows = runs.read_metrics(run_dir)
+        reporter.start(total_steps=total, start_step=start_step, steps_per_epoch=spe, run_dir=run_dir)
+        t0 = time.monotonic()
+        loss_sum, loss_count = jnp.zeros(()), 0
+        stopped = "done"
+        step = start_step
+        last_loss = float("nan")
+        last_finite = float("nan")
+
+        def end_epoch(step: int, partial_epoch: bool):
+            nonlocal best, loss_sum, loss_count
+            row = {"epoch": math.ceil(step / spe), "step": step}
+            row["train_mse"] = float(loss_sum) / max(loss_count, 1)
+            row.update(validate(eval_chunk, state["params"], song, split, cfg))
+            row["seconds"] = round(elapsed0 + time.monotonic() - t0, 3)
+            if partial_epoch:
+                row["partial"] = True
+            if not math.isfinite(row["val_mse"]):
+                _diverged(step, spe, last_finite)
+            meta = _meta(step, spe, row["seconds"], min(best, row["val_mse"]))
+            checkpoint.save(run_dir, "last", state, meta)
+            if row["val_mse"] < best:
+                best = row["val_mse"]
+                checkpoint.save(run_dir, "best", state, meta)
+            every = cfg.train.sample_every
+            if every and (row["epoch"] % every == 0 or step >= total or partial_epoch):
+                n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
+                seed = seed_of(song_norm, split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
+                clip = continue_audio(model, state["params"], seed, n, cfg)[0]
+                if np.all(np.isfinite(clip)):
+                    path = audio.write_wav(run_dir / "samples" / f"epoch-{row['epoch']:03d}.wav", clip,
+                                           cfg.data.sample_rate)
+                    row["sample"] = str(path.relative_to(run_dir))
+                    row["sample_rms"] = float(np.sqrt(np.mean(clip**2)))
+            runs.append_metrics(run_dir, row)
+            rows.append(row)
+            _plot_loss(run_dir, rows)
+            reporter.epoch_end(row)
+            loss_sum, loss_count = jnp.zeros(()), 0
+
+        with _stop_on_signals() as caught:
+            while step < total:
+                state, loss = step_fn(state, song)
+                step += 1
+                loss_count += 1
+                loss_sum = loss_sum + loss  # stays on device: no sync
+                if step % cfg.train.log_every == 0 or step % spe == 0 or step == total:
+                    last_loss = float(loss)  # the only host sync between epochs
+                    if not math.isfinite(last_loss):
+                        _diverged(step, spe, last_finite)
+                    last_finite = last_loss
+                    reporter.update(step=step, epoch=math.ceil(step / spe), loss=last_loss)
+                if step % spe == 0:
+                    end_epoch(step, partial_epoch=False)
+                if caught:
+                    meta = _meta(step, spe, elapsed0 + time.monotonic() - t0, best)
+                    checkpoint.save(run_dir, "last", state, meta)
+                    reporter.close()
+                    signum = caught[0]
+                    raise Interrupted(
+                        f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved: "
+                        f"resume with 'framegen train --resume {run_dir}'",
+                        exit_code=128 + signum,
+                    )
+                if deadline is not None and time.monotonic() - t0 >= deadline:
+                    if step % spe != 0:
+                        end_epoch(step, partial_epoch=True)
+                    stopped = "max_minutes"
+                    break
+        reporter.close()
+    return TrainResult(run_dir=run_dir, step=step, epoch=step / spe, metrics=rows, stopped=stopped)
+
+
+def _diverged(step: int, spe: int, last_finite: float):
+    raise TrainingDiverged(
+        f"training diverged: the loss became NaN/inf at step {step} (epoch {math.ceil(step / spe)}), last finite "
+        f"loss {last_finite:.4g}; the last good checkpoint is kept: retrain with a lower --lr (e.g. half of it)"
+    )
+
+
+def _plot_loss(run_dir: Path, rows: list) -> None:
+    from framegen.plots import plot_loss
+
+    try:
+        plot_loss(Path(run_dir) / "loss.png", rows)
+    except OSError:
+        pass  # a missing plot must never stop training
+
+
+def resume_config(run_dir: Path, epochs: int | None = None, max_minutes: float | None = None) -> RunConfig:
+    """The run's saved config, optionally with more epochs or a new time budget."""
+    cfg = load_config(run_dir)  # a run killed before its first checkpoint restarts from step 0
+    t = cfg.train
+    if epochs is not None:
+        t = replace(t, epochs=epochs)
+    if max_minutes is not None:
+        t = replace(t, max_minutes=max_minutes)
+    return replace(cfg, train=t)
+
+
+def train_song(song_path, cfg: RunConfig, *, run_dir: Path | None = None, runs_root: Path = runs.RUNS_ROOT,
+               reporter: Reporter | None = None) -> TrainResult:
+    """Load ``song_path``, make a new run directory (or use ``run_dir``) and train it with ``cfg``."""
+    song_norm, cfg = prepare_song(song_path, cfg)
+    run_dir = Path(run_dir) if run_dir else runs.new_run_dir(song_path, cfg.data.frame_size, cfg.data.seq_len,
+                                                             runs_root)
+    if (run_dir / "config.json").exists():
+        raise RunError(f"{run_dir} already holds a run: continue it with 'framegen train --resume {run_dir}' "
+                       f"or pass another --run-dir")
+    return train(cfg, run_dir, song_norm, reporter=reporter)
+
+
+def resume_run(run_dir: Path, *, epochs: int | None = None, max_minutes: float | None = None,
+               reporter: Reporter | None = None) -> TrainResult:
+    """Continue a run from its last checkpoint: same epoch, step, optimizer state and data order."""
+    from framegen.generate import load_song_for
+
+    cfg = resume_config(run_dir, epochs, max_minutes)
+    return train(cfg, Path(run_dir), load_song_for(cfg), resume=True, reporter=reporter)
+

@@ -1,0 +1,41 @@
+"""Shared fixtures: small synthetic songs written by the tests themselves, and tiny configs."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from framegen.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+RATE = 8000
+
+
+def sine_song(seconds: float = 12.0, rate: int = RATE, freq: float = 220.0) -> np.ndarray:
+    """A sum of two sines with a slow amplitude pattern: predictable, so a GRU can learn it fast."""
+    t = np.arange(int(seconds * rate)) / rate
+    y = 0.5 * np.sin(2 * np.pi * freq * t) + 0.2 * np.sin(2 * np.pi * 2.5 * freq * t)
+    return (y * (0.8 + 0.2 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)
+
+
+def write(path, y, rate=RATE, subtype="PCM_16"):
+    sf.write(str(path), y, rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def song_path(tmp_path):
+    return write(tmp_path / "sine.wav", sine_song())
+
+
+def tiny_config(**train) -> RunConfig:
+    """F=40, T=50, GRU 2x199: the smallest sizes framegen allows, so each test compiles and runs in seconds."""
+    defaults = dict(epochs=2, batch_size=8, lr=3e-3, sample_every=0, log_every=5)
+    defaults.update(train)
+    return RunConfig(
+        data=DataConfig(frame_size=40, seq_len=50, sample_rate=RATE),
+        model=ModelConfig(hidden=199, layers=2),
+        train=TrainConfig(**defaults),
+    )

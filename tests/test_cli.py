@@ -1,0 +1,102 @@
+"""The command line as a user meets it: one end-to-end run, and every error as one line with a non-zero exit."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from framegen.cli import cli
+from tests.conftest import sine_song, write
+
+TINY = ["-F", "40", "-T", "50", "--hidden", "199", "--batch-size", "8", "--sample-rate", "8000",
+        "--sample-every", "1"]
+
+
+def run(*args, cwd=None):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_train_then_generate_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    song = write(tmp_path / "song.wav", sine_song(10.0))
+    r = run("train", song, *TINY, "--epochs", "1")
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("song-f40-t50-")
+    assert {"config.json", "metrics.jsonl", "loss.png", "samples", "checkpoints"} <= {p.name for p in run_dir.iterdir()}
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["data"]["frame_size"] == 40 and cfg["norm"]["std"] > 0 and cfg["version"]
+
+    r = run("generate", "--seconds", "0.5")  # the most recent run, found on its own
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output
+    out = run_dir / "generated" / "best-0.5s.wav"
+    y, sr = sf.read(out)
+    assert sr == 8000 and len(y) == 4000
+
+    r = run("info", song, "--sample-rate", "8000")
+    assert r.exit_code == 0 and "10.00 s" in r.output and "F \\ T" in r.output
+
+
+def _silent(p):
+    return write(p, np.zeros(80000, np.float32))
+
+
+def _garbage(p):
+    p.write_bytes(np.random.default_rng(1).bytes(4000))
+    return p
+
+
+def _short(p):
+    return write(p, sine_song(1.0))
+
+
+@pytest.mark.parametrize("make_song,args,fragment", [
+    (None, [], "not found"),
+    (_garbage, [], "cannot read"),
+    (_silent, [], "silent"),
+    (_short, [], "too short"),
+    (_short, ["-F", "39"], "frame size 39 is outside 40-40,000"),
+    (_short, ["-T", "20000"], "sequence length 20000 is outside"),
+    (_short, ["--hidden", "512"], "hidden size 512 is outside 199-256"),
+    (_short, ["--epochs", "0"], "epochs must be a positive"),
+    (_short, ["--batch-size", "-1"], "batch size must be a positive"),
+    (_short, ["--lr", "0"], "learning rate must be a positive"),
+])
+def test_train_errors_are_one_line(tmp_path, make_song, args, fragment):
+    song = tmp_path / "song.wav"
+    if make_song:
+        make_song(song)
+    r = CliRunner().invoke(cli, ["train", str(song), "--sample-rate", "8000", *args])
+    assert r.exit_code != 0
+    assert fragment in r.output, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_generate_without_any_run_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["generate"])
+    assert r.exit_code != 0 and "no run found" in r.output and "framegen train" in r.output
+
+
+def test_generate_with_a_checkpoint_from_another_config_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    song = write(tmp_path / "song.wav", sine_song(10.0))
+    assert run("train", song, *TINY, "--epochs", "1", "--run-dir", "r").exit_code == 0
+    cfg_path = tmp_path / "r" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["model"]["hidden"] = 200
+    cfg_path.write_text(json.dumps(cfg))
+    r = CliRunner().invoke(cli, ["generate", "--run", "r", "--seconds", "0.1"])
+    assert r.exit_code != 0 and "does not match its config" in r.output, r.output
+
+
+def test_unwritable_run_directory_is_refused(tmp_path):
+    song = write(tmp_path / "song.wav", sine_song(10.0))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = CliRunner().invoke(cli, ["train", str(song), *TINY, "--run-dir", str(blocker / "run")])
+    assert r.exit_code != 0 and "cannot write to run directory" in r.output, r.output
