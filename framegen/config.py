@@ -74,6 +74,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam peak learning rate; warm-up then cosine decay to 10% of it
     seed: int = 0
     max_minutes: float | None = None  # stop cleanly after this much training time, as if the epochs had ended
+    max_steps: int | None = None  # stop after this many steps in all (sweeps give every trial the same samples)
     sample_every: int = 5  # write samples/epoch-NNN.wav every this many epochs (0: never)
     sample_seconds: float = 4.0
     log_every: int = 10  # steps between host syncs for the progress bar
@@ -91,6 +92,8 @@ class TrainConfig:
         _check_positive("learning rate", self.lr, "--lr")
         if self.max_minutes is not None:
             _check_positive("max minutes", self.max_minutes, "--max-minutes")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
+            raise UsageError(f"max steps must be a positive whole number, got {self.max_steps}")
         if self.sample_every < 0:
             raise UsageError(f"--sample-every must be 0 or more, got {self.sample_every}")
         _check_positive("sample seconds", self.sample_seconds, "--sample-seconds")

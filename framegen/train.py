@@ -39,6 +39,12 @@ def make_optimizer(cfg: RunConfig, total_steps: int):
     return optax.chain(optax.clip_by_global_norm(t.clip_norm), optax.adam(schedule))
 
 
+def total_steps(cfg: RunConfig, steps_per_epoch: int) -> int:
+    """Steps of the whole run: its epochs, or fewer when ``max_steps`` caps them."""
+    total = cfg.train.epochs * steps_per_epoch
+    return total if cfg.train.max_steps is None else min(total, cfg.train.max_steps)
+
+
 def init_state(cfg: RunConfig, total_steps: int) -> dict:
     """The training state pytree: {"params", "opt_state", "step"}."""
     model = build(cfg.model, cfg.data.frame_size)
@@ -152,6 +158,7 @@ class TrainResult:
     epoch: float
     metrics: list
     stopped: str  # "done" or "max_minutes"
+    compile_seconds: float  # compiling the train step, excluded from the time budget
 
 
 @contextmanager
@@ -198,7 +205,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
     run_dir = runs.make_run_dir(run_dir)
     split = data.check_fits(len(song_norm), cfg.data)
     spe = data.steps_per_epoch(split, cfg.data, cfg.train.batch_size)
-    total = cfg.train.epochs * spe
+    total = total_steps(cfg, spe)
     state = init_state(cfg, total)
     meta = _meta(0, spe, 0.0, float("inf"))
     with runs.run_lock(run_dir):
@@ -207,7 +214,9 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             runs.truncate_metrics(run_dir, int(meta["step"]))
         save_config(cfg, run_dir)  # on resume too: it may carry more epochs or a new time budget
         song = jnp.asarray(song_norm)
-        step_fn = make_train_step(cfg, split, total)
+        t_compile = time.monotonic()
+        step_fn = make_train_step(cfg, split, total).lower(state, song).compile()
+        compile_seconds = time.monotonic() - t_compile
         eval_chunk = make_eval_chunk(cfg)
         model = build(cfg.model, cfg.data.frame_size)
         start_step = int(state["step"])
@@ -284,7 +293,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                     stopped = "max_minutes"
                     break
         reporter.close()
-    return TrainResult(run_dir=run_dir, step=step, epoch=step / spe, metrics=rows, stopped=stopped)
+    return TrainResult(run_dir=run_dir, step=step, epoch=step / spe, metrics=rows, stopped=stopped,
+                       compile_seconds=compile_seconds)
 
 
 def _diverged(step: int, spe: int, last_finite: float):
