@@ -158,4 +158,6 @@ def load_config(run_dir: Path) -> RunConfig:
     except RunError:
         raise
     except (ValueError, TypeError, KeyError) as e:
-        raise RunError(f"{path} is not a valid framegen config ({e}): re-create the run with 'framegen train'")
+        raise RunError(
+            f"{path} is not a valid framegen config ({e}): re-create the run with 'framegen train'"
+        ) from None
