@@ -1,0 +1,129 @@
+"""The GRU recurrence as pure JAX functions: one cell step and a whole layer over time.
+
+The cell computes PyTorch's ``torch.nn.GRU`` function (gate order r, z, n; the hidden-side bias b_hn sits inside
+the reset product), so weights and results can be compared with PyTorch directly:
+
+    r  = sigmoid(x W_ir + b_ir + h W_hr + b_hr)
+    z  = sigmoid(x W_iz + b_iz + h W_hz + b_hz)
+    n  = tanh(x W_in + b_in + r * (h W_hn + b_hn))
+    h' = (1 - z) * n + z * h
+
+The input side ``gx = x W_i + b_i`` is computed for all time steps outside the recurrence as one matmul; only
+``h W_h + b_h`` runs inside ``lax.scan``.
+
+``gru_layer`` has a hand-written VJP: the reverse scan carries only dh, recomputes the gates from the saved hidden
+states, and emits the per-step gate gradients; the weight gradients are then one matmul and one sum outside the
+scan. See experiments/bench/gru-kernels-cpu.md for why (measured on XLA CPU).
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+
+def _sigmoid(x):
+    # Same function as jax.nn.sigmoid; on XLA CPU the logistic op fused with other transcendentals in one loop
+    # vectorises badly, while tanh plus an FMA stays vectorised (measured, see the bench notes).
+    return 0.5 * jnp.tanh(0.5 * x) + 0.5
+
+
+def _gates(w_h, b_h, gx_t, h):
+    """Gate activations of one step: r, z, n: (B, H) and gh_n = h W_hn + b_hn: (B, H)."""
+    hidden = h.shape[-1]
+    gh = h @ w_h + b_h
+    r = _sigmoid(gx_t[..., :hidden] + gh[..., :hidden])
+    z = _sigmoid(gx_t[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden])
+    gh_n = gh[..., 2 * hidden :]
+    n = jnp.tanh(gx_t[..., 2 * hidden :] + r * gh_n)
+    return r, z, n, gh_n
+
+
+def gru_cell(w_h, b_h, gx_t, h):
+    """One GRU step. w_h: (H, 3H), b_h: (3H,), gx_t: (B, 3H) precomputed input gates, h: (B, H) -> (B, H)."""
+    _, z, n, _ = _gates(w_h, b_h, gx_t, h)
+    return n + z * (h - n)  # == (1 - z) * n + z * h, one op fewer
+
+
+def _scan(f, init, xs, *, reverse=False, unroll=1):
+    """``lax.scan(f, init, xs, reverse=reverse)`` that hands ``f`` its slice of ``xs`` through the loop carry.
+
+    On XLA CPU (jax 0.10), a fusion that reads its operand through the loop's dynamic-slice of ``xs`` and holds
+    more than one transcendental is compiled to scalar code (no vector instructions in the kernel's LLVM IR);
+    this made the GRU's gate arithmetic cost more than its matmul at B=32. Fetching step t+1's slice at the end
+    of step t into the carry leaves the gate fusion reading a plain buffer, which vectorises.
+    """
+    length = jax.tree.leaves(xs)[0].shape[0]
+    index = (lambda i: length - 1 - i) if reverse else (lambda i: i)
+
+    def take(i):
+        return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), xs)
+
+    x_first = take(index(0))
+    _, y_shapes = jax.eval_shape(f, init, x_first)
+    ys = jax.tree.map(lambda s: jnp.zeros((length, *s.shape), s.dtype), y_shapes)
+
+    def body(i, state):
+        carry, x_t, ys = state
+        carry, y = f(carry, x_t)
+        ys = jax.tree.map(lambda buf, v: jax.lax.dynamic_update_index_in_dim(buf, v, index(i), 0), ys, y)
+        return carry, take(index(jnp.minimum(i + 1, length - 1))), ys
+
+    carry, _, ys = jax.lax.fori_loop(0, length, body, (init, x_first, ys), unroll=unroll)
+    return carry, ys
+
+
+def _scan_forward(w_h, b_h, gx, h0, unroll):
+    def step(h, gx_t):
+        h = gru_cell(w_h, b_h, gx_t, h)
+        return h, h
+
+    _, hs = _scan(step, h0, gx, unroll=unroll)
+    return hs
+
+
+def gru_layer(w_h, b_h, gx, h0, *, unroll=1):
+    """Run one GRU layer over time. gx: (T, B, 3H) time-major input gates, h0: (B, H) -> hs: (T, B, H).
+
+    Differentiable in all four arguments. The backward pass keeps only ``hs`` (and the inputs) from the forward
+    pass and recomputes the gates, so it stores O(T*B*H) and not the O(T*B*9H) of autodiff through the scan.
+    ``unroll`` is passed to both scans (a fixed small factor; compile time does not depend on T).
+    """
+    return _gru_layer(unroll, w_h, b_h, gx, h0)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _gru_layer(unroll, w_h, b_h, gx, h0):
+    return _scan_forward(w_h, b_h, gx, h0, unroll)
+
+
+def _gru_layer_fwd(unroll, w_h, b_h, gx, h0):
+    hs = _scan_forward(w_h, b_h, gx, h0, unroll)
+    return hs, (w_h, b_h, gx, h0, hs)
+
+
+def _gru_layer_bwd(unroll, residuals, dhs):
+    w_h, b_h, gx, h0, hs = residuals
+    hidden = h0.shape[-1]
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)  # (T, B, H): the state each step started from
+    w_h_t = w_h.T
+
+    def step(dh, inputs):
+        gx_t, hp, dh_out = inputs
+        r, z, n, gh_n = _gates(w_h, b_h, gx_t, hp)
+        g = dh + dh_out  # dL/dh_t: from step t+1 and from the layer output
+        da_n = g * (1.0 - z) * (1.0 - n * n)
+        da_z = g * (hp - n) * z * (1.0 - z)
+        da_r = da_n * gh_n * r * (1.0 - r)
+        dgh = jnp.concatenate([da_r, da_z, da_n * r], axis=-1)  # dL/d(h W_h + b_h): (B, 3H)
+        dh_prev = g * z + dgh @ w_h_t
+        return dh_prev, (dgh, da_n)
+
+    dh0, (dgh, da_n) = _scan(step, jnp.zeros_like(h0), (gx, h_prev, dhs), reverse=True, unroll=unroll)
+    dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (T, B, 3H)
+    dw_h = jnp.einsum("tbh,tbg->hg", h_prev, dgh)
+    db_h = jnp.sum(dgh, axis=(0, 1))
+    return dw_h.astype(w_h.dtype), db_h.astype(b_h.dtype), dgx.astype(gx.dtype), dh0.astype(h0.dtype)
+
+
+_gru_layer.defvjp(_gru_layer_fwd, _gru_layer_bwd)

@@ -1,0 +1,149 @@
+"""framegen.gru against PyTorch's GRU equations: a float64 NumPy reference, autodiff of a plain scan, finite
+differences, and torch.nn.GRU itself with copied weights."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from framegen.gru import gru_cell, gru_layer
+
+T, B, H = 6, 3, 4
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_cell(w_h, b_h, gx_t, h):
+    """PyTorch's GRU step, written out in float64 NumPy."""
+    gh = h @ w_h + b_h
+    r = np_sigmoid(gx_t[:, :H] + gh[:, :H])
+    z = np_sigmoid(gx_t[:, H : 2 * H] + gh[:, H : 2 * H])
+    n = np.tanh(gx_t[:, 2 * H :] + r * gh[:, 2 * H :])
+    return (1.0 - z) * n + z * h
+
+
+def np_layer(w_h, b_h, gx, h0):
+    hs, h = [], h0
+    for gx_t in gx:
+        h = np_cell(w_h, b_h, gx_t, h)
+        hs.append(h)
+    return np.stack(hs)
+
+
+def plain_scan_layer(w_h, b_h, gx, h0):
+    """The straightforward JAX GRU (jax.nn.sigmoid, lax.scan, autodiff): the gradient reference."""
+
+    def step(h, gx_t):
+        gh = h @ w_h + b_h
+        r = jax.nn.sigmoid(gx_t[:, :H] + gh[:, :H])
+        z = jax.nn.sigmoid(gx_t[:, H : 2 * H] + gh[:, H : 2 * H])
+        n = jnp.tanh(gx_t[:, 2 * H :] + r * gh[:, 2 * H :])
+        h = (1.0 - z) * n + z * h
+        return h, h
+
+    return jax.lax.scan(step, h0, gx)[1]
+
+
+def make_args(seed=0, t=T, scale=0.7):
+    rng = np.random.default_rng(seed)
+    return [scale * rng.standard_normal(s) for s in [(H, 3 * H), (3 * H,), (t, B, 3 * H), (B, H)]]
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
+
+
+def test_cell_float32_matches_float64_reference():
+    w_h, b_h, gx, h0 = make_args()
+    got = gru_cell(*(jnp.asarray(a, jnp.float32) for a in (w_h, b_h, gx[0], h0)))
+    assert got.dtype == jnp.float32
+    assert rel_err(got, np_cell(w_h, b_h, gx[0], h0)) < 1e-5
+
+
+@pytest.mark.parametrize("unroll", [1, 2])
+def test_layer_float32_matches_float64_reference(unroll):
+    args = make_args(seed=1, t=7)
+    got = gru_layer(*(jnp.asarray(a, jnp.float32) for a in args), unroll=unroll)
+    assert got.shape == (7, B, H)
+    assert rel_err(got, np_layer(*args)) < 1e-5
+
+
+def test_layer_float64_matches_reference_tightly():
+    args = make_args(seed=2)
+    with jax.enable_x64(True):
+        got = jax.jit(gru_layer)(*(jnp.asarray(a) for a in args))
+        assert got.dtype == jnp.float64
+    assert rel_err(got, np_layer(*args)) < 1e-12
+
+
+def test_single_step_layer_is_the_cell():
+    w_h, b_h, gx, h0 = (jnp.asarray(a, jnp.float32) for a in make_args(seed=3, t=1))
+    np.testing.assert_allclose(gru_layer(w_h, b_h, gx, h0)[0], gru_cell(w_h, b_h, gx[0], h0), rtol=1e-6)
+
+
+def _loss(layer, cot):
+    # A scalar that weights every output differently, so every (t, b, h) cotangent is exercised.
+    return lambda w_h, b_h, gx, h0: jnp.sum(jnp.sin(layer(w_h, b_h, gx, h0)) * cot)
+
+
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_loss_and_grads_match_autodiff_of_plain_scan_float64(unroll):
+    args = make_args(seed=4)
+    cot = np.random.default_rng(5).standard_normal((T, B, H))
+    with jax.enable_x64(True):
+        args = [jnp.asarray(a) for a in args]
+        ours = jax.value_and_grad(_loss(lambda *a: gru_layer(*a, unroll=unroll), cot), argnums=(0, 1, 2, 3))
+        ref = jax.value_and_grad(_loss(plain_scan_layer, cot), argnums=(0, 1, 2, 3))
+        (l1, g1), (l2, g2) = jax.jit(ours)(*args), ref(*args)
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    for name, a, b in zip(("w_h", "b_h", "gx", "h0"), g1, g2):
+        assert a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_grads_match_finite_differences_float64():
+    args = make_args(seed=6, t=4)
+    with jax.enable_x64(True):
+        check_grads(jax.jit(gru_layer), [jnp.asarray(a) for a in args], order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+def test_float32_grads_close_to_float64_reference():
+    args = make_args(seed=7)
+    cot = np.random.default_rng(8).standard_normal((T, B, H))
+    with jax.enable_x64(True):
+        ref = jax.grad(_loss(plain_scan_layer, cot), argnums=(0, 1, 2, 3))(*(jnp.asarray(a) for a in args))
+    got = jax.grad(_loss(gru_layer, cot.astype(np.float32)), argnums=(0, 1, 2, 3))(
+        *(jnp.asarray(a, jnp.float32) for a in args)
+    )
+    for name, a, b in zip(("w_h", "b_h", "gx", "h0"), got, ref):
+        assert a.dtype == jnp.float32, name
+        assert rel_err(a, np.asarray(b)) < 1e-5, name
+
+
+def test_program_size_does_not_grow_with_time():
+    # Compile time must not depend on T: the traced program is the same for 5 and 500 steps.
+    def size(t):
+        args = [jnp.zeros(a.shape, jnp.float32) for a in make_args(t=t)]
+        grad = jax.grad(lambda *a: jnp.sum(gru_layer(*a, unroll=2)), argnums=(0, 2))
+        return len(str(jax.make_jaxpr(grad)(*args)).splitlines())
+
+    assert size(5) == size(500)
+
+
+def test_matches_torch_gru_with_copied_weights():
+    torch = pytest.importorskip("torch")
+    f_in = 5
+    torch.manual_seed(0)
+    net = torch.nn.GRU(f_in, H, num_layers=1, batch_first=True)
+    x = torch.randn(B, T, f_in)
+    h0 = torch.randn(1, B, H)
+    with torch.no_grad():
+        want, _ = net(x, h0)
+    w_ih, w_hh, b_ih, b_hh = (p.detach().numpy() for p in (net.weight_ih_l0, net.weight_hh_l0, net.bias_ih_l0,
+                                                            net.bias_hh_l0))
+    gx = np.swapaxes(x.numpy(), 0, 1) @ w_ih.T + b_ih  # (T, B, 3H), torch's gate order r, z, n
+    hs = gru_layer(jnp.asarray(w_hh.T), jnp.asarray(b_hh), jnp.asarray(gx), jnp.asarray(h0[0].numpy()))
+    np.testing.assert_allclose(np.swapaxes(np.asarray(hs), 0, 1), want.numpy(), rtol=1e-5, atol=1e-6)
