@@ -102,10 +102,8 @@ def _gru_layer_fwd(unroll, w_h, b_h, gx, h0):
     return hs, (w_h, b_h, gx, h0, hs)
 
 
-def _gru_layer_bwd(unroll, residuals, dhs):
-    w_h, b_h, gx, h0, hs = residuals
-    hidden = h0.shape[-1]
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)  # (T, B, H): the state each step started from
+def _bwd_step(w_h, b_h):
+    """Reverse-scan step: carry dL/dh_t, emit (dL/d gh_t: (B, 3H), dL/d a_n,t: (B, H)); gates recomputed."""
     w_h_t = w_h.T
 
     def step(dh, inputs):
@@ -116,10 +114,17 @@ def _gru_layer_bwd(unroll, residuals, dhs):
         da_z = g * (hp - n) * z * (1.0 - z)
         da_r = da_n * gh_n * r * (1.0 - r)
         dgh = jnp.concatenate([da_r, da_z, da_n * r], axis=-1)  # dL/d(h W_h + b_h): (B, 3H)
-        dh_prev = g * z + dgh @ w_h_t
-        return dh_prev, (dgh, da_n)
+        return g * z + dgh @ w_h_t, (dgh, da_n)
 
-    dh0, (dgh, da_n) = _scan(step, jnp.zeros_like(h0), (gx, h_prev, dhs), reverse=True, unroll=unroll)
+    return step
+
+
+def _gru_layer_bwd(unroll, residuals, dhs):
+    w_h, b_h, gx, h0, hs = residuals
+    hidden = h0.shape[-1]
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)  # (T, B, H): the state each step started from
+    dh0, (dgh, da_n) = _scan(_bwd_step(w_h, b_h), jnp.zeros_like(h0), (gx, h_prev, dhs), reverse=True,
+                             unroll=unroll)
     dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (T, B, 3H)
     dw_h = jnp.einsum("tbh,tbg->hg", h_prev, dgh)
     db_h = jnp.sum(dgh, axis=(0, 1))
@@ -127,3 +132,63 @@ def _gru_layer_bwd(unroll, residuals, dhs):
 
 
 _gru_layer.defvjp(_gru_layer_fwd, _gru_layer_bwd)
+
+
+def gru_layer_x(w_i, b_i, w_h, b_h, x, h0, *, chunk=100, unroll=1):
+    """``gru_layer(w_h, b_h, x @ w_i + b_i, h0)`` in O(T*B*(H + F)) memory: the layer for long sequences.
+
+    x: (T, B, F) time-major inputs, w_i: (F, 3H), b_i: (3H,) -> hs: (T, B, H). Time runs in chunks of ``chunk``
+    steps (the largest divisor of T not above it): each chunk's input gates are one (chunk*B, F) x (F, 3H)
+    matmul, made in the forward pass and again in the backward pass, so neither gx (T, B, 3H) nor its gradient
+    is ever held whole; the backward pass keeps only hs and x. Weight gradients are per-chunk matmuls.
+    """
+    length = x.shape[0]
+    chunk = max(c for c in range(1, min(chunk, length) + 1) if length % c == 0)
+    return _gru_layer_x(chunk, unroll, w_i, b_i, w_h, b_h, x, h0)
+
+
+def _chunked(a, chunk):
+    return a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _gru_layer_x(chunk, unroll, w_i, b_i, w_h, b_h, x, h0):
+    return _gru_layer_x_fwd(chunk, unroll, w_i, b_i, w_h, b_h, x, h0)[0]
+
+
+def _gru_layer_x_fwd(chunk, unroll, w_i, b_i, w_h, b_h, x, h0):
+    def outer(h, x_c):
+        hs_c = _scan_forward(w_h, b_h, x_c @ w_i + b_i, h, unroll)
+        return hs_c[-1], hs_c
+
+    _, hs = jax.lax.scan(outer, h0, _chunked(x, chunk))
+    hs = hs.reshape(x.shape[0], *h0.shape)
+    return hs, (w_i, b_i, w_h, b_h, x, h0, hs)
+
+
+def _gru_layer_x_bwd(chunk, unroll, residuals, dhs):
+    w_i, b_i, w_h, b_h, x, h0, hs = residuals
+    hidden = h0.shape[-1]
+    hs_c = _chunked(hs, chunk)
+    starts = jnp.concatenate([h0[None], hs_c[:-1, -1]], axis=0)  # (T/chunk, B, H): state before each chunk
+    step = _bwd_step(w_h, b_h)
+
+    def outer(carry, inputs):
+        dh, dw_i, db_i, dw_h, db_h = carry
+        x_c, hs_cc, start, dhs_c = inputs
+        h_prev = jnp.concatenate([start[None], hs_cc[:-1]], axis=0)
+        dh, (dgh, da_n) = _scan(step, dh, (x_c @ w_i + b_i, h_prev, dhs_c), reverse=True, unroll=unroll)
+        dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (chunk, B, 3H)
+        dw_i = dw_i + jnp.einsum("tbf,tbg->fg", x_c, dgx)
+        dw_h = dw_h + jnp.einsum("tbh,tbg->hg", h_prev, dgh)
+        carry = (dh, dw_i, db_i + jnp.sum(dgx, axis=(0, 1)), dw_h, db_h + jnp.sum(dgh, axis=(0, 1)))
+        return carry, dgx @ w_i.T
+
+    init = (jnp.zeros_like(h0), jnp.zeros_like(w_i), jnp.zeros_like(b_i), jnp.zeros_like(w_h), jnp.zeros_like(b_h))
+    (dh0, dw_i, db_i, dw_h, db_h), dx = jax.lax.scan(
+        outer, init, (_chunked(x, chunk), hs_c, starts, _chunked(dhs, chunk)), reverse=True
+    )
+    return dw_i, db_i, dw_h, db_h, dx.reshape(x.shape).astype(x.dtype), dh0
+
+
+_gru_layer_x.defvjp(_gru_layer_x_fwd, _gru_layer_x_bwd)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from framegen.gru import gru_cell, gru_layer
+from framegen.gru import gru_cell, gru_layer, gru_layer_x
 
 T, B, H = 6, 3, 4
 
@@ -147,3 +147,26 @@ def test_matches_torch_gru_with_copied_weights():
     gx = np.swapaxes(x.numpy(), 0, 1) @ w_ih.T + b_ih  # (T, B, 3H), torch's gate order r, z, n
     hs = gru_layer(jnp.asarray(w_hh.T), jnp.asarray(b_hh), jnp.asarray(gx), jnp.asarray(h0[0].numpy()))
     np.testing.assert_allclose(np.swapaxes(np.asarray(hs), 0, 1), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [4, 5])  # 5 does not divide T=12: the largest divisor below is used
+def test_fused_chunked_layer_equals_projection_then_layer_float64(chunk):
+    t, f_in = 12, 5
+    rng = np.random.default_rng(9)
+    w_i, b_i = 0.5 * rng.standard_normal((f_in, 3 * H)), 0.5 * rng.standard_normal(3 * H)
+    w_h, b_h, _, h0 = make_args(seed=10, t=t)
+    x = rng.standard_normal((t, B, f_in))
+    cot = rng.standard_normal((t, B, H))
+    with jax.enable_x64(True):
+        args = [jnp.asarray(a) for a in (w_i, b_i, w_h, b_h, x, h0)]
+
+        def ref(w_i, b_i, w_h, b_h, x, h0):
+            return jnp.sum(plain_scan_layer(w_h, b_h, x @ w_i + b_i, h0) * cot)
+
+        def ours(*a):
+            return jnp.sum(gru_layer_x(*a, chunk=chunk) * cot)
+
+        (l1, g1), (l2, g2) = (jax.jit(jax.value_and_grad(fn, argnums=tuple(range(6))))(*args) for fn in (ours, ref))
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    for name, a, b in zip(("w_i", "b_i", "w_h", "b_h", "x", "h0"), g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)

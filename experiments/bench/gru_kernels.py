@@ -7,7 +7,7 @@ the median is reported.
 
     python experiments/bench/gru_kernels.py                          # the 4 target configs, all variants
     python experiments/bench/gru_kernels.py --configs 40x1000x32 --variants vjp,vjp_u2 --steps 15
-    python experiments/bench/gru_kernels.py --memory --variants vjp_c100  # peak RSS at T=10000, F=40, B=32
+    python experiments/bench/gru_kernels.py --memory --variants x_c100  # peak RSS at T=10000, F=40, B=32
 """
 
 import argparse
@@ -61,9 +61,13 @@ VARIANTS = {
     "vjp_u2": lambda *a: gru.gru_layer(*a, unroll=2),
     "vjp_u4": lambda *a: gru.gru_layer(*a, unroll=4),
 }
-for _name, _kw in {"vjp_c50": dict(chunk=50), "vjp_c100": dict(chunk=100)}.items():
-    if "chunk" in gru.gru_layer.__doc__:
-        VARIANTS[_name] = lambda *a, _kw=_kw: gru.gru_layer(*a, **_kw)
+# fused input projection + chunked time (framegen.gru.gru_layer_x): take (w_i, b_i, w_h, b_h, x, h0)
+FUSED = {
+    "x_c50": lambda *a: gru.gru_layer_x(*a, chunk=50),
+    "x_c100": lambda *a: gru.gru_layer_x(*a, chunk=100),
+    "x_c250": lambda *a: gru.gru_layer_x(*a, chunk=250),
+}
+VARIANTS.update(FUSED)
 
 
 def init_params(key, f):
@@ -79,15 +83,19 @@ def init_params(key, f):
     }
 
 
-def make_step(layer):
+def make_step(name):
+    layer = VARIANTS[name]
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
 
     def loss_fn(p, x, y):  # x, y: (B, T, F)
         b = x.shape[0]
         h = jnp.swapaxes(x, 0, 1)  # time-major (T, B, F)
         for i in (1, 2):
-            gx = h @ p[f"w_i{i}"] + p[f"b_i{i}"]
-            h = layer(p[f"w_h{i}"], p[f"b_h{i}"], gx, jnp.zeros((b, HIDDEN), x.dtype))
+            h0 = jnp.zeros((b, HIDDEN), x.dtype)
+            if name in FUSED:
+                h = layer(p[f"w_i{i}"], p[f"b_i{i}"], p[f"w_h{i}"], p[f"b_h{i}"], h, h0)
+            else:
+                h = layer(p[f"w_h{i}"], p[f"b_h{i}"], h @ p[f"w_i{i}"] + p[f"b_i{i}"], h0)
         pred = h @ p["w_o"] + p["b_o"]
         return jnp.mean((pred - jnp.swapaxes(y, 0, 1)) ** 2)
 
@@ -153,7 +161,7 @@ def bench(configs, variants, steps, with_torch=True):
         y = jax.random.normal(ky, (b, t, f))
         runners = {}
         for v in variants:
-            step, opt = make_step(VARIANTS[v])
+            step, opt = make_step(v)
             p = init_params(jax.random.PRNGKey(1), f)
             state = [p, opt.init(p)]
             t0 = time.perf_counter()
@@ -199,7 +207,7 @@ def memory_child(variant, f, t, b, steps):
     if variant == "torch":
         run = TorchStep(f, t, b)
     else:
-        step, opt = make_step(VARIANTS[variant])
+        step, opt = make_step(variant)
         p = init_params(jax.random.PRNGKey(1), f)
         state = [p, opt.init(p)]
         x = jax.random.normal(jax.random.PRNGKey(0), (b, t, f))
