@@ -32,3 +32,44 @@ def plot_loss(path, rows: list[dict]) -> None:
     import os
 
     os.replace(tmp, path)
+
+
+def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) -> None:
+    """Log-mel spectrograms of the generated clip and of the song side by side (the same dB scale, 0 dB = the
+    song's loudest cell), titled with the evaluation's flags and headline metrics; written to `path` as a PNG.
+
+    `generated` and `reference` are mono arrays at `sample_rate` (resample the song first if it differs)."""
+    import numpy as np
+
+    from framegen.evaluate import FEATURE_HOP_S, mel_power
+
+    plt = _pyplot()
+    song = mel_power(np.asarray(reference, dtype=np.float32), sample_rate)  # (frames, mels)
+    clip = mel_power(np.nan_to_num(np.asarray(generated, dtype=np.float32)), sample_rate)
+    top = float(song.max()) or 1.0
+
+    def to_db(power):  # (mels, frames), 0 dB = the song's loudest cell
+        return 10 * np.log10(np.maximum(power, 1e-8 * top) / top).T
+
+    widths = [max(len(clip), 1), max(len(song), 1)]
+    fig, axes = plt.subplots(
+        1, 2, figsize=(12, 4), sharey=True, gridspec_kw={"width_ratios": widths}, layout="constrained"
+    )
+    for ax, power, label in ((axes[0], clip, "generated"), (axes[1], song, "song")):
+        seconds = len(power) * FEATURE_HOP_S
+        image = ax.imshow(to_db(power), origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0,
+                          extent=(0, seconds, 0, power.shape[1]))
+        ax.set_title(label)
+        ax.set_xlabel("time (s)")
+    axes[0].set_ylabel("mel band")
+    fig.colorbar(image, ax=axes, label="dB (0 = song's loudest)")
+    flags = ", ".join(evaluation.flags) if evaluation.flags else "no flags"
+    fig.suptitle(f"{flags}  |  loudness {evaluation.loudness_ratio:.2f}, noise-likeness "
+                 f"{evaluation.noise_likeness:.2f}, Frechet ratio {evaluation.frechet_ratio:.2g}, "
+                 f"novelty {evaluation.novelty:.2f}")
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    import os
+
+    os.replace(tmp, path)

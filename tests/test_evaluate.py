@@ -1,0 +1,270 @@
+"""Tests for framegen.evaluate: each metric's defining property on signals whose answer is known, and the verdict of
+every failure case (silence, noise, a stuck loop, a copy) against the demo song, each flagged as itself only."""
+
+import functools
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from framegen import evaluate as ev
+from framegen.errors import AudioError
+from framegen.synth import demo_song
+
+SR = 16000
+CLIP_S = 10
+N = CLIP_S * SR
+SONG = demo_song(30.0, SR)  # repeats exactly every 16 s: any excerpt of it is a verbatim copy
+SONG_RMS = float(np.sqrt(np.mean(SONG.astype(np.float64) ** 2)))
+FRAME = SONG[int(2.7 * SR) - 400 : int(2.7 * SR)]  # one 400-sample frame: what a GRU fixed point repeats
+
+
+def at_song_loudness(y):
+    y = np.asarray(y, dtype=np.float64)
+    return (y * SONG_RMS / np.sqrt(np.mean(y**2))).astype(np.float32)
+
+
+def white_noise(n, seed=0):
+    return np.random.default_rng(seed).standard_normal(n)
+
+
+def pink_noise(n, seed=0):
+    spectrum = np.fft.rfft(white_noise(n, seed))
+    f = np.arange(len(spectrum), dtype=np.float64)
+    f[0] = 1.0
+    return np.fft.irfft(spectrum / np.sqrt(f), n)  # power ~ 1/f
+
+
+def repitched(factor, seed=0):
+    """The demo song played `factor` faster (pitch and tempo): rendered at SR / factor, read at SR."""
+    return demo_song(CLIP_S / factor + 0.1, int(round(SR / factor)), seed=seed)[:N]
+
+
+CASES = {
+    "silence": (lambda: np.zeros(N, np.float32), ("silent",)),
+    "fade_out": (lambda: SONG[:N] * np.exp(-np.arange(N) / (0.5 * SR)), ("silent",)),
+    "white_noise": (lambda: at_song_loudness(white_noise(N)), ("noise_like", "far_from_song")),
+    "pink_noise": (lambda: at_song_loudness(pink_noise(N)), ("noise_like", "far_from_song")),
+    "tiled_frame": (lambda: at_song_loudness(np.tile(FRAME, N // 400)), ("stuck",)),
+    "dc_offset": (lambda: np.full(N, SONG_RMS, np.float32), ("stuck",)),
+    # The fixed point seen in practice: 2.7 s of song, then one frame repeated at ~4% of its loudness.
+    "quiet_fixed_point": (
+        lambda: np.concatenate([SONG[: int(2.7 * SR)], 0.04 * at_song_loudness(np.tile(FRAME, N // 400))])[:N],
+        ("silent", "stuck"),
+    ),
+    "excerpt": (lambda: SONG[12345 : 12345 + N], ("copying",)),
+    "other_excerpt": (lambda: SONG[int(17.3 * SR) : int(17.3 * SR) + N], ("copying",)),
+    # Same notes and bass, only the hi-hat noise redrawn: the same recording, so a copy (novelty ~0.11).
+    "reseeded_hihat": (lambda: demo_song(30.0, SR, seed=1)[12345 : 12345 + N], ("copying",)),
+    # Legitimate new music in the song's style: the demo 1% higher / 3% lower (novelty 0.2-0.3, Frechet ~1).
+    "repitched_up_1pct": (lambda: repitched(1.01), ()),
+    "repitched_down_3pct": (lambda: repitched(1 / 1.03, seed=3), ()),
+}
+
+
+@functools.cache
+def evaluated(name: str) -> ev.Evaluation:
+    return ev.evaluate(CASES[name][0](), SR, SONG, SR)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_case_is_flagged_as_itself_only(name):
+    assert evaluated(name).flags == CASES[name][1], ev.format_report(evaluated(name))
+
+
+# ------------------------------------------------------------------------------------------- metric properties
+
+
+def test_loudness_ratio_is_the_rms_ratio():
+    assert ev.evaluate(0.5 * SONG, SR, SONG, SR).loudness_ratio == pytest.approx(0.5, rel=1e-6)
+
+
+def test_audible_ratio_counts_windows_above_a_tenth_of_the_song_median():
+    half_silent = np.concatenate([SONG[: N // 2], np.zeros(N // 2, np.float32)])
+    assert ev.audible_ratio(SONG[:N], SR, SONG) == 1.0
+    assert ev.audible_ratio(half_silent, SR, SONG) == pytest.approx(0.5)
+    windows = ev._window_rms(SONG, SR)
+    level = np.median(windows)
+    assert ev.audible_ratio(np.full(N, 0.09 * level), SR, SONG) == 0.0
+    assert ev.audible_ratio(np.full(N, 0.11 * level), SR, SONG) == 1.0
+
+
+def test_band_flatness_is_that_of_noise_for_white_and_pink_noise_and_low_for_a_tone():
+    import librosa
+
+    white, pink = white_noise(N), pink_noise(N)
+    tone = np.sin(2 * np.pi * 440.0 * np.arange(N) / SR)
+    for noise in (white, pink):
+        assert ev.band_flatness(noise, SR, noise)[0] == pytest.approx(ev.NOISE_FLATNESS, abs=0.05)
+    assert ev.band_flatness(tone, SR, tone)[0] < 0.05
+    # Whole-spectrum flatness misses pink noise (0.14, a quarter of white noise's), octave bands do not.
+    assert float(np.mean(librosa.feature.spectral_flatness(y=pink.astype(np.float32)))) < 0.5 * ev.NOISE_FLATNESS
+
+
+def test_noise_likeness_is_zero_for_the_song_and_one_for_noise():
+    assert ev.noise_likeness(0.3, 0.3) == 0.0
+    assert ev.noise_likeness(ev.NOISE_FLATNESS, 0.3) == pytest.approx(1.0)
+    assert evaluated("excerpt").noise_likeness == pytest.approx(0.0, abs=0.1)
+    assert evaluated("white_noise").noise_likeness == pytest.approx(1.0, abs=0.2)
+
+
+def test_frechet_distance_of_gaussians():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.standard_normal(8), rng.standard_normal(8)
+    s1, s2 = rng.uniform(0.5, 2, 8), rng.uniform(0.5, 2, 8)
+    a = rng.standard_normal((8, 8))
+    cov = a @ a.T
+    assert ev.frechet_distance(mu1, cov, mu1, cov) == pytest.approx(0.0, abs=1e-9)
+    assert ev.frechet_distance(mu1, cov, mu2, cov) == pytest.approx(np.sum((mu1 - mu2) ** 2), rel=1e-6)
+    # Diagonal covariances: the distance is |mu1 - mu2|^2 + sum (sigma1 - sigma2)^2.
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2)
+    assert ev.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_ratio_is_about_one_for_real_excerpts_and_large_for_noise():
+    assert evaluated("excerpt").frechet_ratio < 1.5
+    assert evaluated("other_excerpt").frechet_ratio < 1.5
+    assert evaluated("white_noise").frechet_ratio > 10 * ev.FAR_ABOVE
+
+
+def test_nearest_seconds_finds_the_offsets_a_clip_was_cut_from():
+    rng = np.random.default_rng(1)
+    song = rng.standard_normal((3000, 16))
+    gen = np.concatenate([song[777:877], song[2000:2100], song[5:105]]) + 0.01 * rng.standard_normal((300, 16))
+    assert ev.nearest_seconds(gen, song, 100).tolist() == [777, 2000, 5]
+
+
+@pytest.mark.parametrize("offset", [0, 25, 80, 12345])  # on, and up to half a hop off, the 160-sample frame grid
+def test_novelty_of_a_verbatim_copy_is_zero_at_any_sample_offset(offset):
+    clip = SONG[offset : offset + 3 * SR]
+    assert ev.evaluate(clip, SR, SONG, SR).novelty < 1e-6
+
+
+def test_novelty_of_new_material_is_far_above_a_copy():
+    assert evaluated("repitched_up_1pct").novelty > 1.2 * ev.COPYING_BELOW
+    assert evaluated("white_noise").novelty > 1.0
+
+
+@pytest.mark.parametrize("length", [400, 441, 1600])
+def test_loop_period_of_a_tiled_frame_is_its_length(length):
+    clip = np.tile(SONG[SR : SR + length], 6 * SR // length)
+    period, start, score = ev.find_loop(clip.astype(np.float64), SR, min_rms=1e-3 * SONG_RMS)
+    assert period == length / SR
+    assert start == 0.0
+    assert score == pytest.approx(1.0)
+
+
+def test_loop_start_is_where_the_repetition_begins():
+    # 2.7 s of song, then its own last 400 samples over and over: the repetition begins one frame before 2.7 s.
+    clip = np.concatenate([SONG[: int(2.7 * SR)], np.tile(FRAME, 3 * SR // 400)]).astype(np.float64)
+    period, start, _ = ev.find_loop(clip, SR, min_rms=1e-3 * SONG_RMS)
+    assert (period, start) == (400 / SR, (int(2.7 * SR) - 400) / SR)
+    # The same frame at 4% loudness no longer continues the song: it starts at 2.7 s.
+    assert (evaluated("quiet_fixed_point").loop_period_s, evaluated("quiet_fixed_point").loop_start_s) == (
+        400 / SR,
+        2.7,
+    )
+
+
+def test_dc_is_a_loop_of_one_sample_and_music_noise_and_silence_are_not_loops():
+    assert evaluated("dc_offset").loop_period_s == 1 / SR
+    for name in ("excerpt", "repitched_up_1pct", "white_noise", "pink_noise", "silence", "fade_out"):
+        assert evaluated(name).loop_period_s is None
+        assert evaluated(name).loop_start_s is None
+    assert evaluated("white_noise").loop_score < 0.1
+    assert evaluated("silence").loop_score == 0.0
+
+
+def test_clipping_and_nonfinite_are_measured_and_flagged():
+    clip = SONG[12345 : 12345 + N].astype(np.float64)
+    clip[::50] = 1.0  # 2% of the samples at full scale
+    clip[7::1000] = np.nan
+    result = ev.evaluate(clip, SR, SONG, SR)
+    assert result.clipping_ratio == pytest.approx(0.02, abs=1e-4)
+    assert result.nonfinite_ratio == pytest.approx(0.001, abs=1e-5)
+    assert {"clipping", "nonfinite"} <= set(result.flags)
+
+
+def test_silence_and_loops_mask_the_content_flags():
+    metrics = dict(
+        audible_ratio=1.0,
+        noise_likeness=1.0,
+        band_flatness=0.56,
+        novelty=0.0,
+        frechet_ratio=100.0,
+        loop_period_s=None,
+        clipping_ratio=0.0,
+        nonfinite_ratio=0.0,
+    )
+    assert ev.verdict(**metrics) == ("noise_like", "copying", "far_from_song")
+    assert ev.verdict(**{**metrics, "loop_period_s": 0.025}) == ("stuck",)
+    assert ev.verdict(**{**metrics, "audible_ratio": 0.1}) == ("silent",)
+    assert ev.verdict(**{**metrics, "audible_ratio": 0.1, "clipping_ratio": 0.5}) == ("silent", "clipping")
+    # Flatter than the song but far from noise (a busy band next to a solo organ) is not noise.
+    assert "noise_like" not in ev.verdict(**{**metrics, "band_flatness": 0.35})
+
+
+# ------------------------------------------------------------------------------------------------ the edges
+
+
+def test_evaluation_is_plain_and_json_serialisable():
+    result = evaluated("excerpt")
+    d = result.to_dict()
+    json.dumps(d, allow_nan=False)
+    for name in ("audible_ratio", "loudness_ratio", "frechet", "frechet_ratio", "novelty", "loop_score"):
+        assert type(d[name]) is float
+    assert d["flags"] == ["copying"]
+    assert (d["sample_rate"], d["reference_rate"], d["rate_mismatch"], d["seconds"]) == (SR, SR, False, CLIP_S)
+
+
+def test_evaluate_files_reads_mono_and_resamples_the_song(tmp_path):
+    generated, song = tmp_path / "generated.wav", tmp_path / "song.flac"
+    soundfile.write(generated, np.stack([SONG[:N], SONG[:N]], axis=1), SR)  # stereo, mixed down
+    import librosa
+
+    soundfile.write(song, librosa.resample(SONG, orig_sr=SR, target_sr=22050), 22050)
+    result = ev.evaluate_files(generated, song)
+    assert (result.sample_rate, result.reference_rate, result.rate_mismatch) == (SR, 22050, True)
+    assert result.flags == ("copying",)
+
+
+def test_unreadable_or_missing_files_raise_one_line_audio_errors(tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all")
+    for path in (junk, tmp_path / "missing.wav"):
+        with pytest.raises(AudioError) as info:
+            ev.evaluate_files(path, path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "generated, reference, match",
+    [
+        (np.zeros((N, 2)), SONG, "mono"),
+        (SONG[: SR // 2], SONG, "at least"),
+        (SONG[:N], np.zeros(N), "silent"),
+        (SONG[:N], np.full(N, np.nan), "NaN"),
+    ],
+)
+def test_bad_inputs_raise_audio_errors(generated, reference, match):
+    with pytest.raises(AudioError, match=match):
+        ev.evaluate(generated, SR, reference, SR)
+
+
+def test_format_report_has_one_line_per_metric():
+    text = ev.format_report(evaluated("repitched_up_1pct"))
+    lines = text.splitlines()
+    assert lines[0] == "flags: none"
+    for name in ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s"):
+        assert sum(line.strip().startswith(name + ":") for line in lines) == 1
+    assert "flags: stuck" in ev.format_report(evaluated("tiled_frame"))
+
+
+def test_plot_evaluation_writes_a_png(tmp_path):
+    from framegen.plots import plot_evaluation
+
+    path = tmp_path / "evaluation.png"
+    clip = CASES["white_noise"][0]()
+    plot_evaluation(path, clip, SONG, SR, evaluated("white_noise"))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
