@@ -259,6 +259,109 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
         click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
 
 
+def _sweep_flags(f):
+    """Training options for every trial of a sweep; unlike `train`'s they default to None, so only flags given
+    override the experiment file."""
+    opts = [
+        click.option("--hidden", type=int, default=None, help="GRU units per layer (199-256)."),
+        click.option("--layers", type=int, default=None, help="GRU layers."),
+        click.option("--batch-size", type=int, default=None, help="Examples per step."),
+        click.option("--lr", type=float, default=None, help="Peak learning rate of Adam."),
+        click.option("--seed", type=int, default=None, help="Random seed (init and data order)."),
+        click.option("--epochs", type=int, default=None, help="Epoch cap of a --budget-seconds trial."),
+        click.option("--sample-rate", type=int, default=None, help="The song is resampled to this rate (Hz)."),
+        click.option("--val-fraction", type=float, default=None, help="Share of the song's end held out."),
+        click.option("--sample-every", type=int, default=None, help="Sample WAV every N epochs (sweep default 0)."),
+        click.option("--feedback-prob", type=float, default=None, help="Scheduled sampling probability."),
+        click.option("--input-noise", type=float, default=None, help="Std of noise added to input frames."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path), required=False)
+@click.option("--song", type=click.Path(path_type=Path), default=None, help="The song (overrides the file's).")
+@click.option("--frame-sizes", "-F", default=None, help="F values, comma-separated, e.g. 40,100,800.")
+@click.option("--seq-lens", "-T", default=None, help="T values, comma-separated, e.g. 50,100,1000.")
+@click.option("--budget-samples", type=float, default=None,
+              help="Training samples per trial, B*T*F per step (default 100,000,000).")
+@click.option("--budget-seconds", type=float, default=None,
+              help="Training seconds per trial instead (compile time excluded).")
+@click.option("--name", default=None, help="Sweep name (default: the file's stem, or 'adhoc').")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Sweep directory (default experiments/results/<name>).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one trial after another in this process; ray: one Ray task per trial.")
+@click.option("--address", default=None, help="Ray cluster address for ray.init (default: start a local Ray).")
+@click.option("--auto-batch/--no-auto-batch", default=None,
+              help="Reduce the batch of cells that would not fit memory or the budget (recorded).")
+@click.option("--memory-gb", type=float, default=None,
+              help="Memory per trial to plan against (default: the device's, or this machine's available RAM).")
+@click.option("--retry-failed", is_flag=True, help="Run trials recorded as failed again.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (trials, budget, skipped cells) and exit.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Re-draw table, heatmap and best link of the sweep in DIR from its results.json.")
+@_sweep_flags
+def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, name, out, executor, address,
+          auto_batch, memory_gb, retry_failed, dry_run, report_dir, **opts):
+    """Train one run per frame size F x sequence length T, each with the same budget, and compare them.
+
+    TARGET is an experiment file (.toml) or a song. Every trial is scored on the same held-out tail of the song
+    (validation MSE / zero-predictor MSE); results go to experiments/results/<name>/: results.csv, .json, .md,
+    heatmap.png and a `best` link to the best trial's run. Re-running skips finished trials and resumes the rest.
+
+    \b
+    Examples:
+      framegen sweep song.wav --frame-sizes 40,100,800,4000 --seq-lens 50,100,1000
+      framegen sweep experiments/quick.toml --song song.wav
+      framegen sweep experiments/blog-grid.toml --song song.wav --dry-run
+      framegen sweep experiments/blog-grid.toml --song song.wav --executor ray --address auto
+      framegen sweep --report experiments/results/quick
+      framegen generate --run experiments/results/quick/best --seconds 30
+    """
+    from click.core import ParameterSource
+
+    from framegen import sweep as sweeps
+
+    if report_dir is not None:
+        doc = sweeps.report(report_dir)
+        click.echo(sweeps.results_markdown(doc), nl=False)
+        click.echo(f"redrew results.md, results.csv, heatmap.png and best in {report_dir}")
+        return
+    experiment = None
+    if target is not None and target.suffix.lower() == ".toml":
+        experiment = target
+    elif target is not None:
+        if song is not None:
+            raise UsageError("pass the song once: as SONG or as --song, not both")
+        song = target
+    spec = sweeps.make_spec(experiment, song=song, frame_sizes=frame_sizes, seq_lens=seq_lens,
+                            budget_samples=budget_samples, budget_seconds=budget_seconds, name=name,
+                            auto_batch=auto_batch, memory_gb=memory_gb, flags=opts)
+    plan = sweeps.plan_sweep(spec, out, retry_failed=retry_failed)
+    click.echo(sweeps.format_plan(plan))
+    if dry_run:
+        return
+    ctx = click.get_current_context()
+    given = [str(target)] if target is not None else []
+    for p in ctx.command.params:
+        if p.name != "target" and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE:
+            value = ctx.params[p.name]
+            value = int(value) if isinstance(value, float) and value.is_integer() else value
+            given += [p.opts[0]] if value is True else [p.opts[0], str(value)]
+    doc = sweeps.run_sweep(plan, executor=executor, address=address, display=sweeps.RichDisplay(),
+                           command=" ".join(["framegen sweep", *given]))
+    counts = {s: sum(r["status"] == s for r in doc["trials"]) for s in ("done", "failed", "skipped")}
+    click.echo(f"sweep {spec.name}: {counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped; "
+               f"results in {plan.sweep_dir}/ (results.md, results.csv, results.json, heatmap.png)")
+    best = sweeps.best_trial(doc)
+    if best:
+        click.echo(f"best: {best['key']} (val MSE / zero MSE {best['score']:.3f}, SNR {best['val_snr_db']:+.2f} dB)")
+        click.echo(f"next: framegen generate --run {plan.sweep_dir / 'best'} --seconds 30")
+
+
 def main():
     try:
         cli.main(prog_name="framegen", standalone_mode=True)

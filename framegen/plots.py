@@ -73,3 +73,54 @@ def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) ->
     import os
 
     os.replace(tmp, path)
+
+
+def plot_sweep_heatmap(path, doc: dict) -> None:
+    """A sweep's F x T grid coloured by score (val MSE / zero-predictor MSE, lower is better); cells that did not
+    finish are grey with their status written in. ``doc`` is a sweep's results.json."""
+    import math
+    import os
+
+    import numpy as np
+
+    plt = _pyplot()
+    fs, ts = doc["frame_sizes"], doc["seq_lens"]
+    cells = {(r["frame_size"], r["seq_len"]): r for r in doc["trials"]}
+    score = np.full((len(fs), len(ts)), np.nan)
+    for i, f in enumerate(fs):
+        for j, t in enumerate(ts):
+            r = cells.get((f, t))
+            if r and r.get("status") == "done" and r.get("score") is not None and math.isfinite(r["score"]):
+                score[i, j] = r["score"]
+    fig, ax = plt.subplots(figsize=(max(5.5, 2.0 + 1.3 * len(ts)), max(3.2, 1.6 + 0.6 * len(fs))))
+    cmap = plt.get_cmap("viridis_r").with_extremes(bad="#dddddd")
+    finite = score[np.isfinite(score)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if vmax <= vmin:
+        vmin, vmax = vmin - 0.05, vmax + 0.05
+    im = ax.imshow(np.ma.masked_invalid(score), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    for i, f in enumerate(fs):
+        for j, t in enumerate(ts):
+            r = cells.get((f, t)) or {"status": "-"}
+            if np.isfinite(score[i, j]):
+                text = f"{score[i, j]:.3f}"
+                if r.get("val_snr_db") is not None:
+                    text += f"\n{r['val_snr_db']:+.1f} dB"
+                dark = (score[i, j] - vmin) / (vmax - vmin) > 0.5
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+            else:
+                ax.text(j, i, r["status"], ha="center", va="center", fontsize=8, color="#555555", style="italic")
+    ax.set_xticks(range(len(ts)), [str(t) for t in ts])
+    ax.set_yticks(range(len(fs)), [str(f) for f in fs])
+    ax.set_xlabel("T: frames per sequence")
+    ax.set_ylabel("F: samples per frame")
+    b = doc.get("budget", {})
+    budget = f"{int(b['amount']):,} samples" if b.get("kind") == "samples" else f"{b.get('amount', 0):g} s"
+    ax.set_title(f"sweep {doc.get('sweep', '')}: validation MSE / zero-predictor MSE\n(budget {budget} per trial)",
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, label="score (lower is better)")
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -292,6 +292,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                         end_epoch(step, partial_epoch=True)
                     stopped = "max_minutes"
                     break
+            if stopped == "done" and step > start_step and step % spe != 0:
+                end_epoch(step, partial_epoch=True)  # a max_steps cap ending mid-epoch: score and save the end too
         reporter.close()
     return TrainResult(run_dir=run_dir, step=step, epoch=step / spe, metrics=rows, stopped=stopped,
                        compile_seconds=compile_seconds)
