@@ -1,10 +1,15 @@
 """Audio in and out: read any song file to mono float32 at a chosen rate, normalise it and undo that, write WAV.
 
 Reading goes through soundfile (WAV, FLAC, OGG, MP3 via libsndfile) block by block, mixing down as it goes so a
-long stereo file never sits in memory at full width; librosa/audioread is the fallback for anything else.
+long stereo file never sits in memory at full width; the ffmpeg command (audioread's decoder), when installed, is
+the fallback for anything else, run with a timeout so a stuck decoder cannot hang training.
 """
 
+import errno
 import os
+import shutil
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +17,8 @@ import numpy as np
 from framegen.config import Norm
 from framegen.errors import AudioError, RunError
 
-BLOCK_FRAMES = 1 << 20  # frames per block while reading: bounds the extra memory of a multi-channel file
+BLOCK_FRAMES = 1 << 20  # mono frames per block while reading: bounds the extra memory of a multi-channel file
+FFMPEG_TIMEOUT_S = 300  # the fallback decoder is killed after this (a healthy ffmpeg decodes an hour in seconds)
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
@@ -23,8 +29,9 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
         frames = f.frames if f.frames > 0 else None
         parts = []
         total = 0
+        per_block = max(1, BLOCK_FRAMES // max(f.channels, 1))  # a header may claim up to 1024 channels
         while True:
-            block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            block = f.read(per_block, dtype="float32", always_2d=True)
             if block.shape[0] == 0:
                 break
             parts.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
@@ -35,15 +42,56 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     return y, sr
 
 
-def _read_librosa(path: Path) -> tuple[np.ndarray, int]:
-    import warnings
+def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode with the ffmpeg command (M4A/AAC, WMA, ...) to mono float32; LookupError when it is not installed.
 
-    import librosa
+    A subprocess with a timeout rather than librosa/audioread, whose ffmpeg and GStreamer readers can block forever
+    on a decoder that stops talking.
+    """
+    import re
+    import subprocess
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        y, sr = librosa.load(str(path), sr=None, mono=True)
-    return y.astype(np.float32), int(sr)
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise LookupError("ffmpeg is not installed")
+    cmd = [exe, "-nostdin", "-hide_banner", "-i", f"file:{path.absolute()}", "-vn", "-ac", "1", "-f", "f32le",
+           "-acodec", "pcm_f32le", "-"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"ffmpeg did not finish within {FFMPEG_TIMEOUT_S} s") from None
+    err = p.stderr.decode("utf-8", "replace")
+    rate = re.search(r"Audio: .*?(\d+) Hz", err)
+    if p.returncode != 0 or rate is None:
+        lines = [line.strip() for line in err.splitlines() if line.strip()]
+        raise ValueError(f"ffmpeg: {lines[-1] if lines else 'no audio stream'}")
+    return np.frombuffer(p.stdout, "<f4", count=len(p.stdout) // 4).astype(np.float32), int(rate.group(1))
+
+
+@contextmanager
+def _c_stderr_silenced():
+    """Mute fd 2 while libsndfile decodes: its MP3 decoder (mpg123) prints 'Note: Illegal Audio-MPEG-Header' lines
+    straight to it when probing a corrupt file, around the one-line error the user should see."""
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _reason(e: Exception, path: Path) -> str:
+    """libsndfile's complaint without the path it repeats; its 'does not exist' means 'unrecognised' here."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    text = text.replace(f"Error opening {str(path)!r}: ", "")
+    return "unrecognised or corrupt audio data" if "does not exist" in text else text.rstrip(".")
 
 
 def read_audio(path) -> tuple[np.ndarray, int]:
@@ -53,20 +101,25 @@ def read_audio(path) -> tuple[np.ndarray, int]:
         raise AudioError(f"song file not found: {path} (check the path)")
     if path.is_dir():
         raise AudioError(f"{path} is a directory, not an audio file: pass a WAV, FLAC, OGG or MP3 file")
+    if not path.is_file():  # a pipe or a device: reading it could block forever
+        raise AudioError(f"{path} is not a regular file (a pipe or device): save the audio to a file first")
     if path.stat().st_size == 0:
         raise AudioError(f"{path} is empty (0 bytes): pass a WAV, FLAC, OGG or MP3 file with audio in it")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path} is not readable: check its permissions")
     try:
-        y, sr = _read_soundfile(path)
+        with _c_stderr_silenced():
+            y, sr = _read_soundfile(path)
     except Exception as first:  # noqa: BLE001 - libsndfile raises many types; fall back before giving up
+        reason = _reason(first, path)
+        hint = "pass a WAV, FLAC, OGG or MP3 file"
         try:
-            y, sr = _read_librosa(path)
-        except Exception:  # noqa: BLE001
-            reason = str(first).splitlines()[0] if str(first) else type(first).__name__
-            raise AudioError(
-                f"cannot read {path} as audio ({reason}): pass a WAV, FLAC, OGG or MP3 file"
-            ) from None
+            y, sr = _read_ffmpeg(path)
+        except LookupError:
+            raise AudioError(f"cannot read {path} as audio ({reason}): {hint} (or install ffmpeg for other "
+                             f"formats)") from None
+        except Exception as second:  # noqa: BLE001
+            raise AudioError(f"cannot read {path} as audio ({reason}; {second}): {hint}") from None
     if y.size == 0:
         raise AudioError(f"{path} holds no audio samples: pass a file with at least a few seconds of audio")
     if not np.all(np.isfinite(y)):
@@ -87,7 +140,8 @@ def load_song(path, sample_rate: int) -> tuple[np.ndarray, int]:
     """Mono float32 song at ``sample_rate`` and its original rate. Refuses empty and all-silent audio."""
     y, orig = read_audio(path)
     y = resample(y, orig, sample_rate)
-    if y.size < 2 or float(np.max(np.abs(y))) < 1e-6:
+    # a song of a sample or two is too short, not silent: data.check_fits says so with the sizes it needs
+    if y.size and float(np.max(np.abs(y))) < 1e-6:
         raise AudioError(f"{path} is silent (every sample is ~0): pass a song with audible sound")
     return y, orig
 
@@ -119,13 +173,23 @@ def write_wav(path, y: np.ndarray, sample_rate: int, *, overwrite: bool = True) 
         raise RunError(f"refusing to write {path}: the audio contains NaN or infinite samples")
     if path.exists() and not overwrite:
         raise RunError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
         sf.write(str(tmp), np.clip(y, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
         tmp.replace(path)
-    except OSError as e:
-        raise RunError(f"cannot write {path} ({e.strerror or e}): choose a writable --out") from None
+    except (OSError, RuntimeError) as e:  # libsndfile reports a full disk as a RuntimeError ("System error.")
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        reason = getattr(e, "strerror", None) or str(e).strip() or type(e).__name__
+        try:
+            if not isinstance(e, OSError) and shutil.disk_usage(path.parent).free < 2 * y.size + 4096:
+                reason = os.strerror(errno.ENOSPC)
+        except OSError:
+            pass
+        raise RunError(f"cannot write {path} ({reason}): free disk space or choose a writable --out") from None
     return path
 
 

@@ -5,6 +5,11 @@ complete, so a kill during a save leaves the previous checkpoint restorable and 
 """
 
 import logging
+import os
+import re
+import shutil
+import sys
+import time
 from pathlib import Path
 
 import jax
@@ -17,13 +22,16 @@ KINDS = ("last", "best")
 def _ocp():
     import orbax.checkpoint as ocp
 
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    # orbax logs a failed write (disk full) with a traceback before raising it; save() turns it into one line
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
     return ocp
 
 
 def _manager(run_dir: Path, kind: str, create: bool):
     ocp = _ocp()
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False, create=create)
+    # the writer (which holds the run's lock) removes temporary directories a killed save left behind
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False, create=create,
+                                           cleanup_tmp_directories=create)
     return ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints" / kind, options=options)
 
 
@@ -38,13 +46,53 @@ def exists(run_dir: Path, kind: str) -> bool:
         mgr.close()
 
 
+def _write_failure(e: Exception) -> str | None:
+    """The OS reason of a failed write (orbax/tensorstore report ENOSPC as a ValueError), or None if it is not one."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    code = re.search(r"os_error_code='?(\d+)", str(e))
+    return os.strerror(int(code.group(1))) if code else None
+
+
+def _drop_closed_loop_noise() -> None:
+    """After a failed write, tensorstore's pending callbacks hit orbax's closed event loop, and each prints a
+    traceback through ``sys.unraisablehook``: noise around the one-line error, so those alone are dropped."""
+    previous = sys.unraisablehook
+    if getattr(previous, "framegen_filter", False):
+        return
+
+    def hook(u):
+        if not (isinstance(u.exc_value, RuntimeError) and str(u.exc_value) == "Event loop is closed"):
+            previous(u)
+
+    hook.framegen_filter = True
+    sys.unraisablehook = hook
+
+
+def _remove_tmp_dirs(directory: Path) -> None:
+    """Delete a failed save's temporary directories; writes still in flight may recreate them for a moment."""
+    for _ in range(40):
+        for tmp in directory.glob("*.orbax-checkpoint-tmp*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        time.sleep(0.05)
+        if not any(directory.glob("*.orbax-checkpoint-tmp*")):
+            return
+
+
 def save(run_dir: Path, kind: str, state, meta: dict) -> None:
-    """Save the state pytree and a JSON-able ``meta`` dict under ``kind``; the older one goes once this is done."""
+    """Save the state pytree and a JSON-able ``meta`` dict under ``kind``; the older one goes once this is done.
+
+    Saving a step that is already saved does nothing: the state of a step is a function of the step (a Ctrl-C right
+    after an epoch's save, or a resumed run redoing an epoch whose ``best`` was saved before the kill).
+    """
     ocp = _ocp()
     step = int(meta["step"])
+    _drop_closed_loop_noise()
     try:
         mgr = _manager(run_dir, kind, create=True)
         try:
+            if step in mgr.all_steps():
+                return
             mgr.save(
                 step,
                 args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
@@ -53,9 +101,13 @@ def save(run_dir: Path, kind: str, state, meta: dict) -> None:
             mgr.wait_until_finished()
         finally:
             mgr.close()
-    except OSError as e:
+    except Exception as e:  # noqa: BLE001 - only write failures are the user's to fix; the rest propagate
+        reason = _write_failure(e)
+        if reason is None:
+            raise
+        _remove_tmp_dirs(Path(run_dir) / "checkpoints" / kind)  # give the space back; resume never reads them
         raise RunError(
-            f"cannot save the {kind} checkpoint in {run_dir} ({e.strerror or e}): free disk space or pass a "
+            f"cannot save the {kind} checkpoint in {run_dir} ({reason}): free disk space or pass a "
             f"writable --run-dir; the previous checkpoint is kept"
         ) from None
 

@@ -25,6 +25,10 @@ class _Group(click.Group):
             err = click.ClickException(str(e))
             err.exit_code = e.exit_code
             raise err from None
+        except KeyboardInterrupt:  # Ctrl-C outside the training loop (loading, compiling): the shell's 130
+            err = click.ClickException("interrupted by Ctrl-C")
+            err.exit_code = 130
+            raise err from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -142,8 +142,12 @@ def save_config(cfg: RunConfig, run_dir: Path) -> None:
     """Write ``config.json`` atomically (temp file + rename) so a crash never leaves half a config."""
     path = Path(run_dir) / CONFIG_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as e:
+        raise RunError(f"cannot write {path} ({e.strerror or e}): free disk space or pass a writable --run-dir") \
+            from None
 
 
 def load_config(run_dir: Path) -> RunConfig:

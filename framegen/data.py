@@ -55,7 +55,7 @@ def check_fits(n_total: int, cfg: DataConfig) -> Split:
     if not hints:
         smallest = (SEQ_RANGE[0] + 1) * FRAME_RANGE[0]
         total_needed = int(np.ceil(smallest / min(cfg.val_fraction, 1 - cfg.val_fraction)))
-        hint = f"use a song of at least {total_needed / rate:.1f} s"
+        hint = f"use a song of at least {np.ceil(10 * total_needed / rate) / 10:.1f} s"  # rounded up: enough
     else:
         hint = "try " + " or ".join(hints)
     raise SongTooShortError(

@@ -80,15 +80,23 @@ def run_lock(run_dir: Path):
                 ) from None
             path.unlink(missing_ok=True)  # stale lock of a dead process
             continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
+        except OSError as e:
+            raise RunError(f"cannot create the lock {path} ({e.strerror or e}): pass a writable --run-dir") from None
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as e:  # disk full: an empty lock file reads as stale, so nothing is left blocking
+            raise RunError(f"cannot write the lock {path} ({e.strerror or e}): free disk space") from None
         break
     else:
         raise RunError(f"cannot take the lock {path}: remove it if no framegen process is running")
     try:
         yield path
     finally:
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a run directory that became read-only: the error that stopped training is the one to report
 
 
 def _clean(value):
@@ -98,10 +106,14 @@ def _clean(value):
 
 
 def append_metrics(run_dir: Path, row: dict) -> None:
-    with open(Path(run_dir) / METRICS_FILE, "a") as f:
-        f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(Path(run_dir) / METRICS_FILE, "a") as f:
+            f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # a torn line is skipped by read_metrics and dropped by the next resume
+        raise RunError(f"cannot write {METRICS_FILE} in {run_dir} ({e.strerror or e}): free disk space or pass a "
+                       f"writable --run-dir; resume later with 'framegen train --resume {run_dir}'") from None
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -118,9 +130,9 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
-def truncate_metrics(run_dir: Path, epoch: int) -> None:
-    """Drop rows after ``epoch`` (written after the checkpoint a resume starts from)."""
-    rows = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epoch]
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop rows after ``step`` (written after the checkpoint a resume starts from) and any torn line."""
+    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
     path = Path(run_dir) / METRICS_FILE
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))

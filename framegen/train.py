@@ -162,12 +162,17 @@ class TrainResult:
 
 
 @contextmanager
-def _stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the loop checks between steps (so the current step finishes and saves)."""
+def _stop_on_signals(run_dir: Path | None = None):
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps (so the current step finishes and saves).
+
+    A second signal stops at once (even mid-save: orbax's atomic rename keeps the previous checkpoint) as
+    ``Interrupted`` with exit code 128 + signal.
+    """
     caught = []
 
     def handler(signum, frame):
         if caught:  # a second Ctrl-C: the user really wants out
+            caught.append(signum)
             raise KeyboardInterrupt
         caught.append(signum)
 
@@ -178,6 +183,11 @@ def _stop_on_signals():
         return
     try:
         yield caught
+    except KeyboardInterrupt:
+        signum = caught[-1] if caught else signal.SIGINT
+        raise Interrupted(
+            f"stopped at once by a second {signal.Signals(signum).name}; steps since the last completed save are "
+            f"lost: resume with 'framegen train --resume {run_dir}'", exit_code=128 + signum) from None
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -211,6 +221,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
     with runs.run_lock(run_dir):
         if resume and checkpoint.exists(run_dir, "last"):
             state, meta = checkpoint.restore(run_dir, "last", state)
+        if resume:  # rows written after the checkpoint (an epoch killed before its save) are done again
             runs.truncate_metrics(run_dir, int(meta["step"]))
         save_config(cfg, run_dir)  # on resume too: it may carry more epochs or a new time budget
         song = jnp.asarray(song_norm)
@@ -231,6 +242,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         step = start_step
         last_loss = float("nan")
         last_finite = float("nan")
+        if rows and isinstance(rows[-1].get("train_mse"), float):
+            last_finite = rows[-1]["train_mse"]  # a resumed run: its last epoch's mean loss
 
         def end_epoch(step: int, partial_epoch: bool):
             nonlocal best, loss_sum, loss_count
@@ -240,13 +253,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             row["seconds"] = round(elapsed0 + time.monotonic() - t0, 3)
             if partial_epoch:
                 row["partial"] = True
-            if not math.isfinite(row["val_mse"]):
+            if not (math.isfinite(row["val_mse"]) and math.isfinite(float(loss_sum))):
                 _diverged(step, spe, last_finite)
-            meta = _meta(step, spe, row["seconds"], min(best, row["val_mse"]))
-            checkpoint.save(run_dir, "last", state, meta)
-            if row["val_mse"] < best:
-                best = row["val_mse"]
-                checkpoint.save(run_dir, "best", state, meta)
             every = cfg.train.sample_every
             if every and (row["epoch"] % every == 0 or step >= total or partial_epoch):
                 n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
@@ -257,13 +265,20 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                                            cfg.data.sample_rate)
                     row["sample"] = str(path.relative_to(run_dir))
                     row["sample_rms"] = float(np.sqrt(np.mean(clip**2)))
+            # the row goes first and "last" is saved last: a kill in between leaves a row past the checkpoint,
+            # which resume drops and redoes, never an epoch in the checkpoint without its row
             runs.append_metrics(run_dir, row)
+            meta = _meta(step, spe, row["seconds"], min(best, row["val_mse"]))
+            if row["val_mse"] < best:
+                best = row["val_mse"]
+                checkpoint.save(run_dir, "best", state, meta)
+            checkpoint.save(run_dir, "last", state, meta)
             rows.append(row)
             _plot_loss(run_dir, rows)
             reporter.epoch_end(row)
             loss_sum, loss_count = jnp.zeros(()), 0
 
-        with _stop_on_signals() as caught:
+        with _stop_on_signals(run_dir) as caught:
             while step < total:
                 state, loss = step_fn(state, song)
                 step += 1
@@ -278,6 +293,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                 if step % spe == 0:
                     end_epoch(step, partial_epoch=False)
                 if caught:
+                    if not _all_finite(state["params"]):  # never save a diverged state over the last good one
+                        _diverged(step, spe, last_finite)
                     meta = _meta(step, spe, elapsed0 + time.monotonic() - t0, best)
                     checkpoint.save(run_dir, "last", state, meta)
                     reporter.close()
@@ -299,10 +316,15 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                        compile_seconds=compile_seconds)
 
 
+def _all_finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
+
+
 def _diverged(step: int, spe: int, last_finite: float):
+    last = f"last finite loss {last_finite:.4g}" if math.isfinite(last_finite) else "no finite loss logged before"
     raise TrainingDiverged(
-        f"training diverged: the loss became NaN/inf at step {step} (epoch {math.ceil(step / spe)}), last finite "
-        f"loss {last_finite:.4g}; the last good checkpoint is kept: retrain with a lower --lr (e.g. half of it)"
+        f"training diverged: the loss became NaN/inf at step {step} (epoch {math.ceil(step / spe)}), {last}; "
+        f"the last good checkpoint is kept: retrain with a lower --lr (e.g. half of it)"
     )
 
 
