@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -541,29 +540,12 @@ def verdict(**metrics) -> tuple[str, ...]:
 
 
 def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read any audio file soundfile (or, failing that, librosa/audioread) can decode: (mono float32, rate).
+    """(mono float32, rate) of any file framegen can read, NaN/inf kept so they are counted, not refused.
 
-    Raises AudioError with a one-line message when the file is missing, unreadable or empty."""
-    import soundfile
+    The same loader as training (framegen.audio), so it never hangs and errors are one-line AudioErrors."""
+    from framegen.audio import read_audio
 
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such audio file")
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        y = data.mean(axis=1)
-    except Exception as sf_error:  # soundfile cannot read mp3/m4a on every system; librosa may
-        try:
-            import librosa
-
-            with warnings.catch_warnings():  # audioread's deprecation notices are noise in a CLI
-                warnings.simplefilter("ignore")
-                y, rate = librosa.load(str(path), sr=None, mono=True)
-        except Exception:
-            raise AudioError(f"{path}: cannot read audio ({str(sf_error).splitlines()[0]})") from None
-    if len(y) == 0:
-        raise AudioError(f"{path}: the file holds no audio samples")
-    return y.astype(np.float32), int(rate)
+    return read_audio(path, allow_nonfinite=True)
 
 
 def evaluate_files(generated_path: str | Path, reference_path: str | Path) -> Evaluation:
