@@ -94,8 +94,10 @@ def _reason(e: Exception, path: Path) -> str:
     return "unrecognised or corrupt audio data" if "does not exist" in text else text.rstrip(".")
 
 
-def read_audio(path) -> tuple[np.ndarray, int]:
-    """Decode a file to mono float32 at its own rate. Raises AudioError naming the file and the problem."""
+def read_audio(path, *, allow_nonfinite: bool = False) -> tuple[np.ndarray, int]:
+    """Decode a file to mono float32 at its own rate. Raises AudioError naming the file and the problem.
+
+    NaN/inf samples are refused unless ``allow_nonfinite`` (evaluate counts them in generated audio)."""
     path = Path(path)
     if not path.exists():
         raise AudioError(f"song file not found: {path} (check the path)")
@@ -122,7 +124,7 @@ def read_audio(path) -> tuple[np.ndarray, int]:
             raise AudioError(f"cannot read {path} as audio ({reason}; {second}): {hint}") from None
     if y.size == 0:
         raise AudioError(f"{path} holds no audio samples: pass a file with at least a few seconds of audio")
-    if not np.all(np.isfinite(y)):
+    if not allow_nonfinite and not np.all(np.isfinite(y)):
         raise AudioError(f"{path} contains NaN or infinite samples: re-export it as 16-bit PCM")
     return y, int(sr)
 
