@@ -79,6 +79,19 @@ def _train_options(f):
                      help="Scheduled sampling: share of input frames replaced by the model's own prediction."),
         click.option("--input-noise", type=float, default=0.0, show_default=True,
                      help="Std of Gaussian noise added to input frames (song std = 1)."),
+        click.option("--output", type=click.Choice(["mse", "vq"]), default="mse", show_default=True,
+                     help="mse: predict the next frame's samples. vq: predict a softmax over a k-means codebook of "
+                          "the song's frames (trained with cross-entropy; generation samples a code)."),
+        click.option("--codebook", type=int, default=512, show_default=True, help="K codes for --output vq."),
+        click.option("--codebook-kind", type=click.Choice(["gain-shape", "plain"]), default="gain-shape",
+                     show_default=True,
+                     help="vq: k-means on unit-norm frames with a level per code (gain-shape), or on raw frames."),
+        click.option("--vq-emit", type=click.Choice(["exemplar", "centroid", "scaled"]), default="exemplar",
+                     show_default=True,
+                     help="vq: what a sampled code plays and feeds back: one of its real training frames "
+                          "(exemplar), its centroid, or the centroid at its frames' mean loudness (scaled)."),
+        click.option("--crossfade", "crossfade_ms", type=float, default=0.0, show_default=True,
+                     help="Smooth frame borders of sample clips over this many ms (0: off); generate's default."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -86,23 +99,28 @@ def _train_options(f):
 
 
 def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, epochs, batch_size, lr, seed,
-                max_minutes, sample_every, feedback_prob, input_noise, **_):
+                max_minutes, sample_every, feedback_prob, input_noise, output="mse", codebook=512,
+                codebook_kind="gain-shape", vq_emit="exemplar", crossfade_ms=0.0, **_):
     from framegen.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     return RunConfig(
         data=DataConfig(frame_size=frame_size, seq_len=seq_len, sample_rate=sample_rate, val_fraction=val_fraction),
-        model=ModelConfig(hidden=hidden, layers=layers),
+        model=ModelConfig(hidden=hidden, layers=layers, output=output, codebook=codebook, codebook_kind=codebook_kind,
+                          vq_emit=vq_emit),
         train=TrainConfig(epochs=30 if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
                           max_minutes=max_minutes, sample_every=sample_every, feedback_prob=feedback_prob,
-                          input_noise=input_noise),
+                          input_noise=input_noise, crossfade_ms=crossfade_ms),
     )
 
 
 def _print_epoch(console, row: dict) -> None:
+    train = f"train ce {row['train_ce']:.3f}" if "train_ce" in row else f"train {row['train_mse']:.4f}"
+    vq = f"  val ce {row['val_ce']:.3f} acc {row['val_acc']:.3f}" if "val_ce" in row else ""
+    flags = f"  sample: {', '.join(row['sample_flags']) or 'ok'}" if "sample_flags" in row else ""
     console.print(
-        f"epoch {row['epoch']:>3}  step {row['step']:>6}  train {row['train_mse']:.4f}  val {row['val_mse']:.4f}  "
+        f"epoch {row['epoch']:>3}  step {row['step']:>6}  {train}{vq}  val {row['val_mse']:.4f}  "
         f"snr {row['val_snr_db']:+.2f} dB  (zero {row['zero_mse']:.4f}, copy {row['copy_mse']:.4f})  "
-        f"{row['seconds']:.0f}s"
+        f"{row['seconds']:.0f}s{flags}"
     )
 
 
@@ -246,21 +264,113 @@ def train(song, run_dir, resume, **opts):
               help="Output WAV (default RUN/generated/<checkpoint>-<seconds>s.wav).")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--streams", type=int, default=1, show_default=True, help="Write N continuations at once.")
-def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, overwrite, streams):
+@click.option("--temperature", type=float, default=1.0, show_default=True,
+              help="VQ runs: sampling temperature of the code softmax (0: always the likeliest code).")
+@click.option("--top-k", type=int, default=0, show_default=True,
+              help="VQ runs: sample among the K likeliest codes only (0: all).")
+@click.option("--vq-emit", type=click.Choice(["exemplar", "centroid", "scaled"]), default=None,
+              help="VQ runs: what a code plays (default: the run's setting).")
+@click.option("--crossfade", "crossfade_ms", type=float, default=None,
+              help="Smooth every frame border over this many ms with a raised-cosine ramp (default: the run's, "
+                   "0 = off).")
+@click.option("--sample-seed", type=int, default=0, show_default=True, help="VQ runs: seed of the code sampling.")
+@click.option("--no-score", is_flag=True, help="Do not score what was written against the song.")
+def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, overwrite, streams, temperature,
+             top_k, vq_emit, crossfade_ms, sample_seed, no_score):
     """Continue the song: warm the model on a seed from it, feed predictions back, write a 16-bit WAV.
+
+    Each WAV is then scored against the song ('framegen evaluate') and its flags printed; a silent, noise-like or
+    stuck result is also reported on stderr.
 
     \b
     Examples:
       framegen generate --seconds 30
       framegen generate --run runs/song-f800-t100-20261123-120000 --seed-offset 42.5 --out cont.wav
+      framegen generate --run runs/song-vq --temperature 0.9 --top-k 50 --crossfade 2
     """
     from framegen import runs
     from framegen.generate import generate as gen
 
     run_dir = run_dir or runs.latest_run()
     for g in gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
-                 seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams):
+                 seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams, temperature=temperature,
+                 top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms, sample_seed=sample_seed,
+                 score=not no_score):
         click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
+        if g.evaluation is not None:
+            ev = g.evaluation
+            click.echo(f"  flags: {', '.join(ev.flags) or 'none'}  (audible {ev.audible_ratio:.2f}, loudness "
+                       f"{ev.loudness_ratio:.2f}, noise-likeness {ev.noise_likeness:.2f}, Frechet ratio "
+                       f"{ev.frechet_ratio:.2f}, novelty {ev.novelty:.2f})")
+            bad = [f for f in ev.flags if f in _LOUD_FLAGS]
+            if bad:
+                click.echo(f"WARNING: {g.path} sounds {' and '.join(_LOUD_FLAGS[f] for f in bad)}: check it with "
+                           f"'framegen evaluate {g.path} --reference SONG --plot cmp.png' before using it", err=True)
+
+
+_LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
+
+
+def _evaluate_help() -> str:
+    """``framegen evaluate``'s help: each metric's documentation quoted from framegen.evaluate.Evaluation."""
+    import inspect
+    import re
+
+    from framegen.evaluate import Evaluation
+
+    doc = inspect.getdoc(Evaluation) or ""
+    lines = []
+    for line in doc.splitlines():
+        if re.match(r"\s*\w+: ", line) or (lines and line.startswith(" ")):
+            lines.append(line)
+    metrics = "\n".join(lines)
+    return (
+        "Score GENERATED (a WAV from 'framegen generate') against SONG: is it silent, noise, stuck in a loop, a copy "
+        "of the song, or far from it? Plain signal processing (numpy/scipy/librosa), no learned model. Exits 0 even "
+        "when flags are raised (they are printed); a missing or unreadable file is a one-line error.\n\n"
+        "\b\nMetrics (framegen.evaluate.Evaluation):\n" + metrics + "\n\n"
+        "\b\nExamples:\n  framegen evaluate runs/x/generated/best-30s.wav --reference song.ogg\n"
+        "  framegen evaluate out.wav --reference song.ogg --json --plot out-vs-song.png"
+    )
+
+
+class _EvaluateCommand(click.Command):
+    """Builds its help from framegen.evaluate's docstrings only when help is shown (keeps CLI start-up light)."""
+
+    def format_help_text(self, ctx, formatter):
+        self.help = _evaluate_help()
+        super().format_help_text(ctx, formatter)
+
+
+@cli.command(cls=_EvaluateCommand, short_help="Score a generated WAV against the song: metrics and flags.")
+@click.argument("generated", type=click.Path(path_type=Path))
+@click.option("--reference", "-r", type=click.Path(path_type=Path), required=True,
+              help="The song the model learned (any audio file; resampled to GENERATED's rate when they differ).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every metric and the flags.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG with the generated and song spectrograms side by side.")
+def evaluate(generated, reference, as_json, plot):
+    from framegen.evaluate import evaluate_files, format_report
+
+    ev = evaluate_files(generated, reference)
+    if plot is not None:
+        from framegen import audio
+        from framegen.evaluate import load_mono
+        from framegen.plots import plot_evaluation
+
+        gen, rate = load_mono(generated)
+        ref, ref_rate = load_mono(reference)
+        try:
+            plot_evaluation(plot, gen, audio.resample(ref, ref_rate, rate), rate, ev)
+        except OSError as e:
+            raise UsageError(f"cannot write the plot {plot} ({e.strerror or e}): pass a writable --plot path") from None
+    if as_json:
+        click.echo(json.dumps({"generated": str(generated), "reference": str(reference), **ev.to_dict()}))
+    else:
+        click.echo(f"{generated} vs {reference}")
+        click.echo(format_report(ev))
+        if plot is not None:
+            click.echo(f"plot: {plot}")
 
 
 def _sweep_flags(f):

@@ -20,6 +20,8 @@ FRAME_RANGE = (40, 40_000)
 SEQ_RANGE = (50, 10_000)
 HIDDEN_RANGE = (199, 256)
 OUTPUTS = ("mse", "vq")
+CODEBOOK_KINDS = ("gain-shape", "plain")  # the same as framegen.vq.KINDS (config must not import jax)
+VQ_EMITS = ("exemplar", "centroid", "scaled")
 
 
 def _check_range(name: str, value, lo, hi, flag: str) -> None:
@@ -58,6 +60,10 @@ class ModelConfig:
     layers: int = 2
     output: str = "mse"  # "mse": predict the next frame's samples; "vq": a softmax over a k-means codebook
     codebook: int = 512  # K centroids for output="vq"
+    # "gain-shape": k-means on unit-norm frames, level kept per code; "plain": on raw frames, whose centroids
+    # cancel into quiet means (measured in experiments/quality/README.md)
+    codebook_kind: str = "gain-shape"
+    vq_emit: str = "exemplar"  # what a sampled code plays and feeds back: a real frame of it, or its centroid
 
     def __post_init__(self):
         _check_range("hidden size", self.hidden, *HIDDEN_RANGE, "--hidden")
@@ -65,6 +71,11 @@ class ModelConfig:
         if self.output not in OUTPUTS:
             raise UsageError(f"unknown output mode {self.output!r}: pass --output mse or --output vq")
         _check_range("codebook size", self.codebook, 2, 65_536, "--codebook")
+        if self.codebook_kind not in CODEBOOK_KINDS:
+            raise UsageError(f"unknown codebook kind {self.codebook_kind!r}: pass --codebook-kind "
+                             f"{' or '.join(CODEBOOK_KINDS)}")
+        if self.vq_emit not in VQ_EMITS:
+            raise UsageError(f"unknown --vq-emit {self.vq_emit!r}: pass one of {', '.join(VQ_EMITS)}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,7 @@ class TrainConfig:
     clip_norm: float = 1.0
     feedback_prob: float = 0.0  # scheduled sampling: share of inputs replaced by the model's own prediction
     input_noise: float = 0.0  # std of Gaussian noise added to input frames (in units of the song's std)
+    crossfade_ms: float = 0.0  # seam smoothing of sample clips, and generate's default --crossfade (0: off)
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -102,6 +114,8 @@ class TrainConfig:
             raise UsageError(f"--feedback-prob must be in [0, 1], got {self.feedback_prob}")
         if not (self.input_noise >= 0.0):
             raise UsageError(f"--input-noise must be 0 or more, got {self.input_noise}")
+        if not (self.crossfade_ms >= 0.0):
+            raise UsageError(f"--crossfade must be 0 or more milliseconds, got {self.crossfade_ms}")
 
 
 @dataclass(frozen=True)

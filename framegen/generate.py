@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framegen import audio, checkpoint
+from framegen import audio, checkpoint, vq
 from framegen.config import RunConfig, load_config
 from framegen.data import split_song
 from framegen.errors import RunError, UsageError
@@ -39,6 +39,62 @@ def rollout(model: FrameGRU, params, seed, n_frames: int):
     return jnp.swapaxes(frames, 0, 1)
 
 
+@partial(jax.jit, static_argnames=("model", "n_frames", "temperature", "top_k"))
+def rollout_vq(model: FrameGRU, params, seed, n_frames: int, table, key, temperature: float = 1.0, top_k: int = 0):
+    """VQ mode: continue each stream of ``seed`` (B, S, F) by ``n_frames`` frames -> (frames (B, n, F), codes (B, n)).
+
+    After the seed, each step samples a code from the model's logits (``vq.sample_codes``: temperature, top-k),
+    emits one of that code's E frames in ``table`` (K, E, F) chosen uniformly, and feeds the emitted frame back.
+    One ``lax.scan``; the PRNG key is carried through it, split once per frame.
+    """
+    variables = {"params": params}
+    out, state = model.apply(variables, seed)
+
+    def step(carry, _):
+        logits, h, k = carry
+        k, k_code, k_which = jax.random.split(k, 3)
+        code = vq.sample_codes(k_code, logits, temperature, top_k)
+        frame = table[code, jax.random.randint(k_which, code.shape, 0, table.shape[1])]
+        nxt, h = model.apply(variables, frame, h, method=FrameGRU.step)
+        return (nxt, h, k), (frame, code)
+
+    _, (frames, codes) = jax.lax.scan(step, (out[:, -1], state, key), None, length=n_frames)
+    return jnp.swapaxes(frames, 0, 1), jnp.swapaxes(codes, 0, 1)
+
+
+def smooth_seams(y: np.ndarray, frame_size: int, width: int) -> np.ndarray:
+    """Remove the step at every frame border of ``y`` (..., N) (borders at multiples of ``frame_size``) with a
+    raised-cosine correction ramp; the length is unchanged.
+
+    At a border b (between y[b-1] and y[b]) the excess jump is
+        d = (y[b] - y[b-1]) - (y[b-1] - y[b-2] + y[b+1] - y[b]) / 2,
+    the step minus the local slope, so a smooth waveform crossing the border is left (nearly) alone. Then
+        y[b-1-j] += d/2 * w(j)   and   y[b+j] -= d/2 * w(j),   w(j) = (1 + cos(pi (j + 1/2) / L)) / 2,
+    for j = 0..L-1, L = ``width`` (at most F/2, so neighbouring ramps never overlap): the two sides meet half way
+    and the step becomes a raised-cosine slope over 2L samples. Frames have no samples beyond their borders to
+    overlap-add, so the ramp bends each frame's own edges instead. Borders with fewer than 2 samples on a side of
+    the signal are left alone.
+    """
+    y = np.array(y, np.float32, copy=True)
+    n = y.shape[-1]
+    width = min(int(width), frame_size // 2)
+    seams = np.arange(frame_size, n - 1, frame_size)
+    seams = seams[seams >= 2]
+    if width < 1 or len(seams) == 0:
+        return y
+    step = y[..., seams] - y[..., seams - 1]
+    slope = 0.5 * ((y[..., seams - 1] - y[..., seams - 2]) + (y[..., seams + 1] - y[..., seams]))
+    half = 0.5 * (step - slope)  # (..., M)
+    j = np.arange(width)
+    w = (0.5 * (1.0 + np.cos(np.pi * (j + 0.5) / width))).astype(np.float32)  # (L,)
+    left = seams[:, None] - 1 - j  # (M, L): indices are unique across seams since L <= F/2
+    right = seams[:, None] + j
+    ok_r = right < n
+    y[..., left] += half[..., None] * w
+    y[..., right[ok_r]] -= (half[..., None] * w)[..., ok_r]
+    return y
+
+
 def seed_start(cfg: RunConfig, n_total: int, seed_offset: float | None, seed_frames: int) -> int:
     """Sample index where the seed starts: by default the start of the held-out tail (audio never trained on)."""
     need = seed_frames * cfg.data.frame_size
@@ -62,14 +118,32 @@ def seed_of(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int
     return song_norm[start : start + seed_frames * frame_size].reshape(seed_frames, frame_size)
 
 
-def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConfig, streams: int = 1) -> np.ndarray:
-    """(streams, n_samples) denormalised audio following ``seed`` (S, F), cut to exactly ``n_samples``."""
+def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConfig, streams: int = 1, *,
+                   vq_table=None, key=None, temperature: float = 1.0, top_k: int = 0,
+                   crossfade_ms: float = 0.0) -> np.ndarray:
+    """(streams, n_samples) denormalised audio following ``seed`` (S, F), cut to exactly ``n_samples``.
+
+    VQ runs pass their emission table (K, E, F) and a PRNG key. ``crossfade_ms`` > 0 smooths every frame border,
+    the one after the seed's last frame included (``smooth_seams`` with L = crossfade_ms of samples).
+    """
     f = cfg.data.frame_size
     n_frames = -(-n_samples // f)
     seeds = jnp.broadcast_to(jnp.asarray(seed)[None], (streams, *seed.shape))
-    frames = np.asarray(rollout(model, params, seeds, n_frames))
-    y = frames.reshape(streams, -1)[:, :n_samples]
-    return audio.denormalise(y, cfg.norm)
+    if cfg.model.output == "vq":
+        if vq_table is None:
+            raise RunError("a VQ run needs its codebook's emission table to generate")
+        key = jax.random.key(0) if key is None else key
+        frames, _ = rollout_vq(model, params, seeds, n_frames, jnp.asarray(vq_table), key, float(temperature),
+                               int(top_k))
+        frames = np.asarray(frames)
+    else:
+        frames = np.asarray(rollout(model, params, seeds, n_frames))
+    y = frames.reshape(streams, -1)
+    if crossfade_ms > 0:
+        width = int(round(crossfade_ms * 1e-3 * cfg.data.sample_rate))
+        lead = np.broadcast_to(np.asarray(seed, np.float32)[-1], (streams, f))
+        y = smooth_seams(np.concatenate([lead, y], axis=1), f, width)[:, f:]
+    return audio.denormalise(y[:, :n_samples], cfg.norm)
 
 
 @dataclass(frozen=True)
@@ -78,6 +152,11 @@ class Generated:
     seconds: float
     rms: float
     run_dir: Path
+    evaluation: object = None  # framegen.evaluate.Evaluation against the run's song (None when not scored)
+
+    @property
+    def flags(self) -> tuple:
+        return tuple(self.evaluation.flags) if self.evaluation is not None else ()
 
 
 def load_params(run_dir: Path, cfg: RunConfig, kind: str):
@@ -101,6 +180,13 @@ def load_song_for(cfg: RunConfig) -> np.ndarray:
     return audio.normalise(y, cfg.norm)
 
 
+def vq_table_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: str | None = None) -> np.ndarray:
+    """The (K, E, F) emission table of a VQ run's saved codebook (``emit`` defaults to the run's ``vq_emit``)."""
+    m = cfg.model
+    cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
+    return vq.emission_table(cb, song_norm, emit or m.vq_emit)
+
+
 def generate(
     run_dir: Path,
     *,
@@ -111,12 +197,31 @@ def generate(
     out: Path | None = None,
     overwrite: bool = False,
     streams: int = 1,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    vq_emit: str | None = None,
+    crossfade_ms: float | None = None,
+    sample_seed: int = 0,
+    score: bool = True,
 ) -> list[Generated]:
-    """Write ``streams`` WAVs of ``seconds`` each continuing the run's song; returns what was written."""
+    """Write ``streams`` WAVs of ``seconds`` each continuing the run's song; returns what was written.
+
+    VQ runs sample codes at ``temperature`` among the ``top_k`` likeliest (0: all) from ``sample_seed`` and emit
+    ``vq_emit`` frames (default: the run's). ``crossfade_ms`` defaults to the run's. With ``score`` every clip is
+    measured against the song (``framegen.evaluate``) and its flags returned.
+    """
     if not (seconds > 0):
         raise UsageError(f"--seconds must be positive, got {seconds}")
     if streams < 1:
         raise UsageError(f"--streams must be at least 1, got {streams}")
+    if not (temperature >= 0):
+        raise UsageError(f"--temperature must be 0 (greedy) or more, got {temperature}")
+    if top_k < 0:
+        raise UsageError(f"--top-k must be 0 (off) or more, got {top_k}")
+    if crossfade_ms is not None and not (crossfade_ms >= 0):
+        raise UsageError(f"--crossfade must be 0 or more milliseconds, got {crossfade_ms}")
+    if vq_emit is not None and vq_emit not in vq.EMITS:
+        raise UsageError(f"unknown --vq-emit {vq_emit!r}: pass one of {', '.join(vq.EMITS)}")
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
     seed_frames = seed_frames or cfg.data.seq_len
@@ -134,15 +239,30 @@ def generate(
     seed = seed_of(song, start, seed_frames, cfg.data.frame_size)
     n_samples = int(round(seconds * cfg.data.sample_rate))
     model = build(cfg.model, cfg.data.frame_size)
-    ys = continue_audio(model, params, seed, n_samples, cfg, streams)
+    table = vq_table_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None
+    fade = cfg.train.crossfade_ms if crossfade_ms is None else crossfade_ms
+    ys = continue_audio(model, params, seed, n_samples, cfg, streams, vq_table=table,
+                        key=jax.random.key(sample_seed), temperature=temperature, top_k=top_k, crossfade_ms=fade)
     if not np.all(np.isfinite(ys)):
         raise RunError(
             f"the model produced NaN or infinite samples from {run_dir}: nothing was written; "
             f"try --checkpoint last or retrain with a lower --lr"
         )
     written = []
+    raw = audio.denormalise(song, cfg.norm) if score else None
     for p, y in zip(paths, ys):
         audio.write_wav(p, y, cfg.data.sample_rate, overwrite=overwrite)
+        ev = score_clip(y, raw, cfg.data.sample_rate) if score else None
         written.append(Generated(path=p, seconds=len(y) / cfg.data.sample_rate, rms=float(np.sqrt(np.mean(y**2))),
-                                 run_dir=run_dir))
+                                 run_dir=run_dir, evaluation=ev))
     return written
+
+
+def score_clip(y: np.ndarray, song: np.ndarray, sample_rate: int):
+    """``evaluate`` of a clip as written (clipped to [-1, 1] like the WAV) against the song; None for a clip
+    shorter than evaluation needs."""
+    from framegen import evaluate
+
+    if len(y) < evaluate.MIN_SECONDS * sample_rate:
+        return None
+    return evaluate.evaluate(np.clip(y, -1.0, 1.0), sample_rate, song, sample_rate)

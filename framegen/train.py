@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from framegen import audio, checkpoint, data, runs
+from framegen import audio, checkpoint, data, runs, vq
 from framegen.config import RunConfig, load_config, save_config
-from framegen.errors import Interrupted, RunError, TrainingDiverged
+from framegen.errors import Interrupted, RunError, TrainingDiverged, UsageError
 from framegen.model import build, init_params
 
 VAL_CHUNK = 64  # validation examples per jitted call: one compile, bounded memory
@@ -79,18 +79,40 @@ def mse_loss(params, model, examples, key, cfg: RunConfig):
     return jnp.mean((preds - targets) ** 2)
 
 
+def vq_loss(params, model, examples, key, cfg: RunConfig, centroids):
+    """VQ mode: softmax cross-entropy of the logits (B, T, K) against the code of each target frame (B, T).
+
+    The model reads real (optionally noised) frames; targets are encoded on device with the codebook's
+    ``centroids`` (K, F) each step, since examples start at any sample offset.
+    """
+    inputs, targets = data.inputs_targets(examples)
+    codes = vq.encode(targets, centroids, cfg.model.codebook_kind == "gain-shape")
+    if cfg.train.input_noise > 0:
+        inputs = inputs + cfg.train.input_noise * jax.random.normal(key, inputs.shape, inputs.dtype)
+    logits, _ = model.apply({"params": params}, inputs)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, codes))
+
+
 def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int):
-    """A jitted ``step(state, song) -> (state, loss)``; the batch is drawn on device from the step number."""
+    """A jitted ``step(state, song[, codebook]) -> (state, loss)``; the batch is drawn on device from the step
+    number. VQ runs pass their codebook arrays ({"centroids", "means"}, see ``vq_arrays``)."""
     model = build(cfg.model, cfg.data.frame_size)
     optimizer = make_optimizer(cfg, total_steps)
     base_key = jax.random.key(cfg.train.seed + 1)
+    if cfg.model.output == "vq" and cfg.train.feedback_prob > 0:
+        raise UsageError("--feedback-prob is for --output mse only (VQ feeds back sampled frames at generation); "
+                         "use --input-noise to make a VQ model robust")
 
     @partial(jax.jit, donate_argnums=0)
-    def step(state, song):
+    def step(state, song, codebook=None):
         k_batch, k_loss = jax.random.split(jax.random.fold_in(base_key, state["step"]))
         offsets = data.random_offsets(k_batch, cfg.train.batch_size, split, cfg.data)
         examples = data.gather(song, offsets, cfg.data)
-        loss, grads = jax.value_and_grad(mse_loss)(state["params"], model, examples, k_loss, cfg)
+        if cfg.model.output == "vq":
+            loss, grads = jax.value_and_grad(vq_loss)(state["params"], model, examples, k_loss, cfg,
+                                                      codebook["centroids"])
+        else:
+            loss, grads = jax.value_and_grad(mse_loss)(state["params"], model, examples, k_loss, cfg)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, loss
@@ -99,39 +121,65 @@ def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int):
 
 
 def make_eval_chunk(cfg: RunConfig):
-    """Jitted sums over a chunk of validation examples: squared error of the model and of two trivial predictors."""
+    """Jitted sums over a chunk of validation examples: squared error of the model and of two trivial predictors.
+
+    VQ runs (which pass their codebook arrays) also sum the cross-entropy, the correct codes, and the squared error
+    of the true code's frame (the codebook's floor); "model" is then the squared error of the argmax code's frame.
+    """
     model = build(cfg.model, cfg.data.frame_size)
+    gain_shape = cfg.model.codebook_kind == "gain-shape"
 
     @jax.jit
-    def eval_chunk(params, song, offsets, mask):
+    def eval_chunk(params, song, offsets, mask, codebook=None):
         inputs, targets = data.inputs_targets(data.gather(song, offsets, cfg.data))
         preds, _ = model.apply({"params": params}, inputs)
         w = mask[:, None, None]
-        return {
-            "model": jnp.sum(w * (preds - targets) ** 2),
-            "zero": jnp.sum(w * targets**2),
-            "copy": jnp.sum(w * (inputs - targets) ** 2),
-        }
+        sums = {"zero": jnp.sum(w * targets**2), "copy": jnp.sum(w * (inputs - targets) ** 2)}
+        if cfg.model.output == "vq":
+            codes = vq.encode(targets, codebook["centroids"], gain_shape)
+            ce = optax.softmax_cross_entropy_with_integer_labels(preds, codes)
+            best = jnp.argmax(preds, axis=-1)
+            sums["ce"] = jnp.sum(mask[:, None] * ce)
+            sums["correct"] = jnp.sum(mask[:, None] * (best == codes))
+            sums["quant"] = jnp.sum(w * (codebook["means"][codes] - targets) ** 2)
+            preds = codebook["means"][best]
+        sums["model"] = jnp.sum(w * (preds - targets) ** 2)
+        return sums
 
     return eval_chunk
 
 
-def validate(eval_chunk, params, song, split: data.Split, cfg: RunConfig) -> dict:
-    """Per-sample MSE on the held-out tail, its SNR in dB, and the zero / copy-previous-frame predictors' MSE."""
+def vq_arrays(cb) -> dict:
+    """The codebook arrays the jitted step and validation read: centroids (K, F) to encode, means (K, F) to score."""
+    return {"centroids": jnp.asarray(cb.centroids), "means": jnp.asarray(cb.means())}
+
+
+def validate(eval_chunk, params, song, split: data.Split, cfg: RunConfig, codebook=None) -> dict:
+    """Per-sample MSE on the held-out tail, its SNR in dB, and the zero / copy-previous-frame predictors' MSE.
+
+    VQ runs: val_mse is the MSE of the argmax code's frame, plus val_ce (nats per frame), val_acc (share of frames
+    whose code is the argmax) and val_quant_mse (the MSE of the true code's frame: what a perfect model would get).
+    """
     offsets = data.val_offsets(split, cfg.data)
     chunk = min(VAL_CHUNK, len(offsets))
     pad = -len(offsets) % chunk
     mask = np.concatenate([np.ones(len(offsets), np.float32), np.zeros(pad, np.float32)])
     offsets = np.concatenate([offsets, np.full(pad, offsets[0], np.int32)])
-    totals = {"model": 0.0, "zero": 0.0, "copy": 0.0}
+    totals = {}
+    extra = () if codebook is None else (codebook,)
     for i in range(0, len(offsets), chunk):
-        sums = eval_chunk(params, song, offsets[i : i + chunk], mask[i : i + chunk])
-        for k in totals:
-            totals[k] += float(sums[k])
+        sums = eval_chunk(params, song, offsets[i : i + chunk], mask[i : i + chunk], *extra)
+        for k, v in sums.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
     count = float(mask.sum()) * cfg.data.seq_len * cfg.data.frame_size
     val = totals["model"] / count
     snr = 10 * math.log10(totals["zero"] / totals["model"]) if totals["model"] > 0 else float("inf")
-    return {"val_mse": val, "val_snr_db": snr, "zero_mse": totals["zero"] / count, "copy_mse": totals["copy"] / count}
+    row = {"val_mse": val, "val_snr_db": snr, "zero_mse": totals["zero"] / count, "copy_mse": totals["copy"] / count}
+    if "ce" in totals:
+        frames = float(mask.sum()) * cfg.data.seq_len
+        row.update(val_ce=totals["ce"] / frames, val_acc=totals["correct"] / frames,
+                   val_quant_mse=totals["quant"] / count)
+    return row
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
@@ -209,7 +257,7 @@ def _meta(step: int, spe: int, elapsed: float, best: float) -> dict:
 def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool = False,
           reporter: Reporter | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir`` on the normalised song until its epochs or time budget end."""
-    from framegen.generate import continue_audio, seed_of  # generation is a client of the same model
+    from framegen.generate import continue_audio, score_clip, seed_of  # generation is a client of the model
 
     reporter = reporter or Reporter()
     run_dir = runs.make_run_dir(run_dir)
@@ -225,8 +273,10 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             runs.truncate_metrics(run_dir, int(meta["step"]))
         save_config(cfg, run_dir)  # on resume too: it may carry more epochs or a new time budget
         song = jnp.asarray(song_norm)
+        codebook, table = _codebook(cfg, run_dir, song_norm, split, reporter)
+        extra = () if codebook is None else (codebook,)
         t_compile = time.monotonic()
-        step_fn = make_train_step(cfg, split, total).lower(state, song).compile()
+        step_fn = make_train_step(cfg, split, total).lower(state, song, *extra).compile()
         compile_seconds = time.monotonic() - t_compile
         eval_chunk = make_eval_chunk(cfg)
         model = build(cfg.model, cfg.data.frame_size)
@@ -248,8 +298,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         def end_epoch(step: int, partial_epoch: bool):
             nonlocal best, loss_sum, loss_count
             row = {"epoch": math.ceil(step / spe), "step": step}
-            row["train_mse"] = float(loss_sum) / max(loss_count, 1)
-            row.update(validate(eval_chunk, state["params"], song, split, cfg))
+            row["train_ce" if codebook is not None else "train_mse"] = float(loss_sum) / max(loss_count, 1)
+            row.update(validate(eval_chunk, state["params"], song, split, cfg, codebook))
             row["seconds"] = round(elapsed0 + time.monotonic() - t0, 3)
             if partial_epoch:
                 row["partial"] = True
@@ -259,12 +309,14 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             if every and (row["epoch"] % every == 0 or step >= total or partial_epoch):
                 n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
                 seed = seed_of(song_norm, split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
-                clip = continue_audio(model, state["params"], seed, n, cfg)[0]
+                clip = continue_audio(model, state["params"], seed, n, cfg, vq_table=table,
+                                      key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms)[0]
                 if np.all(np.isfinite(clip)):
                     path = audio.write_wav(run_dir / "samples" / f"epoch-{row['epoch']:03d}.wav", clip,
                                            cfg.data.sample_rate)
                     row["sample"] = str(path.relative_to(run_dir))
                     row["sample_rms"] = float(np.sqrt(np.mean(clip**2)))
+                    row.update(_sample_scores(score_clip, clip, song_norm, cfg))
             # the row goes first and "last" is saved last: a kill in between leaves a row past the checkpoint,
             # which resume drops and redoes, never an epoch in the checkpoint without its row
             runs.append_metrics(run_dir, row)
@@ -280,7 +332,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
 
         with _stop_on_signals(run_dir) as caught:
             while step < total:
-                state, loss = step_fn(state, song)
+                state, loss = step_fn(state, song, *extra)
                 step += 1
                 loss_count += 1
                 loss_sum = loss_sum + loss  # stays on device: no sync
@@ -314,6 +366,45 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         reporter.close()
     return TrainResult(run_dir=run_dir, step=step, epoch=step / spe, metrics=rows, stopped=stopped,
                        compile_seconds=compile_seconds)
+
+
+SAMPLE_SCORES = ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s")
+
+
+def _sample_scores(score_clip, clip: np.ndarray, song_norm: np.ndarray, cfg: RunConfig) -> dict:
+    """``sample_*`` metrics.jsonl fields: the sample clip scored by framegen.evaluate against the song.
+
+    A clip evaluation cannot score (shorter than a second: raise --sample-seconds) records why instead; scoring
+    never stops training."""
+    from framegen.errors import FramegenError
+
+    try:
+        ev = score_clip(clip, audio.denormalise(song_norm, cfg.norm), cfg.data.sample_rate)
+    except (FramegenError, ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
+        return {"sample_eval_error": str(e).splitlines()[0][:200] if str(e) else type(e).__name__}
+    if ev is None:
+        return {"sample_eval_error": "clip shorter than evaluation needs: raise --sample-seconds"}
+    return {**{f"sample_{k}": getattr(ev, k) for k in SAMPLE_SCORES}, "sample_flags": list(ev.flags)}
+
+
+def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.Split, reporter):
+    """VQ runs: (codebook arrays for the step, emission table for sample clips); (None, None) for MSE runs.
+
+    The codebook is fitted once on the training part and saved as ``codebook.npz`` before the first step; a resumed
+    run reloads it (the fit is deterministic, but reloading is cheaper and survives a change of framegen)."""
+    m = cfg.model
+    if m.output != "vq":
+        return None, None
+    if vq.exists(run_dir):
+        cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
+    else:
+        t = time.monotonic()
+        cb = vq.fit(song_norm, split.n_train, frame_size=cfg.data.frame_size, k=m.codebook, seed=cfg.train.seed,
+                    kind=m.codebook_kind)
+        vq.save(run_dir, cb)
+        reporter.message(f"fitted a {m.codebook_kind} codebook of {m.codebook} codes in {time.monotonic() - t:.1f} s "
+                         f"({int((cb.counts == 0).sum())} unused)")
+    return vq_arrays(cb), vq.emission_table(cb, song_norm, m.vq_emit)
 
 
 def _all_finite(tree) -> bool:
