@@ -263,7 +263,8 @@ def train(song, run_dir, resume, **opts):
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output WAV (default RUN/generated/<checkpoint>-<seconds>s.wav).")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-@click.option("--streams", type=int, default=1, show_default=True, help="Write N continuations at once.")
+@click.option("--streams", type=int, default=1, show_default=True,
+              help="Write N different continuations at once: stream i is seeded i seed-lengths after the first.")
 @click.option("--temperature", type=float, default=1.0, show_default=True,
               help="VQ runs: sampling temperature of the code softmax (0: always the likeliest code).")
 @click.option("--top-k", type=int, default=0, show_default=True,
@@ -474,6 +475,49 @@ def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, n
     if best:
         click.echo(f"best: {best['key']} (val MSE / zero MSE {best['score']:.3f}, SNR {best['val_snr_db']:+.2f} dB)")
         click.echo(f"next: framegen generate --run {plan.sweep_dir / 'best'} --seconds 30")
+
+
+@cli.command()
+@click.option("--frame-size", "-F", type=int, default=None, help="Also time this F (with --seq-len, --batch-size).")
+@click.option("--seq-len", "-T", type=int, default=None, help="T of the extra config (default 100).")
+@click.option("--batch-size", "-B", type=int, default=None, help="B of the extra config (default 32).")
+@click.option("--compare", type=click.Choice(["torch"]), default=None,
+              help="Time PyTorch doing the same work in the same run (pip install 'framegen[bench]').")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per measurement instead of tables.")
+@click.option("--quick", is_flag=True, help="A tiny config, a few steps: checks the bench runs (seconds).")
+@click.option("--steps", type=int, default=None, help="Timed train steps per config (default 10, --quick 3).")
+def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps):
+    """Time framegen's train step, generation, memory and host overhead (optionally against PyTorch).
+
+    Train step: F x T x B = 800x100x128, 40x1000x32, 4000x50x32, 100x1000x128 (plus the one given by flags),
+    median ms over 10 steps, % of the arithmetic floor (step FLOPs / this machine's matmul rate). Generation:
+    seconds of audio per wall second for 30 s at F=800 and F=40, 1 and 16 streams. Memory: peak RSS of training at
+    F=40, T=10,000, B=32 in a fresh process. Results of measured machines: experiments/bench/.
+
+    \b
+    Examples:
+      framegen bench --compare torch
+      framegen bench --compare torch --json > bench.jsonl
+      framegen bench -F 400 -T 200 -B 64 --quick
+    """
+    from framegen import bench as benchmark
+
+    extra = []
+    if frame_size is not None or seq_len is not None or batch_size is not None:
+        extra.append((frame_size or 800, seq_len or 100, batch_size or 32))
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+
+    def log(row):
+        if as_json:
+            click.echo(json.dumps(row))
+        elif row["what"] != "end":
+            click.echo(f"  {row['what']} {row['impl']} " + " ".join(
+                f"{k}={v}" for k, v in row.items() if k not in ("what", "impl")), err=True)
+
+    rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, log=log)
+    if not as_json:
+        click.echo(benchmark.format_tables(rows), nl=False)
 
 
 def main():

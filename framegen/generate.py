@@ -16,26 +16,48 @@ from framegen import audio, checkpoint, vq
 from framegen.config import RunConfig, load_config
 from framegen.data import split_song
 from framegen.errors import RunError, UsageError
+from framegen.gru import gru_cell
 from framegen.model import FrameGRU, build
 
 
-@partial(jax.jit, static_argnames=("model", "n_frames"))
-def rollout(model: FrameGRU, params, seed, n_frames: int):
+ROLLOUT_UNROLL = 8  # scan steps per loop iteration: fewer loop-control ops per frame (measured, bench notes)
+
+
+@partial(jax.jit, static_argnames=("model", "n_frames", "unroll"))
+def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_UNROLL):
     """Continue each stream of ``seed`` (B, S, F) by ``n_frames`` predicted frames -> (B, n_frames, F).
 
     The seed is run through the GRU once to set its state; the output after the seed's last frame is the first
     new frame, and every new frame is fed back as the next input. The seed itself is not returned.
+
+    The same function as feeding ``FrameGRU.step``'s output back (tests/test_generate.py), arranged for speed
+    (MSE mode only: the fed-back frame is the head's output itself): the loop carries the top layer's state and
+    layer 0's input gates; the head runs once on all frames after the loop; and when F > 3H/4 the head and layer
+    0's input projection are folded into one (H, 3H) matrix, W_o W_i0, which is smaller than the two.
     """
     variables = {"params": params}
     out, state = model.apply(variables, seed)
     first = out[:, -1]
+    cells = [tuple(params[f"{n}_{i}"] for n in ("w_i", "b_i", "w_h", "b_h")) for i in range(model.layers)]
+    w_o, b_o = params["head"]["kernel"], params["head"]["bias"]
+    w_i0, b_i0 = cells[0][:2]
+    fold = 4 * model.frame_size > 3 * model.hidden  # H*3H < H*F + F*3H
+
+    def feed_back(top):  # layer 0's input gates of the frame the head makes from the top state: (B, H) -> (B, 3H)
+        if fold:
+            return top @ (w_o @ w_i0) + (b_o @ w_i0 + b_i0)
+        return (top @ w_o + b_o) @ w_i0 + b_i0
 
     def step(carry, _):
-        frame, h = carry
-        nxt, h = model.apply(variables, frame, h, method=FrameGRU.step)
-        return (nxt, h), frame
+        gx0, h = carry
+        x, new = None, []
+        for i, (w_i, b_i, w_h, b_h) in enumerate(cells):
+            x = gru_cell(w_h, b_h, gx0 if i == 0 else x @ w_i + b_i, h[i])
+            new.append(x)
+        return (feed_back(x), jnp.stack(new)), x
 
-    _, frames = jax.lax.scan(step, (first, state), None, length=n_frames)
+    _, tops = jax.lax.scan(step, (first @ w_i0 + b_i0, state), None, length=max(n_frames - 1, 0), unroll=unroll)
+    frames = jnp.concatenate([first[None], tops @ w_o + b_o], axis=0)[:n_frames]  # (n_frames, B, F)
     return jnp.swapaxes(frames, 0, 1)
 
 
@@ -113,6 +135,21 @@ def seed_start(cfg: RunConfig, n_total: int, seed_offset: float | None, seed_fra
     return start
 
 
+def stream_seeds(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int,
+                 streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds (streams, S, F), their starts (streams,)): stream i starts i seed-lengths after ``start`` (closer
+    together when the song ends sooner), so N streams continue N different places of the song, in MSE mode too
+    (which has no sampling noise). Raises when there is no room for N different seeds."""
+    need = seed_frames * frame_size
+    room = len(song_norm) - need - start
+    stride = min(need, room // max(streams - 1, 1))
+    if streams > 1 and stride < 1:
+        raise UsageError(f"no room after the seed for {streams} different seeds: pass a smaller --seed-offset or "
+                         f"--seed-frames, or fewer --streams")
+    starts = start + stride * np.arange(streams)
+    return np.stack([seed_of(song_norm, int(s), seed_frames, frame_size) for s in starts]), starts
+
+
 def seed_of(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int) -> np.ndarray:
     """(S, F) seed frames starting at sample ``start``."""
     return song_norm[start : start + seed_frames * frame_size].reshape(seed_frames, frame_size)
@@ -121,14 +158,16 @@ def seed_of(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int
 def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConfig, streams: int = 1, *,
                    vq_table=None, key=None, temperature: float = 1.0, top_k: int = 0,
                    crossfade_ms: float = 0.0) -> np.ndarray:
-    """(streams, n_samples) denormalised audio following ``seed`` (S, F), cut to exactly ``n_samples``.
+    """(streams, n_samples) denormalised audio following ``seed`` (S, F), cut to exactly ``n_samples``; a seed
+    (streams, S, F) gives each stream its own (``stream_seeds``).
 
     VQ runs pass their emission table (K, E, F) and a PRNG key. ``crossfade_ms`` > 0 smooths every frame border,
     the one after the seed's last frame included (``smooth_seams`` with L = crossfade_ms of samples).
     """
     f = cfg.data.frame_size
     n_frames = -(-n_samples // f)
-    seeds = jnp.broadcast_to(jnp.asarray(seed)[None], (streams, *seed.shape))
+    seed = np.asarray(seed, np.float32)
+    seeds = jnp.broadcast_to(jnp.asarray(seed if seed.ndim == 3 else seed[None]), (streams, *seed.shape[-2:]))
     if cfg.model.output == "vq":
         if vq_table is None:
             raise RunError("a VQ run needs its codebook's emission table to generate")
@@ -141,7 +180,7 @@ def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConf
     y = frames.reshape(streams, -1)
     if crossfade_ms > 0:
         width = int(round(crossfade_ms * 1e-3 * cfg.data.sample_rate))
-        lead = np.broadcast_to(np.asarray(seed, np.float32)[-1], (streams, f))
+        lead = np.asarray(seeds[:, -1])
         y = smooth_seams(np.concatenate([lead, y], axis=1), f, width)[:, f:]
     return audio.denormalise(y[:, :n_samples], cfg.norm)
 
@@ -236,7 +275,7 @@ def generate(
     params = load_params(run_dir, cfg, checkpoint_kind)
     song = load_song_for(cfg)
     start = seed_start(cfg, len(song), seed_offset, seed_frames)
-    seed = seed_of(song, start, seed_frames, cfg.data.frame_size)
+    seed, starts = stream_seeds(song, start, seed_frames, cfg.data.frame_size, streams)  # each its own place
     n_samples = int(round(seconds * cfg.data.sample_rate))
     model = build(cfg.model, cfg.data.frame_size)
     table = vq_table_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None

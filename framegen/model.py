@@ -10,7 +10,24 @@ import jax
 import jax.numpy as jnp
 
 from framegen.config import ModelConfig
-from framegen.gru import gru_cell, gru_layer
+from framegen.gru import gru_cell, gru_layer, gru_layer_x
+
+# Input gates gx (T, B, 3H) float32 above this size are never materialised: the layer runs ``gru_layer_x`` (input
+# projection fused into time chunks, recomputed in the backward pass; T=10,000, F=40, B=32 trains in ~1.9 GB
+# instead of 7.6). Below it, precomputing gx once is cheaper: it saves the backward's second x @ W_i, which at
+# F=4000 is the largest matmul of the step (experiments/bench/gru-kernels-cpu.md).
+GX_BYTES = 256 * 2**20
+CHUNK = 100  # time steps per chunk of gru_layer_x (the largest divisor of T not above it)
+
+
+def _layer(cell, x, h0):
+    """One GRU layer over time-major x: (T, B, I) -> hs (T, B, H), by the cheaper path for its size."""
+    t, b = x.shape[:2]
+    three_h = cell["w_h"].shape[1]
+    chunk = max(c for c in range(1, min(CHUNK, t) + 1) if t % c == 0)
+    if t * b * three_h * 4 > GX_BYTES and chunk >= 10:  # a T with no divisor near CHUNK keeps the plain path
+        return gru_layer_x(cell["w_i"], cell["b_i"], cell["w_h"], cell["b_h"], x, h0, chunk=chunk)
+    return gru_layer(cell["w_h"], cell["b_h"], x @ cell["w_i"] + cell["b_i"], h0)  # all T projections at once
 
 
 def _uniform(scale: float):
@@ -49,8 +66,7 @@ class FrameGRU(nn.Module):
         x = jnp.swapaxes(frames, 0, 1)  # time-major (T, B, F) for the scan
         last = []
         for cell, h0 in zip(self.cells, state):
-            gx = x @ cell["w_i"] + cell["b_i"]  # all T input projections in one matmul
-            x = gru_layer(cell["w_h"], cell["b_h"], gx, h0)
+            x = _layer(cell, x, h0)
             last.append(x[-1])
         return jnp.swapaxes(self.head(x), 0, 1), jnp.stack(last)
 

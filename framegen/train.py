@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from framegen import audio, checkpoint, data, runs, vq
 from framegen.config import RunConfig, load_config, save_config
@@ -93,9 +94,31 @@ def vq_loss(params, model, examples, key, cfg: RunConfig, centroids):
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, codes))
 
 
-def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int):
+def data_mesh(batch_size: int, devices=None) -> Mesh:
+    """The 1-D mesh "data" over ``devices`` (default: every local device) that the batch is split over.
+
+    One device is the same code path: a mesh of one, so nothing is split."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    if batch_size % len(devices):
+        raise UsageError(f"--batch-size {batch_size} does not split evenly over the {len(devices)} local devices: "
+                         f"pass a multiple of {len(devices)}")
+    return Mesh(np.array(devices), ("data",))
+
+
+def replicate(tree, mesh: Mesh):
+    """Put every array of ``tree`` whole on every device of ``mesh`` (params, optimizer state, the song)."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int, devices=None):
     """A jitted ``step(state, song[, codebook]) -> (state, loss)``; the batch is drawn on device from the step
-    number. VQ runs pass their codebook arrays ({"centroids", "means"}, see ``vq_arrays``)."""
+    number. VQ runs pass their codebook arrays ({"centroids", "means"}, see ``vq_arrays``).
+
+    Data parallel over ``devices`` (default: all local ones): each device gets batch_size / devices examples, the
+    state is replicated (pass it through ``replicate``), and the gradient mean is all-reduced by XLA (GSPMD)."""
+    mesh = data_mesh(cfg.train.batch_size, devices)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    by_example = NamedSharding(mesh, PartitionSpec("data"))
     model = build(cfg.model, cfg.data.frame_size)
     optimizer = make_optimizer(cfg, total_steps)
     base_key = jax.random.key(cfg.train.seed + 1)
@@ -103,11 +126,11 @@ def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int):
         raise UsageError("--feedback-prob is for --output mse only (VQ feeds back sampled frames at generation); "
                          "use --input-noise to make a VQ model robust")
 
-    @partial(jax.jit, donate_argnums=0)
+    @partial(jax.jit, donate_argnums=0, out_shardings=replicated)
     def step(state, song, codebook=None):
         k_batch, k_loss = jax.random.split(jax.random.fold_in(base_key, state["step"]))
         offsets = data.random_offsets(k_batch, cfg.train.batch_size, split, cfg.data)
-        examples = data.gather(song, offsets, cfg.data)
+        examples = jax.lax.with_sharding_constraint(data.gather(song, offsets, cfg.data), by_example)
         if cfg.model.output == "vq":
             loss, grads = jax.value_and_grad(vq_loss)(state["params"], model, examples, k_loss, cfg,
                                                       codebook["centroids"])
@@ -272,9 +295,10 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         if resume:  # rows written after the checkpoint (an epoch killed before its save) are done again
             runs.truncate_metrics(run_dir, int(meta["step"]))
         save_config(cfg, run_dir)  # on resume too: it may carry more epochs or a new time budget
-        song = jnp.asarray(song_norm)
+        mesh = data_mesh(cfg.train.batch_size)
+        state, song = replicate((state, jnp.asarray(song_norm)), mesh)
         codebook, table = _codebook(cfg, run_dir, song_norm, split, reporter)
-        extra = () if codebook is None else (codebook,)
+        extra = () if codebook is None else (replicate(codebook, mesh),)
         t_compile = time.monotonic()
         step_fn = make_train_step(cfg, split, total).lower(state, song, *extra).compile()
         compile_seconds = time.monotonic() - t_compile

@@ -68,3 +68,29 @@ def test_generate_refuses_existing_output_unless_overwrite(trained_run, tmp_path
 def test_seed_past_the_end_is_refused(trained_run):
     with pytest.raises(UsageError, match="--seed-offset"):
         gen.generate(trained_run, seconds=0.1, seed_offset=11.9)
+
+
+@pytest.mark.parametrize("frame_size", [40, 800])  # 800 > 3H/4: head and W_i0 folded into one matrix
+def test_fast_rollout_equals_feeding_step_outputs_back(frame_size):
+    model = FrameGRU(frame_size=frame_size, hidden=256, layers=2)
+    params = init_params(model, jax.random.key(0))
+    seed = jax.random.normal(jax.random.key(1), (3, 5, frame_size))
+    got = gen.rollout(model, params, seed, 25)
+    out, h = model.apply({"params": params}, seed)
+    frame, want = out[:, -1], []
+    for _ in range(25):  # the plain rollout: every step's output is the next step's input
+        want.append(frame)
+        frame, h = model.apply({"params": params}, frame, h, method=FrameGRU.step)
+    np.testing.assert_allclose(got, jnp.stack(want, axis=1), atol=2e-6, rtol=1e-5)
+    assert gen.rollout(model, params, seed, 1).shape == (3, 1, frame_size)
+
+
+def test_streams_continue_different_places(trained_run, tmp_path):
+    gs = gen.generate(trained_run, seconds=0.3, streams=3, out=tmp_path / "s.wav", score=False)
+    ys = [sf.read(g.path, dtype="float32")[0] for g in gs]
+    assert len({g.path for g in gs}) == 3
+    assert not np.allclose(ys[0], ys[1]) and not np.allclose(ys[1], ys[2])
+    seeds, starts = gen.stream_seeds(np.arange(1000.0), 100, 5, 10, 3)
+    assert list(starts) == [100, 150, 200] and seeds[1, 0, 0] == 150  # one seed length apart when room allows
+    with pytest.raises(UsageError, match="no room"):
+        gen.stream_seeds(np.arange(1000.0), 950, 5, 10, 3)

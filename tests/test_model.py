@@ -64,3 +64,22 @@ def test_output_sizes_follow_the_mode():
         params = init_params(model, jax.random.key(0))
         out, _ = model.apply({"params": params}, jnp.zeros((1, 3, 40)))
         assert out.shape == (1, 3, width)
+
+
+def test_long_sequence_path_matches_float64_reference(monkeypatch):
+    """Above GX_BYTES the layers run gru_layer_x (fused, chunked); same function, same params."""
+    import framegen.model as m
+
+    monkeypatch.setattr(m, "GX_BYTES", 0)
+    model = FrameGRU(frame_size=40, hidden=199, layers=2)
+    params = init_params(model, jax.random.key(1))
+    frames = jax.random.normal(jax.random.key(2), (3, 40, 40))  # T=40: one chunk of 40, then chunks of 20 below
+    got, _ = model.apply({"params": params}, frames)
+    want = reference_forward(params, frames)
+    assert np.linalg.norm(np.asarray(got, np.float64) - want) / np.linalg.norm(want) < 1e-5
+    monkeypatch.setattr(m, "CHUNK", 20)
+    grads = [jax.grad(lambda p: jnp.sum(model.apply({"params": p}, frames)[0] ** 2))(params)]
+    monkeypatch.setattr(m, "GX_BYTES", 2**62)
+    grads.append(jax.grad(lambda p: jnp.sum(model.apply({"params": p}, frames)[0] ** 2))(params))
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)

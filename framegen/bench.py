@@ -1,0 +1,394 @@
+"""``framegen bench``: time framegen's real train step and generator, its memory and host overhead, and optionally
+PyTorch doing the same work in the same run (``--compare torch``; torch is the optional extra ``framegen[bench]``).
+
+Every measurement is a flat dict (a JSON line with ``--json``); ``format_tables`` turns a list of them into the
+markdown tables of experiments/bench/*.md. Timings are medians after warm-up; compile time is reported apart.
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HIDDEN = 256
+LAYERS = 2
+RATE = 16_000
+CONFIGS = ((800, 100, 128), (40, 1000, 32), (4000, 50, 32), (100, 1000, 128))  # (F, T, B), issue 4
+GEN_FRAMES = (800, 40)
+GEN_STREAMS = (1, 16)
+MEMORY_CONFIG = (40, 10_000, 32)
+HOST_CONFIG = (800, 100, 32)
+QUICK = {"configs": ((40, 50, 4),), "gen_frames": (40,), "gen_streams": (1, 2), "gen_seconds": 0.5,
+         "memory": (40, 200, 4), "steps": 3}
+
+
+def threads() -> int:
+    """CPU threads this process may use (XLA uses them all; torch is set to the same number)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run_config(frame_size: int, seq_len: int, batch_size: int, **train):
+    """The RunConfig of a bench step: GRU 2x256, MSE, Adam with clipping: framegen's defaults."""
+    from framegen.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(data=DataConfig(frame_size=frame_size, seq_len=seq_len, sample_rate=RATE),
+                     model=ModelConfig(hidden=HIDDEN, layers=LAYERS),
+                     train=TrainConfig(batch_size=batch_size, **{"sample_every": 0, **train}))
+
+
+def noise_song(cfg, seed: int = 0, scale: int = 1) -> np.ndarray:
+    """Random normal audio with room for ``scale`` validation examples of ``cfg`` (and 9x that for training)."""
+    need = cfg.data.example_samples + cfg.data.frame_size
+    n = int(np.ceil(scale * need / cfg.data.val_fraction)) + 2 * cfg.data.frame_size
+    return np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+
+
+def step_flops(f: int, t: int, b: int, h: int = HIDDEN) -> int:
+    """Matmul FLOPs of one train step: forward, plus twice that backward, less the unneeded dx of the input."""
+    g = 3 * h
+    fwd = [2 * t * b * f * g, 2 * t * b * h * g, 2 * t * b * h * g, 2 * t * b * h * g, 2 * t * b * h * f]
+    return sum(fwd) + 2 * sum(fwd) - fwd[0]  # in1, rec1, in2, rec2, head
+
+
+def matmul_gflops(n: int = 2048, reps: int = 7) -> float:
+    """This machine's f32 matmul throughput through XLA (best of ``reps`` n^3 products): the floor's rate."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    mm = jax.jit(lambda a: a @ a)
+    mm(a).block_until_ready()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        mm(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+# ------------------------------------------------------------------------------------------------ train step
+
+
+class FramegenStep:
+    """framegen's real jitted train step (``train.make_train_step``) on a random-noise song; call = one step."""
+
+    impl = "framegen"
+
+    def __init__(self, f: int, t: int, b: int):
+        import jax.numpy as jnp
+
+        from framegen import data, train
+
+        cfg = run_config(f, t, b)
+        song = noise_song(cfg)
+        split = data.check_fits(len(song), cfg.data)
+        mesh = train.data_mesh(b)
+        self.state, self.song = train.replicate((train.init_state(cfg, 10_000), jnp.asarray(song)), mesh)
+        t0 = time.perf_counter()
+        self.fn = train.make_train_step(cfg, split, 10_000).lower(self.state, self.song).compile()
+        self.compile_s = time.perf_counter() - t0
+
+    def __call__(self) -> float:
+        self.state, loss = self.fn(self.state, self.song)
+        return float(loss)  # blocks: the step is done
+
+
+class TorchStep:
+    """The same step in PyTorch: nn.GRU(2 layers, batch_first) + nn.Linear, MSE, Adam (no clipping: conservative
+    for the ratio), fresh random batches (two, alternated), ``torch.set_num_threads`` = ``threads()``."""
+
+    impl = "torch"
+    compile_s = 0.0
+
+    def __init__(self, f: int, t: int, b: int):
+        import torch
+
+        torch.set_num_threads(threads())
+        torch.manual_seed(0)
+        self.torch = torch
+        self.gru = torch.nn.GRU(f, HIDDEN, num_layers=LAYERS, batch_first=True)
+        self.head = torch.nn.Linear(HIDDEN, f)
+        self.opt = torch.optim.Adam([*self.gru.parameters(), *self.head.parameters()], lr=1e-3)
+        self.batches = [(torch.randn(b, t, f), torch.randn(b, t, f)) for _ in range(2)]
+        self.i = 0
+
+    def __call__(self) -> float:
+        x, y = self.batches[self.i % 2]
+        self.i += 1
+        self.opt.zero_grad(set_to_none=True)
+        out, _ = self.gru(x)
+        loss = self.torch.nn.functional.mse_loss(self.head(out), y)
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+
+def bench_train(configs, steps: int, compare: bool, gflops: float, log=print) -> list[dict]:
+    """Per config: framegen's (and torch's) step, timed alternately, median ms of ``steps`` after a warm-up."""
+    rows = []
+    for f, t, b in configs:
+        runners = [FramegenStep(f, t, b)] + ([TorchStep(f, t, b)] if compare else [])
+        for r in runners:
+            r()  # warm-up (first real step after compile)
+        times = {r.impl: [] for r in runners}
+        for _ in range(steps):
+            for r in runners:
+                t0 = time.perf_counter()
+                r()
+                times[r.impl].append(time.perf_counter() - t0)
+        floor_ms = step_flops(f, t, b) / gflops / 1e6
+        base = {"what": "train_step", "frame_size": f, "seq_len": t, "batch_size": b, "steps": steps,
+                "floor_ms": round(floor_ms, 2), "gflop": round(step_flops(f, t, b) / 1e9, 2)}
+        ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        for r in runners:
+            row = {**base, "impl": r.impl, "median_ms": round(ms[r.impl], 2), "compile_s": round(r.compile_s, 2),
+                   "samples_per_s": round(b * t * f / ms[r.impl] * 1e3),
+                   "pct_floor": round(100 * floor_ms / ms[r.impl], 1)}
+            if "torch" in ms:
+                row["ratio_vs_torch"] = round(ms[r.impl] / ms["torch"], 4)
+            rows.append(row)
+            log(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ generation
+
+
+def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, reps: int = 3, log=print) -> list[dict]:
+    """Seconds of audio per wall second (all streams together) for ``seconds`` of audio, compile excluded."""
+    import jax
+
+    from framegen.generate import rollout
+    from framegen.model import FrameGRU, init_params
+
+    rows = []
+    for f in frame_sizes:
+        model = FrameGRU(frame_size=f, hidden=HIDDEN, layers=LAYERS)
+        params = init_params(model, jax.random.key(0))
+        n_frames = -(-int(seconds * RATE) // f)
+        for streams in streams_list:
+            seed = jax.random.normal(jax.random.key(streams), (streams, 10, f)) * 0.3
+            t0 = time.perf_counter()
+            jax.block_until_ready(rollout(model, params, seed, n_frames))
+            first = time.perf_counter() - t0
+            walls = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                jax.block_until_ready(rollout(model, params, seed, n_frames))
+                walls.append(time.perf_counter() - t0)
+            fg = statistics.median(walls)
+            impls = [("framegen", fg, max(first - fg, 0.0))]
+            if compare:
+                impls.append(("torch", _torch_generate(f, streams, n_frames, reps), 0.0))
+            for impl, wall, compile_s in impls:
+                row = {"what": "generate", "impl": impl, "frame_size": f, "seq_len": n_frames, "batch_size": streams,
+                       "streams": streams, "seconds": seconds, "wall_s": round(wall, 4),
+                       "realtime_factor": round(streams * seconds / wall, 1),
+                       "realtime_factor_per_stream": round(seconds / wall, 1), "compile_s": round(compile_s, 2),
+                       "us_per_frame": round(wall / n_frames * 1e6, 1)}
+                rows.append(row)
+                log(row)
+    return rows
+
+
+def _torch_generate(f: int, streams: int, n_frames: int, reps: int) -> float:
+    """Median wall seconds of a stateful PyTorch loop: one frame per GRU call, hidden state carried."""
+    import torch
+
+    torch.set_num_threads(threads())
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(f, HIDDEN, num_layers=LAYERS, batch_first=True)
+    head = torch.nn.Linear(HIDDEN, f)
+    seed = 0.3 * torch.randn(streams, 10, f)
+
+    def run():
+        with torch.inference_mode():
+            out, h = gru(seed)
+            frame = head(out[:, -1:])
+            frames = []
+            for _ in range(n_frames):
+                frames.append(frame)
+                out, h = gru(frame, h)
+                frame = head(out)
+            return torch.cat(frames, dim=1)
+
+    run()
+    walls = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        run()
+        walls.append(time.perf_counter() - t0)
+    return statistics.median(walls)
+
+
+# ------------------------------------------------------------------------------------------------ memory
+
+
+def memory_child(impl: str, f: int, t: int, b: int, steps: int) -> dict:
+    """Run ``steps`` train steps in this (fresh) process; peak RSS from getrusage (ru_maxrss, kB on Linux)."""
+    runner = FramegenStep(f, t, b) if impl == "framegen" else TorchStep(f, t, b)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        runner()
+        times.append(time.perf_counter() - t0)
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB elsewhere
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+    return {"what": "memory", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b,
+            "peak_rss_mb": round(peak), "compile_s": round(runner.compile_s, 2),
+            "step_ms": round(statistics.median(times[1:] or times) * 1e3, 1)}
+
+
+def bench_memory(config, compare: bool, steps: int = 2, log=print) -> list[dict]:
+    """Peak RSS of training at ``config``, each implementation in its own subprocess."""
+    rows = []
+    for impl in ["framegen"] + (["torch"] if compare else []):
+        f, t, b = config
+        code = f"import json; from framegen.bench import memory_child; print('RESULT', json.dumps(memory_child(" \
+               f"{impl!r}, {f}, {t}, {b}, {steps})))"
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+        if lines:
+            row = json.loads(lines[-1][len("RESULT "):])
+        else:
+            row = {"what": "memory", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b,
+                   "peak_rss_mb": None, "compile_s": None, "error": f"rc={r.returncode}: {r.stderr[-300:]}"}
+        rows.append(row)
+        log(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ host overhead
+
+
+def bench_host_overhead(config, steps: int = 20, log_every: int = 5, log=print) -> list[dict]:
+    """Wall time per step of the real training loop (``train.train``, syncing every ``log_every`` steps) minus
+    the step's own time (each call blocked on): what dispatch and the loop cost per step."""
+    from framegen import train
+
+    f, t, b = config
+    cfg = run_config(f, t, b, max_steps=steps + log_every, log_every=log_every, epochs=1000)
+    song = noise_song(cfg, seed=1, scale=4)  # ~100 steps per epoch: no validation inside the timed steps
+    device = FramegenStep(f, t, b)
+    device()
+    blocked = []
+    for _ in range(max(5, steps // 2)):
+        t0 = time.perf_counter()
+        device()
+        blocked.append(time.perf_counter() - t0)
+
+    marks = []  # (step, time) at each host sync of the loop; the first excludes compile and warm-up
+
+    class Clock(train.Reporter):
+        def update(self, *, step, epoch, loss):
+            marks.append((step, time.perf_counter()))
+
+    with tempfile.TemporaryDirectory() as d:
+        res = train.train(cfg, Path(d) / "run", song, reporter=Clock())
+    (s0, t0), (s1, t1) = marks[0], marks[-1]
+    wall_ms = (t1 - t0) / (s1 - s0) * 1e3
+    device_ms = statistics.median(blocked) * 1e3
+    row = {"what": "host_overhead", "impl": "framegen", "frame_size": f, "seq_len": t, "batch_size": b,
+           "loop_ms_per_step": round(wall_ms, 2), "median_ms": round(device_ms, 2),
+           "overhead_ms": round(wall_ms - device_ms, 2), "compile_s": round(res.compile_seconds, 2),
+           "steps_timed": s1 - s0, "sync_every": log_every}
+    log(row)
+    return [row]
+
+
+# ------------------------------------------------------------------------------------------------ driver
+
+
+def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, steps: int | None = None,
+        log=print) -> list[dict]:
+    """Every measurement of ``framegen bench`` as a list of rows (each row is logged as soon as it is made)."""
+    if compare not in (None, "torch"):
+        raise ValueError(f"unknown --compare {compare!r}")
+    if compare:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            from framegen.errors import UsageError
+
+            raise UsageError("--compare torch needs PyTorch: pip install 'framegen[bench]'") from None
+    with_torch = compare == "torch"
+    q = QUICK if quick else {}
+    configs = list(q.get("configs", CONFIGS)) + [c for c in extra_configs if c not in CONFIGS]
+    if quick and extra_configs:
+        configs = list(extra_configs)
+    steps = steps or q.get("steps", 10)
+    import jax
+
+    rows = [{"what": "machine", "impl": "framegen", "threads": threads(), "devices": len(jax.local_devices()),
+             "backend": jax.default_backend(), "load_avg_1m": round(os.getloadavg()[0], 2),
+             "jax": jax.__version__, "matmul_gflops": round(matmul_gflops(512 if quick else 2048), 1)}]
+    if with_torch:
+        import torch
+
+        rows[0]["torch"] = torch.__version__
+    log(rows[0])
+    gflops = rows[0]["matmul_gflops"]
+    rows += bench_train(configs, steps, with_torch, gflops, log=log)
+    rows += bench_generate(q.get("gen_frames", GEN_FRAMES), q.get("gen_streams", GEN_STREAMS),
+                           q.get("gen_seconds", 30.0), with_torch, reps=1 if quick else 3, log=log)
+    rows += bench_memory(q.get("memory", MEMORY_CONFIG), with_torch, log=log)
+    if not quick:
+        rows += bench_host_overhead(HOST_CONFIG, log=log)
+    rows.append({"what": "end", "impl": "framegen", "load_avg_1m": round(os.getloadavg()[0], 2)})
+    log(rows[-1])
+    return rows
+
+
+def format_tables(rows: list[dict]) -> str:
+    """Markdown tables of ``run``'s rows: train step, generation, memory, host overhead."""
+    out = []
+    m = next((r for r in rows if r["what"] == "machine"), None)
+    if m:
+        out.append(f"{m['backend']} x{m['devices']}, {m['threads']} threads, matmul {m['matmul_gflops']} GFLOP/s, "
+                   f"load average {m['load_avg_1m']} at start")
+    train_rows = [r for r in rows if r["what"] == "train_step"]
+    if train_rows:
+        out += ["", "| F x T x B | impl | median ms | / torch | % of floor | floor ms | audio samples/s | compile s |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in train_rows:
+            ratio = f"{r['ratio_vs_torch']:.2f}" if "ratio_vs_torch" in r else ""
+            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['impl']} | {r['median_ms']:.1f} | "
+                       f"{ratio} | {r['pct_floor']:.0f}% | {r['floor_ms']:.1f} | {r['samples_per_s']:,} | "
+                       f"{r['compile_s']:.1f} |")
+    gen_rows = [r for r in rows if r["what"] == "generate"]
+    if gen_rows:
+        out += ["", "| F | streams | impl | x real time (all streams) | x real time per stream | us/frame "
+                "| compile s |",
+                "|---|---|---|---|---|---|---|"]
+        for r in gen_rows:
+            out.append(f"| {r['frame_size']} | {r['streams']} | {r['impl']} | {r['realtime_factor']:.0f} | "
+                       f"{r['realtime_factor_per_stream']:.1f} | {r['us_per_frame']:.0f} | {r['compile_s']:.1f} |")
+    mem_rows = [r for r in rows if r["what"] == "memory"]
+    if mem_rows:
+        out += ["", "| F x T x B | impl | peak RSS MB | step ms | compile s |", "|---|---|---|---|---|"]
+        for r in mem_rows:
+            peak = r["peak_rss_mb"] if r["peak_rss_mb"] is not None else f"failed ({r.get('error', '')[:60]})"
+            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['impl']} | {peak} | "
+                       f"{r.get('step_ms', '')} | {r['compile_s']} |")
+    host = [r for r in rows if r["what"] == "host_overhead"]
+    if host:
+        out += ["", "| F x T x B | loop ms/step | step ms (blocked) | host overhead ms/step | host sync every |",
+                "|---|---|---|---|---|"]
+        for r in host:
+            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['loop_ms_per_step']:.1f} | "
+                       f"{r['median_ms']:.1f} | {r['overhead_ms']:.1f} | {r['sync_every']} steps |")
+    end = next((r for r in rows if r["what"] == "end"), None)
+    if end:
+        out.append(f"\nload average {end['load_avg_1m']} at the end")
+    return "\n".join(out) + "\n"
+

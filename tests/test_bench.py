@@ -1,0 +1,63 @@
+"""framegen bench: the quick run prints one valid JSON object per measurement with the documented keys."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from framegen import bench
+from framegen.cli import cli
+
+KEYS = {"what", "impl", "frame_size", "seq_len", "batch_size", "compile_s"}
+VALUE = {"train_step": "median_ms", "generate": "realtime_factor", "memory": "peak_rss_mb"}
+
+
+def _rows(args):
+    r = CliRunner().invoke(cli, ["bench", "--quick", "--json", *args])
+    assert r.exit_code == 0, r.output
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def test_quick_json_has_every_measurement_with_its_keys():
+    rows = _rows([])
+    by_what = {}
+    for row in rows:
+        by_what.setdefault(row["what"], []).append(row)
+    assert set(VALUE) <= set(by_what)
+    for what, key in VALUE.items():
+        for row in by_what[what]:
+            assert KEYS <= set(row), (what, row)
+            assert isinstance(row[key], (int, float)) and row[key] > 0, row
+            assert row["impl"] == "framegen"
+    step = by_what["train_step"][0]
+    assert (step["frame_size"], step["seq_len"], step["batch_size"]) == bench.QUICK["configs"][0]
+    assert 0 < step["pct_floor"] and step["samples_per_s"] > 0
+    gen = {r["streams"]: r for r in by_what["generate"]}
+    assert set(gen) == set(bench.QUICK["gen_streams"])
+    assert gen[2]["realtime_factor"] == pytest.approx(2 * gen[2]["realtime_factor_per_stream"], rel=0.01)
+
+
+def test_step_flops_counts_forward_and_backward_matmuls():
+    f, t, b, h = 40, 10, 2, 256
+    fwd = 2 * t * b * (f * 3 * h + 3 * h * 3 * h + h * f)  # in1 + rec1, in2, rec2 (3 x H x 3H) + head
+    assert bench.step_flops(f, t, b, h) == 3 * fwd - 2 * t * b * f * 3 * h
+
+
+def test_tables_show_the_ratio_to_torch():
+    rows = [{"what": "train_step", "impl": i, "frame_size": 40, "seq_len": 50, "batch_size": 4, "median_ms": ms,
+             "ratio_vs_torch": ms / 20, "pct_floor": 10.0, "floor_ms": 1.0, "samples_per_s": 1, "compile_s": 1.0}
+            for i, ms in (("framegen", 10.0), ("torch", 20.0))]
+    table = bench.format_tables(rows)
+    assert "| 40x50x4 | framegen | 10.0 | 0.50 |" in table and "| 40x50x4 | torch | 20.0 | 1.00 |" in table
+
+
+def test_compare_torch_times_both_in_one_run():
+    pytest.importorskip("torch")
+    rows = bench.bench_train([(40, 50, 2)], 2, True, 100.0, log=lambda r: None)
+    rows += bench.bench_generate([40], [2], 0.05, True, reps=1, log=lambda r: None)
+    step = {r["impl"]: r for r in rows if r["what"] == "train_step"}
+    assert set(step) == {"framegen", "torch"}
+    ratio = step["framegen"]["median_ms"] / step["torch"]["median_ms"]
+    assert step["framegen"]["ratio_vs_torch"] == pytest.approx(ratio, rel=0.02, abs=1e-4)
+    gen = {r["impl"]: r for r in rows if r["what"] == "generate"}
+    assert set(gen) == {"framegen", "torch"} and all(r["realtime_factor"] > 0 for r in gen.values())
