@@ -201,8 +201,10 @@ def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, rep
     return rows
 
 
-def _torch_generate(f: int, streams: int, n_frames: int, reps: int) -> float:
-    """Median wall seconds of a stateful PyTorch loop: one frame per GRU call, hidden state carried."""
+def _torch_generate(f: int, streams: int, n_frames: int, reps: int, budget_s: float = 5.0) -> float:
+    """Wall seconds a stateful PyTorch loop (one frame per GRU call, hidden state carried) needs for ``n_frames``:
+    the median of ``reps`` runs, each stopped after ``budget_s`` and scaled to n_frames (the cost per frame is
+    constant, and under CPU contention PyTorch's OpenMP loop can take milliseconds a frame)."""
     import torch
 
     torch.set_num_threads(threads())
@@ -211,24 +213,21 @@ def _torch_generate(f: int, streams: int, n_frames: int, reps: int) -> float:
     head = torch.nn.Linear(HIDDEN, f)
     seed = 0.3 * torch.randn(streams, 10, f)
 
-    def run():
+    def run(frames_max):
+        t0 = time.perf_counter()
         with torch.inference_mode():
             out, h = gru(seed)
             frame = head(out[:, -1:])
             frames = []
-            for _ in range(n_frames):
+            while len(frames) < frames_max and time.perf_counter() - t0 < budget_s:
                 frames.append(frame)
                 out, h = gru(frame, h)
                 frame = head(out)
-            return torch.cat(frames, dim=1)
+            torch.cat(frames, dim=1)
+        return (time.perf_counter() - t0) * n_frames / len(frames)
 
-    run()
-    walls = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        run()
-        walls.append(time.perf_counter() - t0)
-    return statistics.median(walls)
+    run(10)  # warm-up
+    return statistics.median(run(n_frames) for _ in range(reps))
 
 
 # ------------------------------------------------------------------------------------------------ memory
@@ -309,9 +308,13 @@ def bench_host_overhead(config, steps: int = 20, log_every: int = 5, log=print) 
 # ------------------------------------------------------------------------------------------------ driver
 
 
+PARTS = ("train", "generate", "memory", "host")
+
+
 def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, steps: int | None = None,
-        log=print) -> list[dict]:
-    """Every measurement of ``framegen bench`` as a list of rows (each row is logged as soon as it is made)."""
+        parts=PARTS, log=print) -> list[dict]:
+    """Every measurement of ``framegen bench`` (or only ``parts`` of it) as a list of rows, each row logged as
+    soon as it is made."""
     if compare not in (None, "torch"):
         raise ValueError(f"unknown --compare {compare!r}")
     if compare:
@@ -338,11 +341,14 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
         rows[0]["torch"] = torch.__version__
     log(rows[0])
     gflops = rows[0]["matmul_gflops"]
-    rows += bench_train(configs, steps, with_torch, gflops, log=log)
-    rows += bench_generate(q.get("gen_frames", GEN_FRAMES), q.get("gen_streams", GEN_STREAMS),
-                           q.get("gen_seconds", 30.0), with_torch, reps=1 if quick else 3, log=log)
-    rows += bench_memory(q.get("memory", MEMORY_CONFIG), with_torch, log=log)
-    if not quick:
+    if "train" in parts:
+        rows += bench_train(configs, steps, with_torch, gflops, log=log)
+    if "generate" in parts:
+        rows += bench_generate(q.get("gen_frames", GEN_FRAMES), q.get("gen_streams", GEN_STREAMS),
+                               q.get("gen_seconds", 30.0), with_torch, reps=1 if quick else 3, log=log)
+    if "memory" in parts:
+        rows += bench_memory(q.get("memory", MEMORY_CONFIG), with_torch, log=log)
+    if "host" in parts and not quick:
         rows += bench_host_overhead(HOST_CONFIG, log=log)
     rows.append({"what": "end", "impl": "framegen", "load_avg_1m": round(os.getloadavg()[0], 2)})
     log(rows[-1])

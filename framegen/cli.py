@@ -486,7 +486,9 @@ def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, n
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per measurement instead of tables.")
 @click.option("--quick", is_flag=True, help="A tiny config, a few steps: checks the bench runs (seconds).")
 @click.option("--steps", type=int, default=None, help="Timed train steps per config (default 10, --quick 3).")
-def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps):
+@click.option("--only", default=None,
+              help="Comma-separated parts to run: train, generate, memory, host (default: all).")
+def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only):
     """Time framegen's train step, generation, memory and host overhead (optionally against PyTorch).
 
     Train step: F x T x B = 800x100x128, 40x1000x32, 4000x50x32, 100x1000x128 (plus the one given by flags),
@@ -515,7 +517,11 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps):
             click.echo(f"  {row['what']} {row['impl']} " + " ".join(
                 f"{k}={v}" for k, v in row.items() if k not in ("what", "impl")), err=True)
 
-    rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, log=log)
+    parts = benchmark.PARTS if only is None else tuple(x.strip() for x in only.split(","))
+    unknown = sorted(set(parts) - set(benchmark.PARTS))
+    if unknown:
+        raise UsageError(f"unknown --only part(s) {', '.join(unknown)}: pass some of {', '.join(benchmark.PARTS)}")
+    rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, parts=parts, log=log)
     if not as_json:
         click.echo(benchmark.format_tables(rows), nl=False)
 

@@ -190,8 +190,10 @@ def validate(eval_chunk, params, song, split: data.Split, cfg: RunConfig, codebo
     offsets = np.concatenate([offsets, np.full(pad, offsets[0], np.int32)])
     totals = {}
     extra = () if codebook is None else (codebook,)
-    for i in range(0, len(offsets), chunk):
-        sums = eval_chunk(params, song, offsets[i : i + chunk], mask[i : i + chunk], *extra)
+    # every chunk is dispatched before the first is read back: one host sync per validation, not one per chunk
+    parts = [eval_chunk(params, song, offsets[i : i + chunk], mask[i : i + chunk], *extra)
+             for i in range(0, len(offsets), chunk)]
+    for sums in parts:
         for k, v in sums.items():
             totals[k] = totals.get(k, 0.0) + float(v)
     count = float(mask.sum()) * cfg.data.seq_len * cfg.data.frame_size
