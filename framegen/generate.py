@@ -63,11 +63,12 @@ def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_
 
 @partial(jax.jit, static_argnames=("model", "n_frames", "temperature", "top_k"))
 def rollout_vq(model: FrameGRU, params, seed, n_frames: int, table, key, temperature: float = 1.0, top_k: int = 0):
-    """VQ mode: continue each stream of ``seed`` (B, S, F) by ``n_frames`` frames -> (frames (B, n, F), codes (B, n)).
+    """VQ mode: continue each stream of ``seed`` (B, S, F) by ``n_frames`` frames.
 
     After the seed, each step samples a code from the model's logits (``vq.sample_codes``: temperature, top-k),
     emits one of that code's E frames in ``table`` (K, E, F) chosen uniformly, and feeds the emitted frame back.
     One ``lax.scan``; the PRNG key is carried through it, split once per frame.
+    Returns frames (B, n, F), codes (B, n) and the row of each code's E frames that was emitted (B, n).
     """
     variables = {"params": params}
     out, state = model.apply(variables, seed)
@@ -76,12 +77,13 @@ def rollout_vq(model: FrameGRU, params, seed, n_frames: int, table, key, tempera
         logits, h, k = carry
         k, k_code, k_which = jax.random.split(k, 3)
         code = vq.sample_codes(k_code, logits, temperature, top_k)
-        frame = table[code, jax.random.randint(k_which, code.shape, 0, table.shape[1])]
+        which = jax.random.randint(k_which, code.shape, 0, table.shape[1])
+        frame = table[code, which]
         nxt, h = model.apply(variables, frame, h, method=FrameGRU.step)
-        return (nxt, h, k), (frame, code)
+        return (nxt, h, k), (frame, code, which)
 
-    _, (frames, codes) = jax.lax.scan(step, (out[:, -1], state, key), None, length=n_frames)
-    return jnp.swapaxes(frames, 0, 1), jnp.swapaxes(codes, 0, 1)
+    _, (frames, codes, which) = jax.lax.scan(step, (out[:, -1], state, key), None, length=n_frames)
+    return jnp.swapaxes(frames, 0, 1), jnp.swapaxes(codes, 0, 1), jnp.swapaxes(which, 0, 1)
 
 
 def smooth_seams(y: np.ndarray, frame_size: int, width: int) -> np.ndarray:
@@ -115,6 +117,36 @@ def smooth_seams(y: np.ndarray, frame_size: int, width: int) -> np.ndarray:
     y[..., left] += half[..., None] * w
     y[..., right[ok_r]] -= (half[..., None] * w)[..., ok_r]
     return y
+
+
+def overlap_add(song: np.ndarray, offsets: np.ndarray, frame_size: int, width: int) -> np.ndarray:
+    """Concatenate frames cut from ``song`` at ``offsets`` (S, N), overlap-adding their real surroundings across
+    every border -> (S, (N - 1) * F): the audio of frames 1..N-1, frame 0 being the one before the output.
+
+    Frame i is cut with h = ``width`` // 2 extra samples each side, song[o_i - h : o_i + F + h], weighted by a
+    window that rises as sin^2 over its first 2h samples, is 1 in the middle and falls as cos^2 over its last 2h,
+    and placed so its core lands on [i F, (i + 1) F). Across a border, frame i's real continuation fades out while
+    frame i+1's real lead-in fades in; the weights sum to 1 everywhere, so a frame followed by its true successor
+    (o_{i+1} = o_i + F) comes out exactly as the song. The last frame is not faded out. ``width`` is capped at F
+    (only neighbours overlap); the song is zero-padded where a cut runs past its ends.
+    """
+    offsets = np.asarray(offsets, np.int64)
+    h = min(int(width), frame_size) // 2
+    streams, n = offsets.shape
+    f = frame_size
+    pad = np.concatenate([np.zeros(h, np.float32), np.asarray(song, np.float32), np.zeros(f + h, np.float32)])
+    w = np.ones(f + 2 * h, np.float32)
+    if h:
+        t = (np.arange(2 * h) + 0.5) / (2 * h)
+        w[: 2 * h] = np.sin(0.5 * np.pi * t) ** 2
+        w[-2 * h :] = np.cos(0.5 * np.pi * t) ** 2
+    out = np.zeros((streams, n * f + 2 * h), np.float32)
+    span = np.arange(f + 2 * h)
+    last = w.copy()
+    last[f:] = 1.0  # the last frame has no successor: it plays to the end of the output unfaded
+    for i in range(n):  # N is the frame count of one clip: a few hundred host-side adds
+        out[:, i * f : (i + 1) * f + 2 * h] += pad[offsets[:, i, None] + span] * (last if i == n - 1 else w)
+    return out[:, f + h : n * f + h]
 
 
 def seed_start(cfg: RunConfig, n_total: int, seed_offset: float | None, seed_frames: int) -> int:
@@ -156,32 +188,43 @@ def seed_of(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int
 
 
 def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConfig, streams: int = 1, *,
-                   vq_table=None, key=None, temperature: float = 1.0, top_k: int = 0,
-                   crossfade_ms: float = 0.0) -> np.ndarray:
+                   emission: vq.Emission | None = None, key=None, temperature: float = 1.0, top_k: int = 0,
+                   crossfade_ms: float = 0.0, seed_start: int | None = None) -> np.ndarray:
     """(streams, n_samples) denormalised audio following ``seed`` (S, F), cut to exactly ``n_samples``; a seed
     (streams, S, F) gives each stream its own (``stream_seeds``).
 
-    VQ runs pass their emission table (K, E, F) and a PRNG key. ``crossfade_ms`` > 0 smooths every frame border,
-    the one after the seed's last frame included (``smooth_seams`` with L = crossfade_ms of samples).
+    VQ runs pass their ``vq.Emission`` and a PRNG key. ``crossfade_ms`` > 0 smooths every frame border over that
+    many ms (L samples) centred on it, the border after the seed included: exemplar frames whose song position is
+    known (and a seed at song sample ``seed_start``) are overlap-added with their real surroundings
+    (``overlap_add``, width L; ``seed_start`` is one start or one per stream); any other frames get the seam
+    correction ramp (``smooth_seams``, L/2 each side).
+    The frames fed back to the model are never changed, only the audio.
     """
     f = cfg.data.frame_size
     n_frames = -(-n_samples // f)
     seed = np.asarray(seed, np.float32)
     seeds = jnp.broadcast_to(jnp.asarray(seed if seed.ndim == 3 else seed[None]), (streams, *seed.shape[-2:]))
+    sources = None  # (streams, n_frames) song offsets of the emitted frames, when they are real song frames
     if cfg.model.output == "vq":
-        if vq_table is None:
-            raise RunError("a VQ run needs its codebook's emission table to generate")
+        if emission is None:
+            raise RunError("a VQ run needs its codebook's emission to generate")
         key = jax.random.key(0) if key is None else key
-        frames, _ = rollout_vq(model, params, seeds, n_frames, jnp.asarray(vq_table), key, float(temperature),
-                               int(top_k))
+        frames, codes, which = rollout_vq(model, params, seeds, n_frames, jnp.asarray(emission.table), key,
+                                          float(temperature), int(top_k))
         frames = np.asarray(frames)
+        if emission.offsets is not None:
+            sources = emission.offsets[np.asarray(codes), np.asarray(which)]
     else:
         frames = np.asarray(rollout(model, params, seeds, n_frames))
     y = frames.reshape(streams, -1)
     if crossfade_ms > 0:
         width = int(round(crossfade_ms * 1e-3 * cfg.data.sample_rate))
-        lead = np.asarray(seeds[:, -1])
-        y = smooth_seams(np.concatenate([lead, y], axis=1), f, width)[:, f:]
+        if sources is not None and seed_start is not None:
+            last_seed = (np.broadcast_to(np.asarray(seed_start), (streams,)) + (seeds.shape[1] - 1) * f)[:, None]
+            y = overlap_add(emission.song, np.concatenate([last_seed, sources], axis=1), f, width)
+        else:
+            lead = np.asarray(seeds[:, -1])
+            y = smooth_seams(np.concatenate([lead, y], axis=1), f, max(1, width // 2))[:, f:]
     return audio.denormalise(y[:, :n_samples], cfg.norm)
 
 
@@ -219,11 +262,11 @@ def load_song_for(cfg: RunConfig) -> np.ndarray:
     return audio.normalise(y, cfg.norm)
 
 
-def vq_table_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: str | None = None) -> np.ndarray:
-    """The (K, E, F) emission table of a VQ run's saved codebook (``emit`` defaults to the run's ``vq_emit``)."""
+def vq_emission_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: str | None = None) -> vq.Emission:
+    """The ``vq.Emission`` of a VQ run's saved codebook (``emit`` defaults to the run's ``vq_emit``)."""
     m = cfg.model
     cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
-    return vq.emission_table(cb, song_norm, emit or m.vq_emit)
+    return vq.emission(cb, song_norm, emit or m.vq_emit)
 
 
 def generate(
@@ -278,10 +321,11 @@ def generate(
     seed, starts = stream_seeds(song, start, seed_frames, cfg.data.frame_size, streams)  # each its own place
     n_samples = int(round(seconds * cfg.data.sample_rate))
     model = build(cfg.model, cfg.data.frame_size)
-    table = vq_table_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None
+    emission = vq_emission_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None
     fade = cfg.train.crossfade_ms if crossfade_ms is None else crossfade_ms
-    ys = continue_audio(model, params, seed, n_samples, cfg, streams, vq_table=table,
-                        key=jax.random.key(sample_seed), temperature=temperature, top_k=top_k, crossfade_ms=fade)
+    ys = continue_audio(model, params, seed, n_samples, cfg, streams, emission=emission,
+                        key=jax.random.key(sample_seed), temperature=temperature, top_k=top_k, crossfade_ms=fade,
+                        seed_start=starts)
     if not np.all(np.isfinite(ys)):
         raise RunError(
             f"the model produced NaN or infinite samples from {run_dir}: nothing was written; "

@@ -248,6 +248,25 @@ def emission_table(cb: Codebook, song_norm: np.ndarray, emit: str) -> np.ndarray
     raise UsageError(f"unknown --vq-emit {emit!r}: pass one of {', '.join(EMITS)}")
 
 
+@dataclass(frozen=True)
+class Emission:
+    """What generation emits for a code: ``table`` (K, E, F) of frames; for emit="exemplar" also where each row
+    came from, ``offsets`` (K, E) into ``song`` (the normalised song), so the audio can overlap-add each exemplar's
+    real surroundings across frame borders (``generate.overlap_add``)."""
+
+    table: np.ndarray
+    offsets: np.ndarray | None = None
+    song: np.ndarray | None = None
+
+
+def emission(cb: Codebook, song_norm: np.ndarray, emit: str) -> Emission:
+    """The ``Emission`` of ``emit`` for a codebook (see ``emission_table``)."""
+    table = emission_table(cb, song_norm, emit)
+    if emit == "exemplar":
+        return Emission(table, cb.exemplar_offsets, np.asarray(song_norm, np.float32))
+    return Emission(table)
+
+
 def sample_codes(key, logits, temperature: float, top_k: int = 0):
     """Codes (...,) drawn from softmax(logits / temperature) over the ``top_k`` most likely codes (0: all of them).
     Temperature 0 takes the most likely code."""

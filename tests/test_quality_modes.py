@@ -109,6 +109,26 @@ def test_smooth_seams_leaves_a_smooth_waveform_nearly_alone():
     assert np.max(np.abs(out - y)) < 0.01
 
 
+def test_overlap_add_of_true_successors_is_the_song_itself():
+    song = np.random.default_rng(1).standard_normal(50 * F).astype(np.float32)
+    offsets = np.array([[5 * F + 3 + i * F for i in range(20)], [7 + i * F for i in range(20)]])
+    out = gen.overlap_add(song, offsets, F, 16)
+    assert out.shape == (2, 19 * F)
+    np.testing.assert_allclose(out[0], song[6 * F + 3 : 25 * F + 3], atol=1e-6)
+    np.testing.assert_allclose(out[1], song[F + 7 : 20 * F + 7], atol=1e-6)
+
+
+def test_overlap_add_crossfades_real_surroundings_instead_of_jumping():
+    rng = np.random.default_rng(2)
+    song = np.repeat(rng.uniform(-1, 1, 40), 4 * F).astype(np.float32)  # constant stretches of 4 frames
+    offsets = (rng.integers(0, 40, (1, 25)) * 4 + 1) * F  # frames from the middle of random stretches
+    hard = gen.overlap_add(song, offsets, F, 0)[0]
+    soft = gen.overlap_add(song, offsets, F, 16)[0]
+    assert hard.shape == soft.shape == (24 * F,)
+    assert _max_seam_jump(hard, F) > 0.5 and _max_seam_jump(soft, F) < 0.1 * _max_seam_jump(hard, F)
+    np.testing.assert_array_equal(hard, song[offsets[0, 1:, None] + np.arange(F)].reshape(-1))
+
+
 def test_continue_audio_crossfade_is_exact_length_and_only_touches_the_borders(tiny_model):
     model, params = tiny_model
     cfg = tiny_config()
@@ -183,9 +203,10 @@ def test_vq_resume_reuses_the_saved_codebook(vq_run, monkeypatch):
         raise AssertionError("a resumed VQ run must not refit its codebook")
 
     monkeypatch.setattr(vq, "fit", refit)
-    arrays, table = _codebook(cfg, run_dir, song, data.check_fits(len(song), cfg.data), Reporter())
+    arrays, emission = _codebook(cfg, run_dir, song, data.check_fits(len(song), cfg.data), Reporter())
     np.testing.assert_array_equal(np.asarray(arrays["centroids"]), saved.centroids)
-    np.testing.assert_array_equal(table, vq.emission_table(saved, song, "exemplar"))
+    np.testing.assert_array_equal(emission.table, vq.emission_table(saved, song, "exemplar"))
+    np.testing.assert_array_equal(emission.offsets, saved.exemplar_offsets)
     assert _codebook(replace(cfg, model=replace(cfg.model, output="mse")), run_dir, song, None, None) == (None, None)
 
 
