@@ -299,7 +299,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         save_config(cfg, run_dir)  # on resume too: it may carry more epochs or a new time budget
         mesh = data_mesh(cfg.train.batch_size)
         state, song = replicate((state, jnp.asarray(song_norm)), mesh)
-        codebook, table = _codebook(cfg, run_dir, song_norm, split, reporter)
+        codebook, emission = _codebook(cfg, run_dir, song_norm, split, reporter)
         extra = () if codebook is None else (replicate(codebook, mesh),)
         t_compile = time.monotonic()
         step_fn = make_train_step(cfg, split, total).lower(state, song, *extra).compile()
@@ -335,8 +335,9 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             if every and (row["epoch"] % every == 0 or step >= total or partial_epoch):
                 n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
                 seed = seed_of(song_norm, split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
-                clip = continue_audio(model, state["params"], seed, n, cfg, vq_table=table,
-                                      key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms)[0]
+                clip = continue_audio(model, state["params"], seed, n, cfg, emission=emission,
+                                      key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms,
+                                      seed_start=split.n_train)[0]
                 if np.all(np.isfinite(clip)):
                     path = audio.write_wav(run_dir / "samples" / f"epoch-{row['epoch']:03d}.wav", clip,
                                            cfg.data.sample_rate)
@@ -414,7 +415,7 @@ def _sample_scores(score_clip, clip: np.ndarray, song_norm: np.ndarray, cfg: Run
 
 
 def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.Split, reporter):
-    """VQ runs: (codebook arrays for the step, emission table for sample clips); (None, None) for MSE runs.
+    """VQ runs: (codebook arrays for the step, ``vq.Emission`` for sample clips); (None, None) for MSE runs.
 
     The codebook is fitted once on the training part and saved as ``codebook.npz`` before the first step; a resumed
     run reloads it (the fit is deterministic, but reloading is cheaper and survives a change of framegen)."""
@@ -430,7 +431,7 @@ def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.
         vq.save(run_dir, cb)
         reporter.message(f"fitted a {m.codebook_kind} codebook of {m.codebook} codes in {time.monotonic() - t:.1f} s "
                          f"({int((cb.counts == 0).sum())} unused)")
-    return vq_arrays(cb), vq.emission_table(cb, song_norm, m.vq_emit)
+    return vq_arrays(cb), vq.emission(cb, song_norm, m.vq_emit)
 
 
 def _all_finite(tree) -> bool:
