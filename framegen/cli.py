@@ -168,7 +168,7 @@ class RichReporter:
               help="Where the demo song and its run go.")
 @click.option("--minutes", type=float, default=2.0, show_default=True, help="Training time budget.")
 def demo(runs_root, minutes):
-    """Built-in default job: synthesise a 60 s song, train on it for a couple of minutes, generate 10 s.
+    """Built-in default job: synthesise a 60 s song, train a VQ-mode model on it for 2 minutes, generate 10 s.
 
     Needs no file and no download. Prints where the song, the run and the generated WAV are.
     """
@@ -180,6 +180,8 @@ def demo(runs_root, minutes):
     click.echo(f"run:        {r.train.run_dir}  (step {r.train.step}, val MSE {last.get('val_mse', float('nan')):.4f}"
                f" vs zero predictor {last.get('zero_mse', float('nan')):.4f})")
     click.echo(f"generated:  {r.generated.path}  ({r.generated.seconds:.3f} s, RMS {r.generated.rms:.4f})")
+    click.echo(f"evaluation: {', '.join(r.generated.flags) or 'no flags'}  "
+               f"(framegen evaluate {r.generated.path} --reference {r.song})")
 
 
 @cli.command()

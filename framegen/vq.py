@@ -292,7 +292,9 @@ def save(run_dir: Path, cb: Codebook) -> Path:
                      exemplar_offsets=cb.exemplar_offsets, counts=cb.counts, gain_shape=np.bool_(cb.gain_shape))
         tmp.replace(path)
     except OSError as e:
-        raise RunError(f"cannot write {path} ({e.strerror or e}): free disk space or pass a writable --run-dir") from None
+        raise RunError(
+            f"cannot write {path} ({e.strerror or e}): free disk space or pass a writable --run-dir"
+        ) from None
     return path
 
 

@@ -100,3 +100,12 @@ def test_unwritable_run_directory_is_refused(tmp_path):
     blocker.write_text("x")
     r = CliRunner().invoke(cli, ["train", str(song), *TINY, "--run-dir", str(blocker / "run")])
     assert r.exit_code != 0 and "cannot write to run directory" in r.output, r.output
+
+
+def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
+    r = CliRunner().invoke(cli, ["demo", "--runs-root", str(tmp_path / "runs"), "--minutes", "0.01"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "runs" / "demo-song.wav").is_file()
+    (wav,) = (tmp_path / "runs").glob("demo-song-f800-t100-*/generated/best-10s.wav")
+    assert sf.info(str(wav)).frames == 160000
+    assert "evaluation:" in r.output
