@@ -19,7 +19,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -169,7 +168,7 @@ def bench(configs, variants, steps, with_torch=True):
             loss.block_until_ready()
             compile_s = time.perf_counter() - t0
 
-            def run(step=step, state=state):
+            def run(step=step, state=state, x=x, y=y):
                 state[0], state[1], loss = step(*state, x, y)
                 loss.block_until_ready()
 

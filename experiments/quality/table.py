@@ -79,7 +79,8 @@ def seeds_table() -> None:
         flagged = [", ".join(d["flags"]) for d in ds if d["flags"]]
         print(f"| {name} | {len(ds)} | {statistics.mean(fr):.2f} [{min(fr):.2f}-{max(fr):.2f}] | "
               f"{statistics.mean(d['noise_likeness'] for d in ds):.2f} | {min(d['audible_ratio'] for d in ds):.2f} | "
-              f"{statistics.mean(d['loudness_ratio'] for d in ds):.2f} | {statistics.mean(d['novelty'] for d in ds):.2f} "
+              f"{statistics.mean(d['loudness_ratio'] for d in ds):.2f} | "
+              f"{statistics.mean(d['novelty'] for d in ds):.2f} "
               f"| {len(flagged)} of {len(ds)}{': ' + '; '.join(flagged) if flagged else ''} |")
 
 
