@@ -90,17 +90,22 @@ def _train_options(f):
                      show_default=True,
                      help="vq: what a sampled code plays and feeds back: one of its real training frames "
                           "(exemplar), its centroid, or the centroid at its frames' mean loudness (scaled)."),
-        click.option("--crossfade", "crossfade_ms", type=float, default=0.0, show_default=True,
-                     help="Smooth frame borders of sample clips over this many ms (0: off); generate's default."),
+        click.option("--crossfade", "crossfade_ms", type=float, default=None,
+                     help="Smooth frame borders of sample clips over this many ms, and generate's default (0: off). "
+                          "Default: 25 for --output vq (exemplars are overlap-added with their real surroundings), "
+                          "0 for mse."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
+VQ_CROSSFADE_MS = 25.0  # measured in experiments/quality/README.md: removes the seam clicks exemplars leave
+
+
 def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, epochs, batch_size, lr, seed,
                 max_minutes, sample_every, feedback_prob, input_noise, output="mse", codebook=512,
-                codebook_kind="gain-shape", vq_emit="exemplar", crossfade_ms=0.0, **_):
+                codebook_kind="gain-shape", vq_emit="exemplar", crossfade_ms=None, **_):
     from framegen.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     return RunConfig(
@@ -109,7 +114,9 @@ def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, 
                           vq_emit=vq_emit),
         train=TrainConfig(epochs=30 if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
                           max_minutes=max_minutes, sample_every=sample_every, feedback_prob=feedback_prob,
-                          input_noise=input_noise, crossfade_ms=crossfade_ms),
+                          input_noise=input_noise,
+                          crossfade_ms=(VQ_CROSSFADE_MS if output == "vq" else 0.0) if crossfade_ms is None
+                          else crossfade_ms),
     )
 
 

@@ -286,3 +286,13 @@ feedback_prob = 0.0
     assert (vqc.model.output, vqc.model.codebook, vqc.model.codebook_kind, vqc.model.vq_emit) == \
         ("vq", 32, "plain", "scaled")
     assert vqc.train.feedback_prob == 0.0 and vqc.train.input_noise == 0.1 and vqc.train.crossfade_ms == 2.0
+
+
+def test_crossfade_defaults_to_25_ms_for_vq_and_off_for_mse():
+    from framegen.cli import VQ_CROSSFADE_MS, _run_config
+
+    base = dict(frame_size=40, seq_len=50, sample_rate=RATE, val_fraction=0.1, hidden=199, layers=2, epochs=1,
+                batch_size=8, lr=1e-3, seed=0, max_minutes=None, sample_every=0, feedback_prob=0.0, input_noise=0.0)
+    assert _run_config(**base).train.crossfade_ms == 0.0  # the MSE path is unchanged
+    assert _run_config(**base, output="vq").train.crossfade_ms == VQ_CROSSFADE_MS == 25.0
+    assert _run_config(**base, output="vq", crossfade_ms=0.0).train.crossfade_ms == 0.0
