@@ -1,7 +1,9 @@
 """Collect experiments/quality/results/*.json (written by 'framegen evaluate --json') into a markdown table.
 
     python experiments/quality/table.py            # prints the clip table for README.md
+    python experiments/quality/table.py main       # README.md's main table (the rows in MAIN)
     python experiments/quality/table.py runs       # the trained runs: steps, validation numbers
+    python experiments/quality/table.py seeds      # VQ settings over sampling seeds 0-2
 """
 
 import json
@@ -13,6 +15,24 @@ COLUMNS = [("audible_ratio", "audible", ".2f"), ("loudness_ratio", "loudness", "
            ("noise_likeness", "noise-like", ".2f"), ("frechet_ratio", "Fréchet ratio", ".2f"),
            ("novelty", "novelty", ".2f"), ("loop_period_s", "loop (s)", ".3f"), ("loop_score", "loop score", ".3f"),
            ("clipping_ratio", "clipping", ".3f")]
+
+
+# The rows of README.md's main table: per song the trivial references, the MSE options, the VQ options.
+MAIN = """
+demo-song-ref-silence demo-song-ref-white-noise demo-song-ref-real-excerpt
+demo-mse-xf0 demo-mse-ss-xf0 demo-mse-ss25-xf0 demo-mse-ss-xf2
+demo-vq-exemplar demo-vq-exemplar-xf25-s0 demo-vq-centroid
+demo-vq-plain-exemplar demo-vq-plain-centroid demo-vq-plain-scaled demo-vq-plain-exemplar-xf25-s0
+demo-vq-plain-k1024-exemplar-xf25-s0
+demo-vq-plain-k2048-exemplar-xf0-s0 demo-vq-plain-k2048-exemplar-xf25-s0 demo-vq-plain-k2048-exemplar-xf50-s0
+drascula-track1-ref-silence drascula-track1-ref-white-noise drascula-track1-ref-real-excerpt
+track1-mse-xf0 track1-mse-ss-xf0 track1-mse-ss25-xf0 track1-mse-ss-xf2
+track1-vq-exemplar track1-vq-exemplar-xf25-s0 track1-vq-centroid track1-vq-exemplar-t0.8 track1-vq-exemplar-top50
+track1-vq-plain-exemplar track1-vq-plain-centroid track1-vq-plain-scaled
+drascula-track11-ref-silence drascula-track11-ref-white-noise drascula-track11-ref-real-excerpt
+track11-mse-xf0 track11-mse-ss-xf0 track11-mse-ss25-xf0
+track11-vq-exemplar track11-vq-exemplar-xf25-s0 track11-vq-centroid track11-vq-exemplar-t0.8
+""".split()
 
 
 def fmt(v, spec):
@@ -35,6 +55,8 @@ def main(argv):
         return runs_table()
     if argv[:1] == ["seeds"]:
         return seeds_table()
+    if argv[:1] == ["main"]:
+        argv = MAIN
     head = ["clip (song-mode-options)"] + [label for _, label, _ in COLUMNS] + ["flags"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
