@@ -1,5 +1,15 @@
 """Every matplotlib figure framegen draws, in one place; matplotlib is imported lazily inside each function."""
 
+import os
+
+
+def _save(plt, fig, path) -> None:
+    """Write the PNG to a temp file, then rename: a crash never leaves half a figure."""
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
 
 def _pyplot():
     import matplotlib
@@ -26,12 +36,7 @@ def plot_loss(path, rows: list[dict]) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    import os
-
-    os.replace(tmp, path)
+    _save(plt, fig, path)
 
 
 def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) -> None:
@@ -67,19 +72,13 @@ def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) ->
     fig.suptitle(f"{flags}  |  loudness {evaluation.loudness_ratio:.2f}, noise-likeness "
                  f"{evaluation.noise_likeness:.2f}, Frechet ratio {evaluation.frechet_ratio:.2g}, "
                  f"novelty {evaluation.novelty:.2f}")
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    import os
-
-    os.replace(tmp, path)
+    _save(plt, fig, path)
 
 
 def plot_sweep_heatmap(path, doc: dict) -> None:
     """A sweep's F x T grid coloured by score (val MSE / zero-predictor MSE, lower is better); cells that did not
     finish are grey with their status written in. ``doc`` is a sweep's results.json."""
     import math
-    import os
 
     import numpy as np
 
@@ -120,7 +119,4 @@ def plot_sweep_heatmap(path, doc: dict) -> None:
                  fontsize=9)
     fig.colorbar(im, ax=ax, label="score (lower is better)")
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(plt, fig, path)
