@@ -173,22 +173,27 @@ def _gru_layer_x_bwd(chunk, unroll, residuals, dhs):
     starts = jnp.concatenate([h0[None], hs_c[:-1, -1]], axis=0)  # (T/chunk, B, H): state before each chunk
     step = _bwd_step(w_h, b_h)
 
-    def outer(carry, inputs):
-        dh, dw_i, db_i, dw_h, db_h = carry
-        x_c, hs_cc, start, dhs_c = inputs
-        h_prev = jnp.concatenate([start[None], hs_cc[:-1]], axis=0)
+    x_all, dhs_all = _chunked(x, chunk), _chunked(dhs, chunk)
+    # An upper layer's input has dhs's shape (H): its dx overwrites dhs chunk by chunk in the loop carry, in
+    # place, so the layer's backward holds one (T, B, H) gradient buffer instead of two.
+    in_place = x.shape[-1] == hidden
+
+    def body(i, carry):
+        c = len(x_all) - 1 - i  # chunks in reverse
+        (dh, dw_i, db_i, dw_h, db_h), out = carry
+        x_c, hs_cc, dhs_c = x_all[c], hs_c[c], (out if in_place else dhs_all)[c]
+        h_prev = jnp.concatenate([starts[c][None], hs_cc[:-1]], axis=0)
         dh, (dgh, da_n) = _scan(step, dh, (x_c @ w_i + b_i, h_prev, dhs_c), reverse=True, unroll=unroll)
         dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (chunk, B, 3H)
         dw_i = dw_i + jnp.einsum("tbf,tbg->fg", x_c, dgx)
         dw_h = dw_h + jnp.einsum("tbh,tbg->hg", h_prev, dgh)
-        carry = (dh, dw_i, db_i + jnp.sum(dgx, axis=(0, 1)), dw_h, db_h + jnp.sum(dgh, axis=(0, 1)))
-        return carry, dgx @ w_i.T
+        grads = (dh, dw_i, db_i + jnp.sum(dgx, axis=(0, 1)), dw_h, db_h + jnp.sum(dgh, axis=(0, 1)))
+        return grads, out.at[c].set((dgx @ w_i.T).astype(out.dtype))
 
-    init = (jnp.zeros_like(h0), jnp.zeros_like(w_i), jnp.zeros_like(b_i), jnp.zeros_like(w_h), jnp.zeros_like(b_h))
-    (dh0, dw_i, db_i, dw_h, db_h), dx = jax.lax.scan(
-        outer, init, (_chunked(x, chunk), hs_c, starts, _chunked(dhs, chunk)), reverse=True
-    )
-    return dw_i, db_i, dw_h, db_h, dx.reshape(x.shape).astype(x.dtype), dh0
+    grads = (jnp.zeros_like(h0), jnp.zeros_like(w_i), jnp.zeros_like(b_i), jnp.zeros_like(w_h), jnp.zeros_like(b_h))
+    out = dhs_all if in_place else jnp.zeros(x_all.shape, x.dtype)
+    (dh0, dw_i, db_i, dw_h, db_h), dx = jax.lax.fori_loop(0, len(x_all), body, (grads, out))
+    return dw_i, db_i, dw_h, db_h, dx.reshape(x.shape), dh0
 
 
 _gru_layer_x.defvjp(_gru_layer_x_fwd, _gru_layer_x_bwd)
