@@ -161,6 +161,64 @@ def bench_train(configs, steps: int, compare: bool, gflops: float, log=print) ->
     return rows
 
 
+def _median_s(fn, reps: int) -> float:
+    fn()  # warm-up (and compile)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _matmul_fns(f: int, t: int, b: int, compare: bool) -> dict:
+    """impl -> {"recurrent": fn, "input": fn}, each fn one timed run of that shape (see ``bench_matmul``)."""
+    import jax
+
+    g = 3 * HIDDEN
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(0), 4)
+    h, w_h = jax.random.normal(k1, (b, HIDDEN)), 0.05 * jax.random.normal(k2, (HIDDEN, g))
+    x, w_i = jax.random.normal(k3, (t * b, f)), 0.05 * jax.random.normal(k4, (f, g))
+    chain = jax.jit(lambda h, w: jax.lax.fori_loop(0, t, lambda _, h: (h @ w)[:, :HIDDEN] * 0.5 + h, h))
+    proj = jax.jit(lambda x, w: x @ w)
+    fns = {"framegen": {"recurrent": lambda: chain(h, w_h).block_until_ready(),
+                        "input": lambda: proj(x, w_i).block_until_ready()}}
+    if compare:
+        import torch
+
+        torch.set_num_threads(threads())
+        th, tw_h, tx, tw_i = (torch.from_numpy(np.asarray(a)) for a in (h, w_h, x, w_i))
+
+        def torch_chain():
+            hh = th
+            for _ in range(t):
+                hh = (hh @ tw_h)[:, :HIDDEN] * 0.5 + hh
+
+        fns["torch"] = {"recurrent": torch_chain, "input": lambda: tx @ tw_i}
+    return fns
+
+
+def bench_matmul(configs, compare: bool, reps: int = 5, log=print) -> list[dict]:
+    """The two matmul shapes a train step is made of, alone, in each implementation: where a step's time goes.
+
+    ``recurrent``: T dependent (B, H) x (H, 3H) products, as inside the GRU's time loop (ms per product; torch's
+    loop is Python, ~3 ops of overhead per product); ``input``: one (T*B, F) x (F, 3H) product, layer 1's input
+    projection. Same threads, float32, random data."""
+    rows = []
+    for f, t, b in configs:
+        fns = _matmul_fns(f, t, b, compare)
+        for what, flop, n in (("recurrent", 2 * b * HIDDEN * 3 * HIDDEN, t), ("input", 2 * t * b * f * 3 * HIDDEN, 1)):
+            secs = {impl: _median_s(fn[what], reps) for impl, fn in fns.items()}
+            for impl, sec in secs.items():
+                row = {"what": "matmul", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b, "shape": what,
+                       "ms": round(sec / n * 1e3, 4), "gflops": round(flop * n / sec / 1e9, 1), "compile_s": None}
+                if "torch" in secs:
+                    row["ratio_vs_torch"] = round(sec / secs["torch"], 3)
+                rows.append(row)
+                log(row)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ generation
 
 
@@ -243,9 +301,12 @@ def memory_child(impl: str, f: int, t: int, b: int, steps: int) -> dict:
         times.append(time.perf_counter() - t0)
     scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB elsewhere
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-    return {"what": "memory", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b,
-            "peak_rss_mb": round(peak), "compile_s": round(runner.compile_s, 2),
-            "step_ms": round(statistics.median(times[1:] or times) * 1e3, 1)}
+    row = {"what": "memory", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b,
+           "peak_rss_mb": round(peak), "compile_s": round(runner.compile_s, 2),
+           "step_ms": round(statistics.median(times[1:] or times) * 1e3, 1)}
+    if impl == "framegen":  # XLA's own figure: the step's scratch buffer, allocated per call
+        row["xla_temp_mb"] = round(runner.fn.memory_analysis().temp_size_in_bytes / 2**20)
+    return row
 
 
 def bench_memory(config, compare: bool, steps: int = 2, log=print) -> list[dict]:
@@ -308,7 +369,7 @@ def bench_host_overhead(config, steps: int = 20, log_every: int = 5, log=print) 
 # ------------------------------------------------------------------------------------------------ driver
 
 
-PARTS = ("train", "generate", "memory", "host")
+PARTS = ("train", "matmul", "generate", "memory", "host")
 
 
 def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, steps: int | None = None,
@@ -343,6 +404,8 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
     gflops = rows[0]["matmul_gflops"]
     if "train" in parts:
         rows += bench_train(configs, steps, with_torch, gflops, log=log)
+    if "matmul" in parts:
+        rows += bench_matmul(configs, with_torch, reps=2 if quick else 5, log=log)
     if "generate" in parts:
         rows += bench_generate(q.get("gen_frames", GEN_FRAMES), q.get("gen_streams", GEN_STREAMS),
                                q.get("gen_seconds", 30.0), with_torch, reps=1 if quick else 3, log=log)
@@ -371,6 +434,13 @@ def format_tables(rows: list[dict]) -> str:
             out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['impl']} | {r['median_ms']:.1f} | "
                        f"{ratio} | {r['pct_floor']:.0f}% | {r['floor_ms']:.1f} | {r['samples_per_s']:,} | "
                        f"{r['compile_s']:.1f} |")
+    mm_rows = [r for r in rows if r["what"] == "matmul"]
+    if mm_rows:
+        out += ["", "| F x T x B | matmul | impl | ms per product | GFLOP/s | / torch |", "|---|---|---|---|---|---|"]
+        for r in mm_rows:
+            ratio = f"{r['ratio_vs_torch']:.2f}" if "ratio_vs_torch" in r else ""
+            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['shape']} | {r['impl']} | "
+                       f"{r['ms']:.3f} | {r['gflops']:.0f} | {ratio} |")
     gen_rows = [r for r in rows if r["what"] == "generate"]
     if gen_rows:
         out += ["", "| F | streams | impl | x real time (all streams) | x real time per stream | us/frame "
@@ -381,11 +451,12 @@ def format_tables(rows: list[dict]) -> str:
                        f"{r['realtime_factor_per_stream']:.1f} | {r['us_per_frame']:.0f} | {r['compile_s']:.1f} |")
     mem_rows = [r for r in rows if r["what"] == "memory"]
     if mem_rows:
-        out += ["", "| F x T x B | impl | peak RSS MB | step ms | compile s |", "|---|---|---|---|---|"]
+        out += ["", "| F x T x B | impl | peak RSS MB | XLA temp MB | step ms | compile s |",
+                "|---|---|---|---|---|---|"]
         for r in mem_rows:
             peak = r["peak_rss_mb"] if r["peak_rss_mb"] is not None else f"failed ({r.get('error', '')[:60]})"
             out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['impl']} | {peak} | "
-                       f"{r.get('step_ms', '')} | {r['compile_s']} |")
+                       f"{r.get('xla_temp_mb', '')} | {r.get('step_ms', '')} | {r['compile_s']} |")
     host = [r for r in rows if r["what"] == "host_overhead"]
     if host:
         out += ["", "| F x T x B | loop ms/step | step ms (blocked) | host overhead ms/step | host sync every |",

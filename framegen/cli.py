@@ -496,12 +496,13 @@ def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, n
 @click.option("--quick", is_flag=True, help="A tiny config, a few steps: checks the bench runs (seconds).")
 @click.option("--steps", type=int, default=None, help="Timed train steps per config (default 10, --quick 3).")
 @click.option("--only", default=None,
-              help="Comma-separated parts to run: train, generate, memory, host (default: all).")
+              help="Comma-separated parts to run: train, matmul, generate, memory, host (default: all).")
 def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only):
     """Time framegen's train step, generation, memory and host overhead (optionally against PyTorch).
 
     Train step: F x T x B = 800x100x128, 40x1000x32, 4000x50x32, 100x1000x128 (plus the one given by flags),
-    median ms over 10 steps, % of the arithmetic floor (step FLOPs / this machine's matmul rate). Generation:
+    median ms over 10 steps, % of the arithmetic floor (step FLOPs / this machine's matmul rate). Matmul: the
+    step's recurrent and input-projection products alone, in each implementation (where the time goes). Generation:
     seconds of audio per wall second for 30 s at F=800 and F=40, 1 and 16 streams. Memory: peak RSS of training at
     F=40, T=10,000, B=32 in a fresh process. Results of measured machines: experiments/bench/.
 

@@ -9,7 +9,7 @@ from framegen import bench
 from framegen.cli import cli
 
 KEYS = {"what", "impl", "frame_size", "seq_len", "batch_size", "compile_s"}
-VALUE = {"train_step": "median_ms", "generate": "realtime_factor", "memory": "peak_rss_mb"}
+VALUE = {"train_step": "median_ms", "generate": "realtime_factor", "memory": "peak_rss_mb", "matmul": "gflops"}
 
 
 def _rows(args):
@@ -32,6 +32,8 @@ def test_quick_json_has_every_measurement_with_its_keys():
     step = by_what["train_step"][0]
     assert (step["frame_size"], step["seq_len"], step["batch_size"]) == bench.QUICK["configs"][0]
     assert 0 < step["pct_floor"] and step["samples_per_s"] > 0
+    assert by_what["memory"][0]["xla_temp_mb"] >= 0
+    assert {r["shape"] for r in by_what["matmul"]} == {"recurrent", "input"}
     gen = {r["streams"]: r for r in by_what["generate"]}
     assert set(gen) == set(bench.QUICK["gen_streams"])
     assert gen[2]["realtime_factor"] == pytest.approx(2 * gen[2]["realtime_factor_per_stream"], rel=0.01)
@@ -61,3 +63,7 @@ def test_compare_torch_times_both_in_one_run():
     assert step["framegen"]["ratio_vs_torch"] == pytest.approx(ratio, rel=0.02, abs=1e-4)
     gen = {r["impl"]: r for r in rows if r["what"] == "generate"}
     assert set(gen) == {"framegen", "torch"} and all(r["realtime_factor"] > 0 for r in gen.values())
+    mm = bench.bench_matmul([(40, 50, 2)], True, reps=1, log=lambda r: None)
+    pairs = {(i, s) for i in ("framegen", "torch") for s in ("recurrent", "input")}
+    assert {(r["impl"], r["shape"]) for r in mm} == pairs
+    assert all(r["gflops"] > 0 and r["ratio_vs_torch"] > 0 for r in mm)
