@@ -1,7 +1,10 @@
 """framegen bench: the quick run prints one valid JSON object per measurement with the documented keys."""
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -67,3 +70,12 @@ def test_compare_torch_times_both_in_one_run():
     pairs = {(i, s) for i in ("framegen", "torch") for s in ("recurrent", "input")}
     assert {(r["impl"], r["shape"]) for r in mm} == pairs
     assert all(r["gflops"] > 0 and r["ratio_vs_torch"] > 0 for r in mm)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_child_peak_memory_is_its_own_not_its_parents():
+    # ru_maxrss survives exec: a child forked from a big parent would report the parent's size.
+    ballast = np.ones(300 * 2**20 // 4, np.float32)  # 300 MB resident in this process
+    code = "from framegen.bench import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 < child < 200 < ballast.nbytes / 2**20
