@@ -84,18 +84,21 @@ def val_offsets(split: Split, cfg: DataConfig) -> np.ndarray:
     return (split.n_train + stride * np.arange(count)).astype(np.int32)
 
 
-def gather(song, offsets, cfg: DataConfig):
-    """Slice examples out of the on-device song. song: (N,), offsets: (B,) -> (B, T+1, F)."""
-    length = cfg.example_samples
+def gather(song, offsets, cfg: DataConfig, time_major: bool = False):
+    """Slice examples out of the on-device song. song: (N,), offsets: (B,) -> (B, T+1, F), or (T+1, B, F) with
+    ``time_major`` (the layout the model's scan runs in: written that way by the gather, no transpose after)."""
 
     def one(start):
-        return jax.lax.dynamic_slice(song, (start,), (length,))
+        return jax.lax.dynamic_slice(song, (start,), (cfg.example_samples,)).reshape(cfg.seq_len + 1, cfg.frame_size)
 
-    return jax.vmap(one)(offsets).reshape(offsets.shape[0], cfg.seq_len + 1, cfg.frame_size)
+    return jax.vmap(one, out_axes=1 if time_major else 0)(offsets)
 
 
-def inputs_targets(examples):
-    """(B, T+1, F) -> inputs (B, T, F) = frames 0..T-1, targets (B, T, F) = frames 1..T."""
+def inputs_targets(examples, time_major: bool = False):
+    """(B, T+1, F) -> inputs (B, T, F) = frames 0..T-1, targets (B, T, F) = frames 1..T (time on axis 0 with
+    ``time_major``)."""
+    if time_major:
+        return examples[:-1], examples[1:]
     return examples[:, :-1], examples[:, 1:]
 
 

@@ -58,17 +58,18 @@ class FrameGRU(nn.Module):
         ]
         self.head = nn.Dense(self.out_dim or self.frame_size, name="head")
 
-    def __call__(self, frames, state=None):
-        """frames: (B, T, F) -> (outputs (B, T, out), state (L, B, H) after the last frame)."""
-        batch = frames.shape[0]
+    def __call__(self, frames, state=None, time_major: bool = False):
+        """frames: (B, T, F) -> (outputs (B, T, out), state (L, B, H) after the last frame); with ``time_major``
+        frames (T, B, F) -> outputs (T, B, out), the layout the scan runs in (no transposes)."""
+        x = frames if time_major else jnp.swapaxes(frames, 0, 1)  # time-major (T, B, F) for the scan
         if state is None:
-            state = self.initial_state(batch)
-        x = jnp.swapaxes(frames, 0, 1)  # time-major (T, B, F) for the scan
+            state = self.initial_state(x.shape[1])
         last = []
         for cell, h0 in zip(self.cells, state):
             x = _layer(cell, x, h0)
             last.append(x[-1])
-        return jnp.swapaxes(self.head(x), 0, 1), jnp.stack(last)
+        out = self.head(x)
+        return (out if time_major else jnp.swapaxes(out, 0, 1)), jnp.stack(last)
 
     def step(self, frame, state):
         """One frame for every stream: frame (B, F), state (L, B, H) -> (output (B, out), new state)."""

@@ -56,41 +56,44 @@ def init_state(cfg: RunConfig, total_steps: int) -> dict:
 
 def feed_back(model, params, inputs, key, prob: float):
     """Scheduled sampling: replace each input frame t >= 1 by the model's own prediction of it with ``prob``.
+    inputs: (T, B, F), time-major like everything in the train step.
 
     One teacher-forced pass (no gradient) gives every prediction at once: a parallel approximation of sampling
     the model's outputs one step at a time.
     """
-    preds, _ = model.apply({"params": jax.lax.stop_gradient(params)}, inputs)
+    preds, _ = model.apply({"params": jax.lax.stop_gradient(params)}, inputs, time_major=True)
     preds = jax.lax.stop_gradient(preds)
     mask = jax.random.bernoulli(key, prob, inputs.shape[:2])[..., None]
-    mask = mask.at[:, 0].set(False)
-    shifted = jnp.concatenate([inputs[:, :1], preds[:, :-1]], axis=1)
+    mask = mask.at[0].set(False)
+    shifted = jnp.concatenate([inputs[:1], preds[:-1]], axis=0)
     return jnp.where(mask, shifted, inputs)
 
 
 def mse_loss(params, model, examples, key, cfg: RunConfig):
-    """Mean squared error of next-frame predictions over (B, T, F); inputs may be noised or fed back."""
-    inputs, targets = data.inputs_targets(examples)
+    """Mean squared error of next-frame predictions; examples: (T+1, B, F) time-major (``data.gather(...,
+    time_major=True)``: the scan's layout, so no transposes in the step); inputs may be noised or fed back."""
+    inputs, targets = data.inputs_targets(examples, time_major=True)
     k_noise, k_fb = jax.random.split(key)
     if cfg.train.input_noise > 0:
         inputs = inputs + cfg.train.input_noise * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
     if cfg.train.feedback_prob > 0:
         inputs = feed_back(model, params, inputs, k_fb, cfg.train.feedback_prob)
-    preds, _ = model.apply({"params": params}, inputs)
+    preds, _ = model.apply({"params": params}, inputs, time_major=True)
     return jnp.mean((preds - targets) ** 2)
 
 
 def vq_loss(params, model, examples, key, cfg: RunConfig, centroids):
-    """VQ mode: softmax cross-entropy of the logits (B, T, K) against the code of each target frame (B, T).
+    """VQ mode: softmax cross-entropy of the logits (T, B, K) against the code of each target frame (T, B);
+    examples (T+1, B, F) time-major as in ``mse_loss``.
 
     The model reads real (optionally noised) frames; targets are encoded on device with the codebook's
     ``centroids`` (K, F) each step, since examples start at any sample offset.
     """
-    inputs, targets = data.inputs_targets(examples)
+    inputs, targets = data.inputs_targets(examples, time_major=True)
     codes = vq.encode(targets, centroids, cfg.model.codebook_kind == "gain-shape")
     if cfg.train.input_noise > 0:
         inputs = inputs + cfg.train.input_noise * jax.random.normal(key, inputs.shape, inputs.dtype)
-    logits, _ = model.apply({"params": params}, inputs)
+    logits, _ = model.apply({"params": params}, inputs, time_major=True)
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, codes))
 
 
@@ -118,7 +121,7 @@ def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int, devices
     state is replicated (pass it through ``replicate``), and the gradient mean is all-reduced by XLA (GSPMD)."""
     mesh = data_mesh(cfg.train.batch_size, devices)
     replicated = NamedSharding(mesh, PartitionSpec())
-    by_example = NamedSharding(mesh, PartitionSpec("data"))
+    by_example = NamedSharding(mesh, PartitionSpec(None, "data"))  # examples (T+1, B, F): split along B
     model = build(cfg.model, cfg.data.frame_size)
     optimizer = make_optimizer(cfg, total_steps)
     base_key = jax.random.key(cfg.train.seed + 1)
@@ -130,7 +133,8 @@ def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int, devices
     def step(state, song, codebook=None):
         k_batch, k_loss = jax.random.split(jax.random.fold_in(base_key, state["step"]))
         offsets = data.random_offsets(k_batch, cfg.train.batch_size, split, cfg.data)
-        examples = jax.lax.with_sharding_constraint(data.gather(song, offsets, cfg.data), by_example)
+        examples = data.gather(song, offsets, cfg.data, time_major=True)
+        examples = jax.lax.with_sharding_constraint(examples, by_example)
         if cfg.model.output == "vq":
             loss, grads = jax.value_and_grad(vq_loss)(state["params"], model, examples, k_loss, cfg,
                                                       codebook["centroids"])
@@ -154,16 +158,16 @@ def make_eval_chunk(cfg: RunConfig):
 
     @jax.jit
     def eval_chunk(params, song, offsets, mask, codebook=None):
-        inputs, targets = data.inputs_targets(data.gather(song, offsets, cfg.data))
-        preds, _ = model.apply({"params": params}, inputs)
-        w = mask[:, None, None]
+        inputs, targets = data.inputs_targets(data.gather(song, offsets, cfg.data, time_major=True), time_major=True)
+        preds, _ = model.apply({"params": params}, inputs, time_major=True)
+        w = mask[None, :, None]  # mask: (B,) real examples of the chunk; arrays are (T, B, ...)
         sums = {"zero": jnp.sum(w * targets**2), "copy": jnp.sum(w * (inputs - targets) ** 2)}
         if cfg.model.output == "vq":
             codes = vq.encode(targets, codebook["centroids"], gain_shape)
             ce = optax.softmax_cross_entropy_with_integer_labels(preds, codes)
             best = jnp.argmax(preds, axis=-1)
-            sums["ce"] = jnp.sum(mask[:, None] * ce)
-            sums["correct"] = jnp.sum(mask[:, None] * (best == codes))
+            sums["ce"] = jnp.sum(mask[None, :] * ce)
+            sums["correct"] = jnp.sum(mask[None, :] * (best == codes))
             sums["quant"] = jnp.sum(w * (codebook["means"][codes] - targets) ** 2)
             preds = codebook["means"][best]
         sums["model"] = jnp.sum(w * (preds - targets) ** 2)

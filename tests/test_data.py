@@ -21,6 +21,10 @@ def test_gather_takes_consecutive_frames_from_each_offset(frame_size, seq_len):
     inputs, targets = data.inputs_targets(ex)
     np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])  # targets are inputs shifted by one frame
     assert inputs.shape == targets.shape == (4, seq_len, frame_size)
+    tm = np.asarray(data.gather(song, offsets, cfg, time_major=True))  # the train step's layout (T+1, B, F)
+    np.testing.assert_array_equal(tm, ex.swapaxes(0, 1))
+    for got, want in zip(data.inputs_targets(tm, time_major=True), (inputs, targets)):
+        np.testing.assert_array_equal(got, np.asarray(want).swapaxes(0, 1))
 
 
 def test_training_offsets_never_reach_the_held_out_tail():

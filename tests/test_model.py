@@ -44,6 +44,9 @@ def test_frame_gru_matches_float64_reference():
     rel = np.linalg.norm(np.asarray(got, np.float64) - want) / np.linalg.norm(want)
     assert rel < 1e-5
     assert state.shape == (2, 3, 199)
+    got_tm, state_tm = model.apply({"params": params}, frames.swapaxes(0, 1), time_major=True)
+    np.testing.assert_array_equal(got_tm, got.swapaxes(0, 1))  # the same computation, only the layout differs
+    np.testing.assert_array_equal(state_tm, state)
 
 
 def test_step_by_step_equals_whole_sequence():

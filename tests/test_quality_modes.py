@@ -45,10 +45,11 @@ def test_feedback_prob_one_replaces_every_input_after_the_first_by_the_previous_
     apply, _, fb = _jitted(model)
     inputs = jax.random.normal(jax.random.key(1), (64, 6, F))
     preds = apply(params, inputs)
-    fed = fb(model, params, inputs, jax.random.key(2), 1.0)
+    tm = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  feed_back works time-major, like the train step
+    fed = tm(fb(model, params, tm(inputs), jax.random.key(2), 1.0))
     np.testing.assert_array_equal(fed[:, 0], inputs[:, 0])
     np.testing.assert_allclose(fed[:, 1:], preds[:, :-1], atol=1e-5)
-    half = fb(model, params, inputs, jax.random.key(3), 0.5)
+    half = tm(fb(model, params, tm(inputs), jax.random.key(3), 0.5))
     replaced = np.asarray(jnp.any(half != inputs, axis=-1))[:, 1:]
     assert 0.4 < replaced.mean() < 0.6  # about half of the inputs after the first
     np.testing.assert_array_equal(np.asarray(half)[:, 1:][replaced], np.asarray(preds)[:, :-1][replaced])
@@ -62,8 +63,8 @@ def test_mse_loss_feeds_predictions_and_noises_inputs_as_configured(tiny_model):
     key = jax.random.key(5)
     k_noise, _ = jax.random.split(key)
 
-    def loss(**train):
-        return float(jloss(params, model, examples, key, tiny_config(**train)))
+    def loss(**train):  # the loss reads examples time-major (T+1, B, F), like the train step
+        return float(jloss(params, model, jnp.swapaxes(examples, 0, 1), key, tiny_config(**train)))
 
     def mse_of(x):
         return float(jnp.mean((apply(params, x) - targets) ** 2))
@@ -74,7 +75,8 @@ def test_mse_loss_feeds_predictions_and_noises_inputs_as_configured(tiny_model):
     fed = jnp.concatenate([inputs[:, :1], preds[:, :-1]], axis=1)
     assert loss(feedback_prob=1.0) == pytest.approx(mse_of(fed), rel=1e-5)
     assert loss(feedback_prob=1.0) != pytest.approx(forced, rel=1e-3)
-    noisy = inputs + 0.5 * jax.random.normal(k_noise, inputs.shape)
+    noise = jax.random.normal(k_noise, (inputs.shape[1], inputs.shape[0], F))  # drawn time-major, as the loss does
+    noisy = inputs + 0.5 * jnp.swapaxes(noise, 0, 1)
     assert loss(input_noise=0.5) == pytest.approx(mse_of(noisy), rel=1e-5)
     assert loss(input_noise=0.5) != pytest.approx(forced, rel=1e-2)
 

@@ -168,7 +168,7 @@ def test_vq_loss_is_cross_entropy_against_the_target_codes():
     params = init_params(model, jax.random.key(0))
     examples = jax.random.normal(jax.random.key(1), (2, 51, F))
     cent = vq.unit(jax.random.normal(jax.random.key(2), (16, F)))
-    loss = vq_loss(params, model, examples, jax.random.key(3), cfg, cent)
+    loss = vq_loss(params, model, jnp.swapaxes(examples, 0, 1), jax.random.key(3), cfg, cent)  # time-major
     logits, _ = model.apply({"params": params}, examples[:, :-1])
     codes = vq.encode(examples[:, 1:], cent, True)
     manual = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1))
