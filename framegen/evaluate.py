@@ -65,10 +65,12 @@ and more (the demo song repeats exactly every 16 s), which must not count as stu
 LOOP_WINDOW_S = 2.0
 """The repetition must hold over the last 2 s of the clip (at least two periods) and up to its very end."""
 
-LOOP_TOLERANCE = 1e-5
-"""A period repeats when the residual energy |x[n] - x[n+P]|^2 is below 1e-5 (-50 dB) of the signal's energy. A
-fixed point or DC repeats to float (or 16-bit PCM) precision, below 1e-9; the most periodic 2 s anywhere in the 31
-drascula-music pieces (a sustained synth chord) leave 9e-4, 20 dB above the tolerance."""
+LOOP_TOLERANCE = 3e-4
+"""A period repeats when the residual energy |x[n] - x[n+P]|^2 is below 3e-4 (-35 dB) of the signal's energy. A
+fixed point or DC repeats to float (or 16-bit PCM) precision, below 1e-9; the limit cycles trained MSE models fell
+into (experiments/quality/README.md: a 0.6 s and a 0.45 s cycle) leave 1.9e-5 and 1.2e-4, 4-12 dB below the
+tolerance; the most periodic 2 s anywhere in the 31 drascula-music pieces (a sustained synth chord) leave 9e-4,
+5 dB above it, and the MSE clips that did not loop 4.6e-3 to 8.6e-3."""
 
 LOOP_MIN_LEVEL = 1e-3
 """A loop must be louder than -60 dB of the song's RMS: digital silence repeats trivially and is 'silent', not
@@ -148,7 +150,7 @@ class Evaluation:
         divided by the RMS distance between two random frames of the song, sqrt(2 tr C_s); averaged over the
         seconds. 0 = a verbatim copy, ~1 = as different as two random moments of the song.
     loop_period_s: the shortest period P (up to 1 s) with which the last 2 s of the clip repeat exactly: residual
-        sum (x[n] - x[n+P])^2 / sum (x[n]^2 + x[n+P]^2) below 1e-5 (YIN's normalised difference, by FFT
+        sum (x[n] - x[n+P])^2 / sum (x[n]^2 + x[n+P]^2) below 3e-4 (YIN's normalised difference, by FFT
         autocorrelation). A stuck loop, a fixed-point frame (P = its length), DC (P = one sample); None when none.
     loop_start_s: time from which the clip repeats with that period up to its end; None when there is no loop.
     loop_score: 1 - the smallest residual over lags up to 1 s in the last 2 s: 1 = exact repetition, music ~0.9-0.999,
