@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,16 @@ def step_flops(f: int, t: int, b: int, h: int = HIDDEN) -> int:
     return sum(fwd) + 2 * sum(fwd) - fwd[0]  # in1, rec1, in2, rec2, head
 
 
+def timed(fn, reps: int) -> list[float]:
+    """Wall seconds of each of ``reps`` calls of ``fn`` (which must block until its work is done)."""
+    seconds = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
 def matmul_gflops(n: int = 2048, reps: int = 7) -> float:
     """This machine's f32 matmul throughput through XLA (best of ``reps`` n^3 products): the floor's rate."""
     import jax
@@ -68,12 +79,7 @@ def matmul_gflops(n: int = 2048, reps: int = 7) -> float:
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     mm = jax.jit(lambda a: a @ a)
     mm(a).block_until_ready()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        mm(a).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    return 2 * n**3 / min(timed(lambda: mm(a).block_until_ready(), reps)) / 1e9
 
 
 # ------------------------------------------------------------------------------------------------ train step
@@ -142,10 +148,8 @@ def bench_train(configs, steps: int, compare: bool, gflops: float, log=print) ->
             r()  # warm-up (first real step after compile)
         times = {r.impl: [] for r in runners}
         for _ in range(steps):
-            for r in runners:
-                t0 = time.perf_counter()
-                r()
-                times[r.impl].append(time.perf_counter() - t0)
+            for r in runners:  # alternated, so both see the same machine state
+                times[r.impl] += timed(r, 1)
         floor_ms = step_flops(f, t, b) / gflops / 1e6
         base = {"what": "train_step", "frame_size": f, "seq_len": t, "batch_size": b, "steps": steps,
                 "floor_ms": round(floor_ms, 2), "gflop": round(step_flops(f, t, b) / 1e9, 2)}
@@ -159,16 +163,6 @@ def bench_train(configs, steps: int, compare: bool, gflops: float, log=print) ->
             rows.append(row)
             log(row)
     return rows
-
-
-def _median_s(fn, reps: int) -> float:
-    fn()  # warm-up (and compile)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _matmul_fns(f: int, t: int, b: int, compare: bool) -> dict:
@@ -208,7 +202,10 @@ def bench_matmul(configs, compare: bool, reps: int = 5, log=print) -> list[dict]
     for f, t, b in configs:
         fns = _matmul_fns(f, t, b, compare)
         for what, flop, n in (("recurrent", 2 * b * HIDDEN * 3 * HIDDEN, t), ("input", 2 * t * b * f * 3 * HIDDEN, 1)):
-            secs = {impl: _median_s(fn[what], reps) for impl, fn in fns.items()}
+            secs = {}
+            for impl, fn in fns.items():
+                fn[what]()  # warm-up (and compile)
+                secs[impl] = statistics.median(timed(fn[what], reps))
             for impl, sec in secs.items():
                 row = {"what": "matmul", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b, "shape": what,
                        "ms": round(sec / n * 1e3, 4), "gflops": round(flop * n / sec / 1e9, 1), "compile_s": None}
@@ -236,15 +233,9 @@ def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, rep
         n_frames = -(-int(seconds * RATE) // f)
         for streams in streams_list:
             seed = jax.random.normal(jax.random.key(streams), (streams, 10, f)) * 0.3
-            t0 = time.perf_counter()
-            jax.block_until_ready(rollout(model, params, seed, n_frames))
-            first = time.perf_counter() - t0
-            walls = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                jax.block_until_ready(rollout(model, params, seed, n_frames))
-                walls.append(time.perf_counter() - t0)
-            fg = statistics.median(walls)
+            call = partial(lambda *args: jax.block_until_ready(rollout(*args)), model, params, seed, n_frames)
+            first = timed(call, 1)[0]  # compile + one run
+            fg = statistics.median(timed(call, reps))
             impls = [("framegen", fg, max(first - fg, 0.0))]
             if compare:
                 impls.append(("torch", _torch_generate(f, streams, n_frames, reps), 0.0))
@@ -308,11 +299,7 @@ def peak_rss_mb() -> float:
 def memory_child(impl: str, f: int, t: int, b: int, steps: int) -> dict:
     """Run ``steps`` train steps in this (fresh) process and report its peak resident memory."""
     runner = FramegenStep(f, t, b) if impl == "framegen" else TorchStep(f, t, b)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        runner()
-        times.append(time.perf_counter() - t0)
+    times = timed(runner, steps)
     row = {"what": "memory", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b,
            "peak_rss_mb": round(peak_rss_mb()), "compile_s": round(runner.compile_s, 2),
            "step_ms": round(statistics.median(times[1:] or times) * 1e3, 1)}
@@ -353,11 +340,7 @@ def bench_host_overhead(config, steps: int = 20, log_every: int = 5, log=print) 
     song = noise_song(cfg, seed=1, scale=4)  # ~100 steps per epoch: no validation inside the timed steps
     device = FramegenStep(f, t, b)
     device()
-    blocked = []
-    for _ in range(max(5, steps // 2)):
-        t0 = time.perf_counter()
-        device()
-        blocked.append(time.perf_counter() - t0)
+    blocked = timed(device, max(5, steps // 2))
 
     marks = []  # (step, time) at each host sync of the loop; the first excludes compile and warm-up
 
@@ -437,45 +420,37 @@ def format_tables(rows: list[dict]) -> str:
     if m:
         out.append(f"{m['backend']} x{m['devices']}, {m['threads']} threads, matmul {m['matmul_gflops']} GFLOP/s, "
                    f"load average {m['load_avg_1m']} at start")
-    train_rows = [r for r in rows if r["what"] == "train_step"]
-    if train_rows:
-        out += ["", "| F x T x B | impl | median ms | / torch | % of floor | floor ms | audio samples/s | compile s |",
-                "|---|---|---|---|---|---|---|---|"]
-        for r in train_rows:
-            ratio = f"{r['ratio_vs_torch']:.2f}" if "ratio_vs_torch" in r else ""
-            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['impl']} | {r['median_ms']:.1f} | "
-                       f"{ratio} | {r['pct_floor']:.0f}% | {r['floor_ms']:.1f} | {r['samples_per_s']:,} | "
-                       f"{r['compile_s']:.1f} |")
-    mm_rows = [r for r in rows if r["what"] == "matmul"]
-    if mm_rows:
-        out += ["", "| F x T x B | matmul | impl | ms per product | GFLOP/s | / torch |", "|---|---|---|---|---|---|"]
-        for r in mm_rows:
-            ratio = f"{r['ratio_vs_torch']:.2f}" if "ratio_vs_torch" in r else ""
-            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['shape']} | {r['impl']} | "
-                       f"{r['ms']:.3f} | {r['gflops']:.0f} | {ratio} |")
-    gen_rows = [r for r in rows if r["what"] == "generate"]
-    if gen_rows:
-        out += ["", "| F | streams | impl | x real time (all streams) | x real time per stream | us/frame "
-                "| compile s |",
-                "|---|---|---|---|---|---|---|"]
-        for r in gen_rows:
-            out.append(f"| {r['frame_size']} | {r['streams']} | {r['impl']} | {r['realtime_factor']:.0f} | "
-                       f"{r['realtime_factor_per_stream']:.1f} | {r['us_per_frame']:.0f} | {r['compile_s']:.1f} |")
-    mem_rows = [r for r in rows if r["what"] == "memory"]
-    if mem_rows:
-        out += ["", "| F x T x B | impl | peak RSS MB | XLA temp MB | step ms | compile s |",
-                "|---|---|---|---|---|---|"]
-        for r in mem_rows:
-            peak = r["peak_rss_mb"] if r["peak_rss_mb"] is not None else f"failed ({r.get('error', '')[:60]})"
-            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['impl']} | {peak} | "
-                       f"{r.get('xla_temp_mb', '')} | {r.get('step_ms', '')} | {r['compile_s']} |")
-    host = [r for r in rows if r["what"] == "host_overhead"]
-    if host:
-        out += ["", "| F x T x B | loop ms/step | step ms (blocked) | host overhead ms/step | host sync every |",
-                "|---|---|---|---|---|"]
-        for r in host:
-            out.append(f"| {r['frame_size']}x{r['seq_len']}x{r['batch_size']} | {r['loop_ms_per_step']:.1f} | "
-                       f"{r['median_ms']:.1f} | {r['overhead_ms']:.1f} | {r['sync_every']} steps |")
+
+    def table(what: str, header: list[str], cells) -> None:
+        picked = [r for r in rows if r["what"] == what]
+        if picked:
+            out.extend(["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)])
+            out.extend("| " + " | ".join(str(c) for c in cells(r)) + " |" for r in picked)
+
+    def shape(r):
+        return f"{r['frame_size']}x{r['seq_len']}x{r['batch_size']}"
+
+    def ratio(r):
+        return f"{r['ratio_vs_torch']:.2f}" if "ratio_vs_torch" in r else ""
+
+    table("train_step", ["F x T x B", "impl", "median ms", "/ torch", "% of floor", "floor ms", "audio samples/s",
+                         "compile s"],
+          lambda r: [shape(r), r["impl"], f"{r['median_ms']:.1f}", ratio(r), f"{r['pct_floor']:.0f}%",
+                     f"{r['floor_ms']:.1f}", f"{r['samples_per_s']:,}", f"{r['compile_s']:.1f}"])
+    table("matmul", ["F x T x B", "matmul", "impl", "ms per product", "GFLOP/s", "/ torch"],
+          lambda r: [shape(r), r["shape"], r["impl"], f"{r['ms']:.3f}", f"{r['gflops']:.0f}", ratio(r)])
+    table("generate", ["F", "streams", "impl", "x real time (all streams)", "x real time per stream", "us/frame",
+                       "compile s"],
+          lambda r: [r["frame_size"], r["streams"], r["impl"], f"{r['realtime_factor']:.0f}",
+                     f"{r['realtime_factor_per_stream']:.1f}", f"{r['us_per_frame']:.0f}", f"{r['compile_s']:.1f}"])
+    table("memory", ["F x T x B", "impl", "peak RSS MB", "XLA temp MB", "step ms", "compile s"],
+          lambda r: [shape(r), r["impl"],
+                     r["peak_rss_mb"] if r["peak_rss_mb"] is not None else f"failed ({r.get('error', '')[:60]})",
+                     r.get("xla_temp_mb", ""), r.get("step_ms", ""), r["compile_s"]])
+    table("host_overhead", ["F x T x B", "loop ms/step", "step ms (blocked)", "host overhead ms/step",
+                            "host sync every"],
+          lambda r: [shape(r), f"{r['loop_ms_per_step']:.1f}", f"{r['median_ms']:.1f}", f"{r['overhead_ms']:.1f}",
+                     f"{r['sync_every']} steps"])
     end = next((r for r in rows if r["what"] == "end"), None)
     if end:
         out.append(f"\nload average {end['load_avg_1m']} at the end")

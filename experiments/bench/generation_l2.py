@@ -9,11 +9,11 @@ and each costs 17-25 us. Numbers: experiments/bench/cpu-2core-xeon-sapphire-rapi
 """
 
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
+from framegen.bench import timed
 from framegen.generate import rollout
 from framegen.model import FrameGRU, init_params
 
@@ -21,13 +21,11 @@ FRAMES = 6000
 
 
 def median_s(fn, reps=7):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+    def call():
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+
+    call()  # warm-up (and compile)
+    return statistics.median(timed(call, reps))
 
 
 def chain(k):
