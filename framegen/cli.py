@@ -312,6 +312,8 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
             click.echo(f"  flags: {', '.join(ev.flags) or 'none'}  (audible {ev.audible_ratio:.2f}, loudness "
                        f"{ev.loudness_ratio:.2f}, noise-likeness {ev.noise_likeness:.2f}, Frechet ratio "
                        f"{ev.frechet_ratio:.2f}, novelty {ev.novelty:.2f})")
+            click.echo(f"  rhythm: pulse ratio {ev.pulse_ratio:.2f}, rhythm similarity {ev.rhythm_similarity:.2f} "
+                       f"(real {ev.rhythm_similarity_real:.2f}), continuity ratio {ev.continuity_ratio:.2f}")
             bad = [f for f in ev.flags if f in _LOUD_FLAGS]
             if bad:
                 click.echo(f"WARNING: {g.path} sounds {' and '.join(_LOUD_FLAGS[f] for f in bad)}: check it with "
@@ -322,23 +324,15 @@ _LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK i
 
 
 def _evaluate_help() -> str:
-    """``framegen evaluate``'s help: each metric's documentation quoted from framegen.evaluate.Evaluation."""
-    import inspect
-    import re
+    """``framegen evaluate``'s help: every metric as framegen.evaluate.METRICS documents it."""
+    from framegen.evaluate import metric_reference
 
-    from framegen.evaluate import Evaluation
-
-    doc = inspect.getdoc(Evaluation) or ""
-    lines = []
-    for line in doc.splitlines():
-        if re.match(r"\s*\w+: ", line) or (lines and line.startswith(" ")):
-            lines.append(line)
-    metrics = "\n".join(lines)
     return (
         "Score GENERATED (a WAV from 'framegen generate') against SONG: is it silent, noise, stuck in a loop, a copy "
-        "of the song, or far from it? Plain signal processing (numpy/scipy/librosa), no learned model. Exits 0 even "
-        "when flags are raised (they are printed); a missing or unreadable file is a one-line error.\n\n"
-        "\b\nMetrics (framegen.evaluate.Evaluation):\n" + metrics + "\n\n"
+        "of the song, far from it, or without its beat? Plain signal processing (numpy/scipy/librosa), no learned "
+        "model. Exits 0 even when flags are raised (they are printed); a missing or unreadable file is a one-line "
+        "error.\n\n"
+        "\b\nMetrics (framegen.evaluate.METRICS):\n" + metric_reference() + "\n\n"
         "\b\nExamples:\n  framegen evaluate runs/x/generated/best-30s.wav --reference song.ogg\n"
         "  framegen evaluate out.wav --reference song.ogg --json --plot out-vs-song.png"
     )
@@ -358,7 +352,7 @@ class _EvaluateCommand(click.Command):
               help="The song the model learned (any audio file; resampled to GENERATED's rate when they differ).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every metric and the flags.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
-              help="Write a PNG with the generated and song spectrograms side by side.")
+              help="Write a PNG with the generated and song spectrograms side by side and their onset envelopes.")
 def evaluate(generated, reference, as_json, plot):
     from framegen.evaluate import evaluate_files, format_report
 

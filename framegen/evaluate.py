@@ -1,21 +1,24 @@
 """Generated-audio metrics and verdict flags: is a continuation silent, noise, stuck in a loop, a copy of the song,
-or far from it? Plain numpy/scipy/librosa signal processing against the song it was trained on; no learned models.
+far from it, or without its beat? Plain numpy/scipy/librosa signal processing against the song; no learned models.
 
-Every metric is computed by a function of arrays; `evaluate` gathers them into an `Evaluation` and turns them into
-flags with the thresholds below, `evaluate_files` is the file edge, `format_report` the human-readable text.
+The sound's frame statistics are computed in framegen.spectral, its time structure (pulse, rhythm pattern, tempo,
+held notes) in framegen.rhythm; here `evaluate` gathers them and loudness and loops into an `Evaluation`, turns them
+into flags with the thresholds below, and METRICS says what each field means (docstring, report, CLI help);
+`evaluate_files` is the file edge, `format_report` the human-readable text.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from framegen import rhythm
 from framegen.errors import AudioError
+from framegen.spectral import NOISE_FLATNESS, band_flatness, frechet_and_novelty, noise_likeness
 
 # Thresholds and analysis settings. The values were set from measurements on the demo song (framegen.synth) and on
 # real music (the 31 pieces of Debian's drascula-music); the scores of each case are in tests/test_evaluate.py.
@@ -30,10 +33,6 @@ real music stay within that (real excerpts score 0.96-1.0); a fade-out or a coll
 SILENT_BELOW = 0.5
 """'silent' when fewer than half of the windows are audible: a rest or a fade at the end does not make a clip
 silent, a generator that dies out within seconds does (a 0.5 s exponential fade over 10 s scores 0.11)."""
-
-NOISE_FLATNESS = math.exp(-np.euler_gamma)
-"""Expected spectral flatness of a Gaussian noise periodogram, ~0.5615: each bin is exponentially distributed, so
-exp(E log P) / E P = exp(-gamma). White and pink noise reach it within every octave band (measured 0.57-0.61)."""
 
 NOISE_LIKE_ABOVE = 0.5
 """'noise_like' needs the band flatness more than half way from the song's own to that of noise (noise_likeness >
@@ -85,85 +84,117 @@ CLIPPING_ABOVE = 0.01
 MIN_SECONDS = 1.0
 """Both clips must hold at least one second: novelty compares whole seconds."""
 
-N_MELS = 64
-"""Mel bands of the log-mel frames behind the Frechet distance and the novelty."""
+PULSE_SONG_ABOVE = 0.3
+"""'no_pulse' is judged when the song has a pulse: its excerpts' median pulse at least 0.3. Drascula pieces with a
+clear beat reach 0.62-0.86 (track1, 5, 8), the demo 0.99; white noise 0.07-0.15."""
 
-FEATURE_HOP_S = 0.01
-"""10 ms hop of the log-mel frames: the nearest-second search is exact to 5 ms before it is refined to the sample."""
+NO_PULSE_BELOW = 0.5
+"""... and raised when the clip reaches less than half of it (pulse_ratio < 0.5): real 30 s excerpts of those songs
+score 1.0-1.28, their 25 ms fragments shuffled 0.09-0.15, white noise 0.07-0.13."""
 
-FEATURE_WINDOW_S = 0.064
-"""~64 ms mel analysis window (rounded to a power of two of samples): several periods of a bass note."""
+FLAG_ORDER = ("silent", "noise_like", "stuck", "copying", "far_from_song", "no_pulse", "clipping", "nonfinite")
 
-DB_FLOOR = 1e-5
-"""Log-mel power is floored at 1e-5 (-50 dB) of the song's mean mel power, the same floor for clip and song: below
-it a band is inaudible next to the rest, and a lower floor lets digital silence between synthetic drum hits (which
-real recordings never have) dominate the statistics (with 1e-8, a -26 dB hiss on a copy reads as 10^4 x far)."""
 
-FLATNESS_WINDOW_S = 0.128
-"""~128 ms STFT window (rounded to a power of two of samples) for band flatness: 6-8 bins in the lowest octave."""
+METRICS: dict[str, tuple[str, str]] = {
+    # name: (one-line summary for the report, details for the Evaluation docstring and `framegen evaluate --help`)
+    "seconds": ("length of the generated clip", ""),
+    "sample_rate": ("rate of the generated clip", "every metric is computed at this rate"),
+    "reference_rate": ("rate of the song as given", "resampled to `sample_rate` when they differ"),
+    "audible_ratio": ("share of 100 ms windows louder than 10% of the song's median window (1 = sounds throughout)",
+                      "louder: RMS above 10% of the song's median 100 ms window RMS; 0 = silent"),
+    "loudness_ratio": ("RMS of the clip / RMS of the song (1 = as loud)", ""),
+    "band_flatness": (
+        "spectral flatness within octave bands (noise ~0.56, music lower)",
+        "geometric / arithmetic mean of power within octave bands from 62.5 Hz to 8 kHz, averaged over bands and "
+        "128 ms STFT frames weighted by each cell's RMS amplitude; cells 60 dB below the song's mean bin power (in "
+        "that band or overall) are skipped, and a clip with none left scores 0. Noise is flat within every octave, "
+        "white or pink (~0.56), where whole-spectrum flatness misses pink noise; music puts its power in partials and "
+        "scores lower (0.02-0.39 for the 31 drascula pieces)"),
+    "reference_band_flatness": ("the same for the song", ""),
+    "noise_likeness": (
+        "0 = as tonal as the song, 1 = as flat as noise",
+        "(band_flatness - reference_band_flatness) / max(0.5615 - reference_band_flatness, 0.05), where 0.5615 = "
+        "exp(-Euler gamma) is the flatness of Gaussian noise; below 0 = more tonal than the song"),
+    "frechet": (
+        "Frechet distance of log-mel frame statistics to the whole song (dB^2)",
+        "between Gaussians fitted to the 64-band log-mel frames (64 ms window, 10 ms hop) of the clip and of the whole "
+        "song: |mu_c - mu_s|^2 + tr(C_c + C_s - 2 (C_c C_s)^1/2)"),
+    "frechet_real": (
+        "the same for real excerpts of the song of this length",
+        "excerpts as long as the clip (at most half the song), averaged over 4 evenly spaced ones, and never below 1% "
+        "of the song's frame spread 2 tr(C_s): what \"sounds like this song\" scores at this length"),
+    "frechet_ratio": ("frechet / frechet_real (~1 = as close as a real excerpt)", "noise scores several times higher"),
+    "novelty": (
+        "distance of each second to its nearest second of the song (0 = verbatim copy, ~1 = novel)",
+        "RMS log-mel distance from each whole second of the clip to its nearest second of the song (found on the "
+        "10 ms frames, then aligned to the sample by waveform cross-correlation, both seconds analysed alone), divided "
+        "by the RMS distance between two random frames of the song, sqrt(2 tr C_s); averaged over the seconds. ~1 = as "
+        "different as two random moments of the song"),
+    "loop_period_s": (
+        "period of an exact repetition up to the end (None = no loop)",
+        "the shortest period P (up to 1 s) with which the last 2 s of the clip repeat exactly: residual sum (x[n] - "
+        "x[n+P])^2 / sum (x[n]^2 + x[n+P]^2) below 3e-4 (YIN's normalised difference, by FFT autocorrelation). A stuck "
+        "loop, a fixed-point frame (P = its length), DC (P = one sample)"),
+    "loop_start_s": ("where that repetition starts", "time from which the clip repeats with that period to its end"),
+    "loop_score": ("1 = exact repetition, ~0 = noise",
+                   "1 - the smallest residual over lags up to 1 s in the last 2 s: music ~0.9-0.999, white noise ~0; "
+                   "0 when the end of the clip is silent (quieter than -60 dB of the song)"),
+    "pulse": (
+        "highest onset-autocorrelation peak at a beat period of 0.25-4 s (click track ~1, white noise ~0.1)",
+        "the onset-strength envelope (librosa, 10 ms hop, averaged over 50 ms, mean removed), autocorrelated and "
+        "normalised to 1 at lag 0; its highest local maximum at lags 0.25-4 s (at most half the clip). Drascula pieces "
+        "with a clear beat reach 0.6-0.9 in 30 s, shuffled 25 ms fragments of them and white noise 0.07-0.15"),
+    "pulse_real": ("the same, median over 8 real excerpts of the song of the clip's length", ""),
+    "pulse_ratio": ("pulse / pulse_real (~1 = the song's beat, < 0.5 = none)", "pulse_real floored at 0.05"),
+    "tempo": ("tempo of the clip (bpm, librosa's estimate)", "librosa.feature.tempo on the onset envelope"),
+    "tempo_song": ("tempo of the whole song (bpm)", ""),
+    "tempo_match": ("the tempi agree within 4% (or at twice or half)", ""),
+    "rhythm_similarity": (
+        "cosine of the clip's rhythm pattern to the song's (real excerpts ~1)",
+        "the onset autocorrelation at lags 0.1-8 s (at most half the clip: 0.1-5 s for 10 s) of the clip and of the "
+        "whole song, each centred on its mean over those lags (uncentred, any decaying curve scores high), cosine"),
+    "rhythm_similarity_real": ("the same, median over 8 real excerpts of the clip's length: the reference", ""),
+    "continuity": (
+        "share of spectral peaks held from one 40 ms frame to the next (held notes)",
+        "amplitude-weighted share of the peaks (15 dB above their +-16 bins) of each non-overlapping ~40 ms frame "
+        "that a peak of the next frame continues (same bin +-1): a held tone 1; real music 0.5-0.9; a sequence of "
+        "25 ms fragments from unrelated places of the song 0.1-0.4 (it shares no sample across the frame border)"),
+    "continuity_song": ("the same for the whole song", ""),
+    "continuity_ratio": ("continuity / continuity_song (real excerpts 0.97-1.07, 25 ms fragments 0.16-0.43)",
+                         "continuity_song floored at 0.05"),
+    "clipping_ratio": ("share of samples at full scale", "at or above 0.999"),
+    "nonfinite_ratio": ("share of NaN/inf samples", "they are zeroed before every other metric"),
+    "rate_mismatch": ("the song's rate differed from the clip's, and the song was resampled", ""),
+    "flags": (
+        "verdicts, in the order of FLAG_ORDER",
+        "'silent' (audible_ratio < 0.5) and 'stuck' (a loop was found) name a collapse; the content flags "
+        "'noise_like' (noise_likeness > 0.5 and band_flatness > 0.45), 'copying' (novelty < 0.15), 'far_from_song' "
+        "(frechet_ratio > 4) and 'no_pulse' (pulse_real >= 0.3 and pulse_ratio < 0.5) are only judged on a clip "
+        "that is neither, since silence or a loop is far from the song by construction. A quiet fixed point is both "
+        "'silent' and 'stuck'. 'clipping' (clipping_ratio > 1%) and 'nonfinite' (any NaN/inf) are always judged"),
+}
+"""What every Evaluation field means: the one source of the Evaluation docstring, `format_report` and the CLI help."""
 
-LOWEST_OCTAVE_HZ = 62.5
-"""Octave bands start at 62.5 Hz and double up to HIGHEST_OCTAVE_HZ: 7 bands at 16 kHz and above."""
+BESIDE = {"pulse": ("pulse_real", "real"), "tempo": ("tempo_song", "song"),
+          "rhythm_similarity": ("rhythm_similarity_real", "real"), "continuity": ("continuity_song", "song")}
+"""format_report prints these song references beside the clip's value, not on lines of their own."""
 
-HIGHEST_OCTAVE_HZ = 8000.0
-"""... and stop at 8 kHz (or Nyquist, if lower), so that a clip at 16 kHz and its song at 44.1 kHz are judged on
-the same bands; above 8 kHz a recording holds mostly hiss, air and codec cut-offs."""
 
-REAL_EXCERPTS = 4
-"""Real excerpts averaged for `frechet_real`, at evenly spaced positions in the song (deterministic)."""
+def metric_reference(width: int = 116) -> str:
+    """Every metric as 'name: summary; details', wrapped to `width` with an indented continuation: no blank line."""
+    import textwrap
 
-REAL_FLOOR = 0.01
-"""`frechet_real` is never taken below 1% of the song's frame spread 2 tr(C_song). The demo song repeats exactly
-every 16 s, so its excerpts match the whole to ~0.04% of that spread and without the floor any re-rendering of it
-(another seed, 1% higher) would read as 20-50x 'far'; real music sits at ~10% and is unaffected."""
-
-FLAG_ORDER = ("silent", "noise_like", "stuck", "copying", "far_from_song", "clipping", "nonfinite")
+    return "\n".join(
+        textwrap.fill(f"{name}: {summary}" + (f"; {more}." if more else "."), width, subsequent_indent="    ")
+        for name, (summary, more) in METRICS.items()
+    )
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Metrics of one generated clip against the song it continues; plain Python values, JSON-ready (`to_dict`).
-
-    seconds: length of the generated clip.
-    sample_rate: rate of the generated clip; every metric is computed at this rate.
-    reference_rate: rate of the song as given (resampled to `sample_rate` when they differ).
-    audible_ratio: share of 100 ms windows whose RMS exceeds 10% of the song's median 100 ms window RMS
-        (1 = sounds throughout, 0 = silent).
-    loudness_ratio: RMS of the clip / RMS of the song (1 = as loud as the song).
-    band_flatness: spectral flatness (geometric / arithmetic mean of power) within octave bands from 62.5 Hz to
-        8 kHz, averaged over bands and 128 ms STFT frames weighted by each cell's RMS amplitude; cells 60 dB
-        below the song's mean bin power (in that band or overall) are skipped, and a clip with none left scores 0.
-        Noise is flat within every octave, white or pink (~0.56), where whole-spectrum flatness misses pink noise;
-        music puts its power in partials and scores lower (0.02-0.39 for the 31 drascula pieces).
-    reference_band_flatness: the same for the whole song.
-    noise_likeness: (band_flatness - reference_band_flatness) / max(0.5615 - reference_band_flatness, 0.05), where
-        0.5615 = exp(-Euler gamma) is the flatness of Gaussian noise: 0 = as tonal as the song, 1 = as flat as
-        noise, below 0 = more tonal than the song.
-    frechet: Frechet distance (dB^2) between Gaussians fitted to the 64-band log-mel frames (64 ms window, 10 ms hop)
-        of the clip and of the whole song: |mu_c - mu_s|^2 + tr(C_c + C_s - 2 (C_c C_s)^1/2).
-    frechet_real: the same distance for real excerpts of the song as long as the clip (at most half the song),
-        averaged over 4 evenly spaced excerpts, and never below 1% of the song's frame spread 2 tr(C_s): what
-        "sounds like this song" scores at this length.
-    frechet_ratio: frechet / frechet_real: ~1 as close as a real excerpt; noise scores several times higher.
-    novelty: for each whole second of the clip, the RMS log-mel distance to its nearest second of the song (found on
-        the 10 ms frames, then aligned to the sample by waveform cross-correlation, both seconds analysed alone),
-        divided by the RMS distance between two random frames of the song, sqrt(2 tr C_s); averaged over the
-        seconds. 0 = a verbatim copy, ~1 = as different as two random moments of the song.
-    loop_period_s: the shortest period P (up to 1 s) with which the last 2 s of the clip repeat exactly: residual
-        sum (x[n] - x[n+P])^2 / sum (x[n]^2 + x[n+P]^2) below 3e-4 (YIN's normalised difference, by FFT
-        autocorrelation). A stuck loop, a fixed-point frame (P = its length), DC (P = one sample); None when none.
-    loop_start_s: time from which the clip repeats with that period up to its end; None when there is no loop.
-    loop_score: 1 - the smallest residual over lags up to 1 s in the last 2 s: 1 = exact repetition, music ~0.9-0.999,
-        white noise ~0; 0 when the end of the clip is silent (quieter than -60 dB of the song).
-    clipping_ratio: share of samples at or above 0.999 of full scale.
-    nonfinite_ratio: share of NaN or infinite samples (they are zeroed before every other metric).
-    rate_mismatch: the song's rate differed from the clip's, and the song was resampled.
-    flags: verdicts, in the order of FLAG_ORDER. 'silent' (audible_ratio < 0.5) and 'stuck' (a loop was found)
-        name a collapse; the content flags 'noise_like' (noise_likeness > 0.5 and band_flatness > 0.45),
-        'copying' (novelty < 0.15) and 'far_from_song' (frechet_ratio > 4) are only judged on a clip that is
-        neither, since silence or a loop is far from the song by construction. A quiet fixed point is both
-        'silent' and 'stuck'. 'clipping' (clipping_ratio > 1%) and 'nonfinite' (any NaN/inf) are always judged.
-    """
+    """Metrics of one generated clip against the song it continues; plain Python values, JSON-ready (`to_dict`);
+each field as described in METRICS:
+"""
 
     seconds: float
     sample_rate: int
@@ -180,6 +211,17 @@ class Evaluation:
     loop_period_s: float | None
     loop_start_s: float | None
     loop_score: float
+    pulse: float
+    pulse_real: float
+    pulse_ratio: float
+    tempo: float
+    tempo_song: float
+    tempo_match: bool
+    rhythm_similarity: float
+    rhythm_similarity_real: float
+    continuity: float
+    continuity_song: float
+    continuity_ratio: float
     clipping_ratio: float
     nonfinite_ratio: float
     rate_mismatch: bool
@@ -192,11 +234,10 @@ class Evaluation:
         return d
 
 
+Evaluation.__doc__ += "\n" + metric_reference()
+
+
 # ---------------------------------------------------------------------------------------------------- metrics
-
-
-def _pow2(seconds: float, sample_rate: int) -> int:
-    return int(2 ** round(math.log2(seconds * sample_rate)))
 
 
 def _window_rms(y: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -216,149 +257,6 @@ def audible_ratio(y: np.ndarray, sample_rate: int, reference: np.ndarray) -> flo
 
 def _rms(y: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-
-
-def _octave_power(y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, list[slice]]:
-    """STFT power (frames, bins) and the bin slice of each octave band from LOWEST_OCTAVE_HZ up to
-    HIGHEST_OCTAVE_HZ or Nyquist."""
-    import librosa
-
-    n_fft = _pow2(FLATNESS_WINDOW_S, sample_rate)
-    # center=False: zero padding would add a broadband step at both ends of every clip (and make DC look flat)
-    stft = librosa.stft(y.astype(np.float32), n_fft=n_fft, hop_length=n_fft // 4, center=False)
-    power = np.abs(stft).T.astype(np.float64) ** 2
-    bin_hz = sample_rate / n_fft
-    bands, lo = [], LOWEST_OCTAVE_HZ
-    top = min(HIGHEST_OCTAVE_HZ, sample_rate / 2)
-    while lo < top:
-        a, b = int(math.ceil(lo / bin_hz)), int(math.ceil(min(2 * lo, top) / bin_hz))
-        if b - a >= 2:
-            bands.append(slice(a, b))
-        lo *= 2
-    return power, bands
-
-
-def band_flatness(y: np.ndarray, sample_rate: int, reference: np.ndarray) -> tuple[float, float]:
-    """(flatness of y, flatness of reference): mean over octave bands and STFT frames of geometric / arithmetic
-    mean power in the band, each (band, frame) cell weighted by its RMS amplitude, so that a faint hiss filling
-    the empty bands of a tonal piece does not make it noise (unweighted, -20 dB of hiss read as 0.4 of the way to
-    noise; weighted, ~0). Cells 60 dB below the reference's mean bin power, in that band or over all bins, are
-    skipped: a silent cell, or one holding only the window's leakage from a tone in another band, has no spectrum
-    of its own to be flat or tonal. With no cell left the flatness is 0."""
-    ref_power, bands = _octave_power(reference, sample_rate)
-    gen_power, _ = _octave_power(y, sample_rate)
-    overall = float(np.mean(ref_power))
-    out = []
-    for power in (gen_power, ref_power):
-        total, weight = 0.0, 0.0
-        for band in bands:  # a handful of octave bands; each is vectorised over frames
-            level = float(np.mean(ref_power[:, band]))
-            cells = power[:, band]  # (frames, bins)
-            mean = cells.mean(axis=1)
-            keep = mean > 1e-6 * max(level, overall)
-            geo = np.exp(np.mean(np.log(cells[keep] + 1e-12 * level), axis=1))
-            w = np.sqrt(mean[keep])  # amplitude weights: loud cells count more, yet the bass alone does not decide
-            total += float(np.sum(w * geo / mean[keep]))
-            weight += float(np.sum(w))
-        out.append(total / weight if weight else 0.0)
-    return out[0], out[1]
-
-
-def noise_likeness(flatness: float, reference_flatness: float) -> float:
-    """Where `flatness` sits between the song's own (0) and that of Gaussian noise (1); see NOISE_FLATNESS."""
-    return (flatness - reference_flatness) / max(NOISE_FLATNESS - reference_flatness, 0.05)
-
-
-def mel_power(y: np.ndarray, sample_rate: int) -> np.ndarray:
-    """N_MELS-band mel power spectrogram with a 10 ms hop: (..., frames, N_MELS), float64, for y: (..., samples)."""
-    import librosa
-
-    spec = librosa.feature.melspectrogram(
-        y=y.astype(np.float32),
-        sr=sample_rate,
-        n_fft=_pow2(FEATURE_WINDOW_S, sample_rate),
-        hop_length=max(1, int(round(FEATURE_HOP_S * sample_rate))),
-        n_mels=N_MELS,
-        center=False,  # no zero padding: it would put a step at both ends of every one-second piece
-    )
-    return np.swapaxes(spec, -1, -2).astype(np.float64)
-
-
-def to_db(power: np.ndarray, floor: float) -> np.ndarray:
-    """10 log10(power + floor): the floor (DB_FLOOR of the song's mean) keeps silence finite and equal for both."""
-    return 10.0 * np.log10(power + floor)
-
-
-def _gaussian(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return frames.mean(axis=0), np.cov(frames, rowvar=False)
-
-
-def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^1/2), with tr (C1 C2)^1/2 = sum sqrt(eig(C1^1/2 C2 C1^1/2)) so that
-    it stays real and stable for singular covariances (a constant or silent clip)."""
-    w, v = np.linalg.eigh(cov1)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ cov2 @ root1), 0, None)))
-    return float(max(np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * cross, 0.0))
-
-
-def nearest_seconds(gen: np.ndarray, song: np.ndarray, frames_per_second: int) -> np.ndarray:
-    """Frame offset into `song` (frames, M) of the run of consecutive frames nearest (Euclidean) to each whole
-    second of `gen` (frames, M): (n_seconds,) ints.
-
-    ||g - s_k||^2 = ||g||^2 + ||s_k||^2 - 2 <g, s_k>: the frame-by-frame dot products of a few seconds against the
-    whole song are one matrix product, the cross term for every offset k a sum along its diagonals (a strided view),
-    the sliding ||s_k||^2 a cumulative sum."""
-    length = frames_per_second
-    n_sec = len(gen) // length
-    offsets = len(song) - length + 1
-    centre = song.mean(axis=0)  # distances are shift-invariant; centring keeps the float32 products accurate
-    gen, song = gen - centre, song - centre
-    song32 = np.ascontiguousarray(song, dtype=np.float32)
-    energy = np.concatenate([[0.0], np.cumsum(np.sum(song**2, axis=1))])
-    sliding = energy[length:] - energy[:offsets]  # (offsets,)
-    out = np.empty(n_sec, dtype=int)
-    batch = max(1, 16_000_000 // (length * len(song)))  # seconds per product: at most ~64 MB of float32 dots
-    for start in range(0, n_sec, batch):
-        stop = min(n_sec, start + batch)
-        dots = np.ascontiguousarray(gen[start * length : stop * length].astype(np.float32) @ song32.T)
-        row, col = dots.strides
-        diagonals = np.lib.stride_tricks.as_strided(
-            dots, shape=(stop - start, length, offsets), strides=(length * row, row + col, col), writeable=False
-        )  # diagonals[c, i, k] = dots[c * length + i, k + i]; summing over i keeps the inner axis contiguous
-        cross = diagonals.sum(axis=1)
-        out[start:stop] = np.argmin(sliding[None, :] - 2 * cross, axis=1)
-    return out
-
-
-def novelty_distances(
-    gen: np.ndarray, song: np.ndarray, sample_rate: int, gen_db: np.ndarray, song_db: np.ndarray, floor: float
-) -> np.ndarray:
-    """Mean squared log-mel distance per frame from each whole second of waveform `gen` to its nearest second of
-    waveform `song`: (n_seconds,).
-
-    The nearest second is found on the log-mel frames (`gen_db`, `song_db`: (frames, N_MELS)), then aligned to the
-    sample by waveform cross-correlation within one hop, and both seconds are analysed alone, so that a verbatim
-    copy at any sample offset scores 0 instead of a frame-grid misalignment (5 ms moves a drum hit a lot)."""
-    from scipy.signal import correlate
-
-    hop = max(1, int(round(FEATURE_HOP_S * sample_rate)))
-    second = int(round(sample_rate))
-    offsets = nearest_seconds(gen_db, song_db, int(round(1.0 / FEATURE_HOP_S))) * hop
-    n_sec = len(offsets)
-    pieces = gen[: n_sec * second].reshape(n_sec, second)
-    matches = np.empty_like(pieces)
-    sq = np.concatenate([[0.0], np.cumsum(song**2)])
-    for i, (piece, offset) in enumerate(zip(pieces, offsets)):  # one short correlation per second of audio
-        lo = int(min(max(offset - hop, 0), len(song) - second))
-        hi = int(min(offset + second + hop, len(song)))
-        cross = correlate(song[lo:hi], piece, mode="valid", method="fft")
-        norm = np.sqrt(np.maximum(sq[lo + second : hi + 1] - sq[lo : hi - second + 1], 1e-30))
-        start = lo + int(np.argmax(cross / norm))
-        matches[i] = song[start : start + second]
-    a = to_db(mel_power(pieces, sample_rate), floor)  # (n_sec, frames, N_MELS)
-    b = to_db(mel_power(matches, sample_rate), floor)
-    return np.mean(np.sum((a - b) ** 2, axis=2), axis=1)
 
 
 def find_loop(y: np.ndarray, sample_rate: int, *, min_rms: float) -> tuple[float | None, float | None, float]:
@@ -468,27 +366,7 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
     flat, ref_flat = band_flatness(gen, sample_rate, ref)
     noise = noise_likeness(flat, ref_flat)
 
-    ref_mel = mel_power(ref, sample_rate)
-    floor = DB_FLOOR * float(ref_mel.mean())
-    song = to_db(ref_mel, floor)
-    frames = to_db(mel_power(gen, sample_rate), floor)
-    mu_s, cov_s = _gaussian(song)
-    frechet = frechet_distance(*_gaussian(frames), mu_s, cov_s)
-    # Real excerpts are cut from the waveform at sub-hop offsets, as a generator's output would fall on the song's
-    # frame grid, and analysed alone; slicing the song's own frames would align them and flatter a periodic song.
-    length = min(len(gen), len(ref) // 2)
-    hop = max(1, int(round(FEATURE_HOP_S * sample_rate)))
-    starts = np.linspace(0, len(ref) - length - hop, REAL_EXCERPTS).astype(int)
-    starts += (np.arange(REAL_EXCERPTS) * 2 + 1) * hop // (2 * REAL_EXCERPTS)
-    real = [
-        frechet_distance(*_gaussian(to_db(mel_power(ref[s : s + length], sample_rate), floor)), mu_s, cov_s)
-        for s in starts
-    ]
-    spread = 2.0 * float(np.trace(cov_s))  # mean squared distance between two random frames of the song
-    frechet_real = max(float(np.mean(real)), REAL_FLOOR * spread, 1e-12)
-
-    nearest = novelty_distances(gen, ref, sample_rate, frames, song, floor)
-    novelty = float(np.mean(np.sqrt(nearest / max(spread, 1e-12))))
+    distances = frechet_and_novelty(gen, ref, sample_rate)
 
     period, start, score = find_loop(gen, sample_rate, min_rms=LOOP_MIN_LEVEL * ref_rms)
 
@@ -501,18 +379,17 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
         band_flatness=flat,
         reference_band_flatness=ref_flat,
         noise_likeness=noise,
-        frechet=frechet,
-        frechet_real=frechet_real,
-        frechet_ratio=frechet / frechet_real,
-        novelty=novelty,
+        **distances,
         loop_period_s=period,
         loop_start_s=start,
         loop_score=score,
+        **rhythm.rhythm_metrics(gen, ref, sample_rate),
         clipping_ratio=float(np.mean(np.abs(gen) >= CLIP_LEVEL)),
         nonfinite_ratio=nonfinite_ratio,
         rate_mismatch=rate_mismatch,
     )
-    ev = {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in ev.items()}
+    ev = {k: float(v) if isinstance(v, (float, np.floating)) else bool(v) if isinstance(v, np.bool_) else v
+          for k, v in ev.items()}
     return Evaluation(**ev, flags=verdict(**ev))
 
 
@@ -531,6 +408,8 @@ def verdict(**metrics) -> tuple[str, ...]:
             flags.add("copying")
         if m["frechet_ratio"] > FAR_ABOVE:
             flags.add("far_from_song")
+        if m["pulse_real"] >= PULSE_SONG_ABOVE and m["pulse_ratio"] < NO_PULSE_BELOW:
+            flags.add("no_pulse")
     if m["clipping_ratio"] > CLIPPING_ABOVE:
         flags.add("clipping")
     if m["nonfinite_ratio"] > 0:
@@ -558,34 +437,25 @@ def evaluate_files(generated_path: str | Path, reference_path: str | Path) -> Ev
     return evaluate(generated, rate, reference, reference_rate)
 
 
-_EXPLAIN = {
-    "seconds": "length of the generated clip",
-    "audible_ratio": "share of 100 ms windows louder than 10% of the song's median window (1 = sounds throughout)",
-    "loudness_ratio": "RMS of the clip / RMS of the song (1 = as loud)",
-    "band_flatness": "spectral flatness within octave bands (noise ~0.56, music lower)",
-    "reference_band_flatness": "the same for the song",
-    "noise_likeness": "0 = as tonal as the song, 1 = as flat as noise",
-    "frechet": "Frechet distance of log-mel frame statistics to the whole song (dB^2)",
-    "frechet_real": "the same for real excerpts of the song of this length",
-    "frechet_ratio": "frechet / frechet_real (~1 = as close as a real excerpt)",
-    "novelty": "distance of each second to its nearest second of the song (0 = verbatim copy, ~1 = novel)",
-    "loop_period_s": "period of an exact repetition up to the end (None = no loop)",
-    "loop_start_s": "where that repetition starts",
-    "loop_score": "1 = exact repetition, ~0 = noise",
-    "clipping_ratio": "share of samples at full scale",
-    "nonfinite_ratio": "share of NaN/inf samples",
-}
-
-
 def format_report(ev: Evaluation) -> str:
-    """Human-readable multi-line report: the flags, the rates, then one metric per line with a short explanation."""
+    """Human-readable multi-line report: the flags, the rates, then one metric per line with its METRICS summary;
+    the song's references of pulse, tempo, rhythm similarity and continuity beside the clip's value (BESIDE)."""
     lines = [f"flags: {', '.join(ev.flags) if ev.flags else 'none'}"]
     rate = f"sample rate: {ev.sample_rate} Hz"
     if ev.rate_mismatch:
         rate += f" (song resampled from {ev.reference_rate} Hz)"
     lines.append(rate)
-    for name, why in _EXPLAIN.items():
-        value = getattr(ev, name)
-        text = "None" if value is None else f"{value:.4g}"
+    shown_beside = {ref for ref, _ in BESIDE.values()}
+    for name, (why, _) in METRICS.items():
+        if name in shown_beside or name in ("sample_rate", "reference_rate", "rate_mismatch", "flags"):
+            continue
+        text = _text(getattr(ev, name))
+        if name in BESIDE:
+            ref, label = BESIDE[name]
+            text += f" ({label} {_text(getattr(ev, ref))})"
         lines.append(f"{name:>24}: {text:<10} {why}")
     return "\n".join(lines)
+
+
+def _text(value) -> str:
+    return "None" if value is None else ("yes" if value else "no") if isinstance(value, bool) else f"{value:.4g}"

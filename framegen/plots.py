@@ -41,37 +41,57 @@ def plot_loss(path, rows: list[dict]) -> None:
 
 def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) -> None:
     """Log-mel spectrograms of the generated clip and of the song side by side (the same dB scale, 0 dB = the
-    song's loudest cell), titled with the evaluation's flags and headline metrics; written to `path` as a PNG.
+    song's loudest cell), under them the onset-strength envelopes of the clip and of a song excerpt of the same
+    length (from the song's middle: a beat shows as regular peaks), titled with the evaluation's flags and headline
+    metrics; written to `path` as a PNG.
 
     `generated` and `reference` are mono arrays at `sample_rate` (resample the song first if it differs)."""
     import numpy as np
 
-    from framegen.evaluate import FEATURE_HOP_S, mel_power
+    from framegen.rhythm import onset_envelope, onset_hop
+    from framegen.spectral import FEATURE_HOP_S, mel_power
 
     plt = _pyplot()
-    song = mel_power(np.asarray(reference, dtype=np.float32), sample_rate)  # (frames, mels)
-    clip = mel_power(np.nan_to_num(np.asarray(generated, dtype=np.float32)), sample_rate)
+    reference = np.asarray(reference, dtype=np.float32)
+    generated = np.nan_to_num(np.asarray(generated, dtype=np.float32))
+    song = mel_power(reference, sample_rate)  # (frames, mels)
+    clip = mel_power(generated, sample_rate)
     top = float(song.max()) or 1.0
 
     def to_db(power):  # (mels, frames), 0 dB = the song's loudest cell
         return 10 * np.log10(np.maximum(power, 1e-8 * top) / top).T
 
     widths = [max(len(clip), 1), max(len(song), 1)]
-    fig, axes = plt.subplots(
-        1, 2, figsize=(12, 4), sharey=True, gridspec_kw={"width_ratios": widths}, layout="constrained"
-    )
-    for ax, power, label in ((axes[0], clip, "generated"), (axes[1], song, "song")):
+    fig, axes = plt.subplot_mosaic([["clip", "song"], ["onset", "onset"], ["song_onset", "song_onset"]],
+                                   figsize=(12, 7), width_ratios=widths, height_ratios=[3, 1, 1], layout="constrained")
+    for key, power, label in (("clip", clip, "generated"), ("song", song, "song")):
         seconds = len(power) * FEATURE_HOP_S
-        image = ax.imshow(to_db(power), origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0,
-                          extent=(0, seconds, 0, power.shape[1]))
-        ax.set_title(label)
-        ax.set_xlabel("time (s)")
-    axes[0].set_ylabel("mel band")
-    fig.colorbar(image, ax=axes, label="dB (0 = song's loudest)")
+        image = axes[key].imshow(to_db(power), origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0,
+                                 extent=(0, seconds, 0, power.shape[1]))
+        axes[key].set_title(label)
+        axes[key].set_xlabel("time (s)")
+    axes["song"].sharey(axes["clip"])
+    axes["clip"].set_ylabel("mel band")
+    fig.colorbar(image, ax=[axes["clip"], axes["song"]], label="dB (0 = song's loudest)")
+    start = max(0, (len(reference) - len(generated)) // 2)
+    excerpt = reference[start : start + len(generated)]
+    hop_s = onset_hop(sample_rate) / sample_rate
+    for key, y, label in (("onset", generated, f"generated: pulse {evaluation.pulse:.2f}"),
+                          ("song_onset", excerpt, f"song {start / sample_rate:.0f}-"
+                           f"{(start + len(excerpt)) / sample_rate:.0f} s: pulse {evaluation.pulse_real:.2f} "
+                           "(median of its excerpts)")):
+        env = onset_envelope(y, sample_rate)
+        axes[key].plot(np.arange(len(env)) * hop_s, env, lw=0.6)
+        axes[key].set_ylabel("onset strength")
+        axes[key].set_title(label, fontsize=9, loc="left")
+    axes["song_onset"].sharex(axes["onset"])
+    axes["song_onset"].set_xlabel("time (s)")
     flags = ", ".join(evaluation.flags) if evaluation.flags else "no flags"
-    fig.suptitle(f"{flags}  |  loudness {evaluation.loudness_ratio:.2f}, noise-likeness "
+    fig.suptitle(f"{flags}\nloudness {evaluation.loudness_ratio:.2f}, noise-likeness "
                  f"{evaluation.noise_likeness:.2f}, Frechet ratio {evaluation.frechet_ratio:.2g}, "
-                 f"novelty {evaluation.novelty:.2f}")
+                 f"novelty {evaluation.novelty:.2f}, pulse ratio {evaluation.pulse_ratio:.2f}, rhythm similarity "
+                 f"{evaluation.rhythm_similarity:.2f} (real {evaluation.rhythm_similarity_real:.2f}), continuity "
+                 f"ratio {evaluation.continuity_ratio:.2f}", fontsize=10)
     _save(plt, fig, path)
 
 

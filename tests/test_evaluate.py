@@ -1,6 +1,8 @@
-"""Tests for framegen.evaluate: each metric's defining property on signals whose answer is known, and the verdict of
-every failure case (silence, noise, a stuck loop, a copy) against the demo song, each flagged as itself only."""
+"""Tests for framegen.evaluate (and the frame statistics of framegen.spectral it gathers): each metric's defining
+property on signals whose answer is known, and the verdict of every failure case (silence, noise, a stuck loop, a
+copy, no beat) against the demo song, each flagged as itself only."""
 
+import dataclasses
 import functools
 import json
 
@@ -9,6 +11,7 @@ import pytest
 import soundfile
 
 from framegen import evaluate as ev
+from framegen import spectral as sp
 from framegen.errors import AudioError
 from framegen.synth import demo_song
 
@@ -43,6 +46,12 @@ def near_loop(noise_rms, period_s=0.45):
     return (tiled + noise_rms * SONG_RMS * white_noise(N, seed=3)).astype(np.float32)
 
 
+def shuffled_fragments(y, seed=0, fragment=400):
+    """`y`'s consecutive 25 ms fragments in a random order: the song's sound, cut from unrelated places."""
+    pieces = y[: len(y) // fragment * fragment].reshape(-1, fragment)
+    return pieces[np.random.default_rng(seed).permutation(len(pieces))].reshape(-1)
+
+
 def repitched(factor, seed=0):
     """The demo song played `factor` faster (pitch and tempo): rendered at SR / factor, read at SR."""
     return demo_song(CLIP_S / factor + 0.1, int(round(SR / factor)), seed=seed)[:N]
@@ -51,8 +60,9 @@ def repitched(factor, seed=0):
 CASES = {
     "silence": (lambda: np.zeros(N, np.float32), ("silent",)),
     "fade_out": (lambda: SONG[:N] * np.exp(-np.arange(N) / (0.5 * SR)), ("silent",)),
-    "white_noise": (lambda: at_song_loudness(white_noise(N)), ("noise_like", "far_from_song")),
-    "pink_noise": (lambda: at_song_loudness(pink_noise(N)), ("noise_like", "far_from_song")),
+    # Noise has no beat either: the demo's own excerpts reach pulse 0.97, noise 0.12-0.13 (no_pulse is right).
+    "white_noise": (lambda: at_song_loudness(white_noise(N)), ("noise_like", "far_from_song", "no_pulse")),
+    "pink_noise": (lambda: at_song_loudness(pink_noise(N)), ("noise_like", "far_from_song", "no_pulse")),
     "tiled_frame": (lambda: at_song_loudness(np.tile(FRAME, N // 400)), ("stuck",)),
     "dc_offset": (lambda: np.full(N, SONG_RMS, np.float32), ("stuck",)),
     # A limit cycle as trained MSE models fall into: 0.45 s of sound repeated with slight variation (residual ~1e-4).
@@ -69,6 +79,10 @@ CASES = {
     # Legitimate new music in the song's style: the demo 1% higher / 3% lower (novelty 0.2-0.3, Frechet ~1).
     "repitched_up_1pct": (lambda: repitched(1.01), ()),
     "repitched_down_3pct": (lambda: repitched(1 / 1.03, seed=3), ()),
+    # The song's 25 ms fragments shuffled: its frame content, no beat (pulse 0.10 of its 0.97); the hard cuts between
+    # fragments also whiten it (noise_likeness 0.9) and put it far from the song.
+    "shuffled_fragments": (lambda: shuffled_fragments(SONG[12345 : 12345 + N]), (
+        "noise_like", "far_from_song", "no_pulse")),
 }
 
 
@@ -105,15 +119,15 @@ def test_band_flatness_is_that_of_noise_for_white_and_pink_noise_and_low_for_a_t
     white, pink = white_noise(N), pink_noise(N)
     tone = np.sin(2 * np.pi * 440.0 * np.arange(N) / SR)
     for noise in (white, pink):
-        assert ev.band_flatness(noise, SR, noise)[0] == pytest.approx(ev.NOISE_FLATNESS, abs=0.05)
-    assert ev.band_flatness(tone, SR, tone)[0] < 0.05
+        assert sp.band_flatness(noise, SR, noise)[0] == pytest.approx(sp.NOISE_FLATNESS, abs=0.05)
+    assert sp.band_flatness(tone, SR, tone)[0] < 0.05
     # Whole-spectrum flatness misses pink noise (0.14, a quarter of white noise's), octave bands do not.
-    assert float(np.mean(librosa.feature.spectral_flatness(y=pink.astype(np.float32)))) < 0.5 * ev.NOISE_FLATNESS
+    assert float(np.mean(librosa.feature.spectral_flatness(y=pink.astype(np.float32)))) < 0.5 * sp.NOISE_FLATNESS
 
 
 def test_noise_likeness_is_zero_for_the_song_and_one_for_noise():
-    assert ev.noise_likeness(0.3, 0.3) == 0.0
-    assert ev.noise_likeness(ev.NOISE_FLATNESS, 0.3) == pytest.approx(1.0)
+    assert sp.noise_likeness(0.3, 0.3) == 0.0
+    assert sp.noise_likeness(sp.NOISE_FLATNESS, 0.3) == pytest.approx(1.0)
     assert evaluated("excerpt").noise_likeness == pytest.approx(0.0, abs=0.1)
     assert evaluated("white_noise").noise_likeness == pytest.approx(1.0, abs=0.2)
 
@@ -124,11 +138,11 @@ def test_frechet_distance_of_gaussians():
     s1, s2 = rng.uniform(0.5, 2, 8), rng.uniform(0.5, 2, 8)
     a = rng.standard_normal((8, 8))
     cov = a @ a.T
-    assert ev.frechet_distance(mu1, cov, mu1, cov) == pytest.approx(0.0, abs=1e-9)
-    assert ev.frechet_distance(mu1, cov, mu2, cov) == pytest.approx(np.sum((mu1 - mu2) ** 2), rel=1e-6)
+    assert sp.frechet_distance(mu1, cov, mu1, cov) == pytest.approx(0.0, abs=1e-9)
+    assert sp.frechet_distance(mu1, cov, mu2, cov) == pytest.approx(np.sum((mu1 - mu2) ** 2), rel=1e-6)
     # Diagonal covariances: the distance is |mu1 - mu2|^2 + sum (sigma1 - sigma2)^2.
     expected = np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2)
-    assert ev.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(expected, rel=1e-9)
+    assert sp.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(expected, rel=1e-9)
 
 
 def test_frechet_ratio_is_about_one_for_real_excerpts_and_large_for_noise():
@@ -141,7 +155,7 @@ def test_nearest_seconds_finds_the_offsets_a_clip_was_cut_from():
     rng = np.random.default_rng(1)
     song = rng.standard_normal((3000, 16))
     gen = np.concatenate([song[777:877], song[2000:2100], song[5:105]]) + 0.01 * rng.standard_normal((300, 16))
-    assert ev.nearest_seconds(gen, song, 100).tolist() == [777, 2000, 5]
+    assert sp.nearest_seconds(gen, song, 100).tolist() == [777, 2000, 5]
 
 
 @pytest.mark.parametrize("offset", [0, 25, 80, 12345])  # on, and up to half a hop off, the 160-sample frame grid
@@ -211,16 +225,32 @@ def test_silence_and_loops_mask_the_content_flags():
         band_flatness=0.56,
         novelty=0.0,
         frechet_ratio=100.0,
+        pulse_real=0.8,
+        pulse_ratio=0.1,
         loop_period_s=None,
         clipping_ratio=0.0,
         nonfinite_ratio=0.0,
     )
-    assert ev.verdict(**metrics) == ("noise_like", "copying", "far_from_song")
+    assert ev.verdict(**metrics) == ("noise_like", "copying", "far_from_song", "no_pulse")
     assert ev.verdict(**{**metrics, "loop_period_s": 0.025}) == ("stuck",)
     assert ev.verdict(**{**metrics, "audible_ratio": 0.1}) == ("silent",)
     assert ev.verdict(**{**metrics, "audible_ratio": 0.1, "clipping_ratio": 0.5}) == ("silent", "clipping")
     # Flatter than the song but far from noise (a busy band next to a solo organ) is not noise.
     assert "noise_like" not in ev.verdict(**{**metrics, "band_flatness": 0.35})
+    # A song without a pulse of its own (ambient, a drone) cannot lose it.
+    assert "no_pulse" not in ev.verdict(**{**metrics, "pulse_real": 0.2})
+    assert "no_pulse" not in ev.verdict(**{**metrics, "pulse_ratio": 0.6})
+
+
+def test_no_pulse_flags_shuffled_fragments_not_an_excerpt_of_a_rhythmic_song():
+    shuffled, excerpt = evaluated("shuffled_fragments"), evaluated("repitched_up_1pct")
+    assert shuffled.pulse_real > 0.9 and shuffled.pulse_ratio < 0.2 and "no_pulse" in shuffled.flags
+    assert excerpt.pulse_ratio > 0.9 and "no_pulse" not in excerpt.flags
+    for name in ("excerpt", "other_excerpt"):  # real excerpts: the song's rhythm and held notes
+        real = evaluated(name)
+        assert real.rhythm_similarity == pytest.approx(real.rhythm_similarity_real, abs=0.05)
+        assert real.continuity_ratio == pytest.approx(1.0, abs=0.1) and real.tempo_match
+    assert shuffled.rhythm_similarity < 0.3 and shuffled.continuity_ratio < 0.5
 
 
 # ------------------------------------------------------------------------------------------------ the edges
@@ -230,8 +260,10 @@ def test_evaluation_is_plain_and_json_serialisable():
     result = evaluated("excerpt")
     d = result.to_dict()
     json.dumps(d, allow_nan=False)
-    for name in ("audible_ratio", "loudness_ratio", "frechet", "frechet_ratio", "novelty", "loop_score"):
+    for name in ("audible_ratio", "loudness_ratio", "frechet", "frechet_ratio", "novelty", "loop_score", "pulse",
+                 "pulse_ratio", "tempo", "rhythm_similarity", "continuity_ratio"):
         assert type(d[name]) is float
+    assert type(d["tempo_match"]) is bool
     assert d["flags"] == ["copying"]
     assert (d["sample_rate"], d["reference_rate"], d["rate_mismatch"], d["seconds"]) == (SR, SR, False, CLIP_S)
 
@@ -277,6 +309,16 @@ def test_format_report_has_one_line_per_metric():
     for name in ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s"):
         assert sum(line.strip().startswith(name + ":") for line in lines) == 1
     assert "flags: stuck" in ev.format_report(evaluated("tiled_frame"))
+    # The song's references stand beside the clip's rhythm values.
+    assert any(line.strip().startswith("rhythm_similarity:") and "(real " in line for line in lines)
+    assert any(line.strip().startswith("continuity:") and "(song " in line for line in lines)
+
+
+def test_metrics_table_documents_every_field_once():
+    assert list(ev.METRICS) == [f.name for f in dataclasses.fields(ev.Evaluation)]
+    for name in ev.METRICS:
+        assert f"\n{name}: " in ev.Evaluation.__doc__
+    assert "\n\n" not in ev.metric_reference()  # click keeps it as one unwrapped block
 
 
 def test_plot_evaluation_writes_a_png(tmp_path):
