@@ -399,7 +399,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                        compile_seconds=compile_seconds)
 
 
-SAMPLE_SCORES = ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s")
+SAMPLE_SCORES = ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s",
+                 "pulse_ratio", "rhythm_similarity", "continuity_ratio", "tempo_match")
 
 
 def _sample_scores(score_clip, clip: np.ndarray, song_norm: np.ndarray, cfg: RunConfig) -> dict:
