@@ -150,3 +150,8 @@ def test_a_held_tone_is_more_continuous_than_shuffled_fragments_and_noise_has_no
     assert held(fragments) < 0.5 * held(rhythmic_song()[: 10 * SR])
     assert held(np.random.default_rng(0).standard_normal(10 * SR)) == 0.0
     assert held(np.zeros(10 * SR)) == 0.0
+
+
+def test_silence_has_no_pulse_and_no_tempo():
+    silent = rh.onset_envelope(np.zeros(5 * SR), SR)
+    assert rh.pulse(silent, RATE) == 0.0 and rh.tempo(silent, SR) == 0.0
