@@ -22,6 +22,12 @@ HIDDEN_RANGE = (199, 256)
 OUTPUTS = ("mse", "vq")
 CODEBOOK_KINDS = ("gain-shape", "plain")  # the same as framegen.vq.KINDS (config must not import jax)
 VQ_EMITS = ("exemplar", "centroid", "scaled")
+CLOCKS = ("auto", "beat", "none")  # a run stores beat or none: "auto" is resolved from the song's pulse
+# VQ unit selection defaults of `train --output vq` (measured in experiments/quality/rhythm.md)
+VQ_CROSSFADE_MS = 25.0  # removes the seam clicks exemplars leave (experiments/quality/README.md)
+VQ_HOLD = 1.0
+VQ_MAX_RUN_S = 0.5
+CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
 
 
 def _check_range(name: str, value, lo, hi, flag: str) -> None:
@@ -64,6 +70,9 @@ class ModelConfig:
     # cancel into quiet means (measured in experiments/quality/README.md)
     codebook_kind: str = "gain-shape"
     vq_emit: str = "exemplar"  # what a sampled code plays and feeds back: a real frame of it, or its centroid
+    # "beat": every input frame also carries the song's beat and bar phase (framegen.clock), continued at the
+    # song's tempo when generating. Runs written before the clock existed load as "none".
+    clock: str = "none"
 
     def __post_init__(self):
         _check_range("hidden size", self.hidden, *HIDDEN_RANGE, "--hidden")
@@ -76,6 +85,8 @@ class ModelConfig:
                              f"{' or '.join(CODEBOOK_KINDS)}")
         if self.vq_emit not in VQ_EMITS:
             raise UsageError(f"unknown --vq-emit {self.vq_emit!r}: pass one of {', '.join(VQ_EMITS)}")
+        if self.clock not in CLOCKS:
+            raise UsageError(f"unknown clock {self.clock!r}: pass --clock auto, beat or none")
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,10 @@ class TrainConfig:
     feedback_prob: float = 0.0  # scheduled sampling: share of inputs replaced by the model's own prediction
     input_noise: float = 0.0  # std of Gaussian noise added to input frames (in units of the song's std)
     crossfade_ms: float = 0.0  # seam smoothing of sample clips, and generate's default --crossfade (0: off)
+    # VQ unit selection (framegen.units), generate's defaults: how much more likely the frame that followed the
+    # previous one in the song is than any other candidate, and how long (s) such a run of real audio may last
+    hold: float = 0.0
+    max_run_s: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs <= 0:
@@ -116,6 +131,10 @@ class TrainConfig:
             raise UsageError(f"--input-noise must be 0 or more, got {self.input_noise}")
         if not (self.crossfade_ms >= 0.0):
             raise UsageError(f"--crossfade must be 0 or more milliseconds, got {self.crossfade_ms}")
+        if not (self.hold >= 0.0):
+            raise UsageError(f"--hold must be 0 or more, got {self.hold}")
+        if not (self.max_run_s >= 0.0):
+            raise UsageError(f"--max-run must be 0 or more seconds, got {self.max_run_s}")
 
 
 @dataclass(frozen=True)

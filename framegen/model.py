@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from framegen.config import ModelConfig
+from framegen.config import CLOCK_FEATURES, ModelConfig
 from framegen.gru import gru_cell, gru_layer, gru_layer_x
 
 # Input gates gx (T, B, 3H) float32 above this size are never materialised: the layer runs ``gru_layer_x`` (input
@@ -30,6 +30,15 @@ def _layer(cell, x, h0):
     return gru_layer(cell["w_h"], cell["b_h"], x @ cell["w_i"] + cell["b_i"], h0)  # all T projections at once
 
 
+def _with_clock(frames, clock, clock_dim: int):
+    """Frames (..., F) with their clock features (..., C) appended: the input layer 0 reads."""
+    if not clock_dim:
+        return frames
+    if clock is None:
+        raise ValueError("this model reads a beat clock beside its frames: pass clock=")
+    return jnp.concatenate([frames, clock.astype(frames.dtype)], axis=-1)
+
+
 def _uniform(scale: float):
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -scale, scale)
@@ -42,6 +51,7 @@ class FrameGRU(nn.Module):
     hidden: int = 256
     layers: int = 2
     out_dim: int = 0  # outputs per frame; 0 means F (next-frame samples)
+    clock_dim: int = 0  # clock features read beside each frame (framegen.clock.FEATURES), 0: no clock
 
     def setup(self):
         h = self.hidden
@@ -54,13 +64,15 @@ class FrameGRU(nn.Module):
                 "w_h": self.param(f"w_h_{i}", _uniform(k_h), (h, 3 * h)),
                 "b_h": self.param(f"b_h_{i}", _uniform(k_h), (3 * h,)),
             }
-            for i, fan_in in enumerate([self.frame_size] + [h] * (self.layers - 1))
+            for i, fan_in in enumerate([self.frame_size + self.clock_dim] + [h] * (self.layers - 1))
         ]
         self.head = nn.Dense(self.out_dim or self.frame_size, name="head")
 
-    def __call__(self, frames, state=None, time_major: bool = False):
+    def __call__(self, frames, state=None, time_major: bool = False, clock=None):
         """frames: (B, T, F) -> (outputs (B, T, out), state (L, B, H) after the last frame); with ``time_major``
-        frames (T, B, F) -> outputs (T, B, out), the layout the scan runs in (no transposes)."""
+        frames (T, B, F) -> outputs (T, B, out), the layout the scan runs in (no transposes). A model with a clock
+        reads ``clock`` (same layout, last axis ``clock_dim``) beside the frames."""
+        frames = _with_clock(frames, clock, self.clock_dim)
         x = frames if time_major else jnp.swapaxes(frames, 0, 1)  # time-major (T, B, F) for the scan
         if state is None:
             state = self.initial_state(x.shape[1])
@@ -71,9 +83,9 @@ class FrameGRU(nn.Module):
         out = self.head(x)
         return (out if time_major else jnp.swapaxes(out, 0, 1)), jnp.stack(last)
 
-    def step(self, frame, state):
+    def step(self, frame, state, clock=None):
         """One frame for every stream: frame (B, F), state (L, B, H) -> (output (B, out), new state)."""
-        x = frame
+        x = _with_clock(frame, clock, self.clock_dim)
         new = []
         for cell, h in zip(self.cells, state):
             x = gru_cell(cell["w_h"], cell["b_h"], x @ cell["w_i"] + cell["b_i"], h)
@@ -86,10 +98,12 @@ class FrameGRU(nn.Module):
 
 def build(cfg: ModelConfig, frame_size: int) -> FrameGRU:
     out_dim = cfg.codebook if cfg.output == "vq" else 0
-    return FrameGRU(frame_size=frame_size, hidden=cfg.hidden, layers=cfg.layers, out_dim=out_dim)
+    clock_dim = CLOCK_FEATURES if cfg.clock == "beat" else 0
+    return FrameGRU(frame_size=frame_size, hidden=cfg.hidden, layers=cfg.layers, out_dim=out_dim, clock_dim=clock_dim)
 
 
 def init_params(model: FrameGRU, key):
     """Parameters for ``model`` (shapes do not depend on T or B)."""
     dummy = jnp.zeros((1, 1, model.frame_size), jnp.float32)
-    return model.init(key, dummy)["params"]
+    clock = jnp.zeros((1, 1, model.clock_dim), jnp.float32) if model.clock_dim else None
+    return model.init(key, dummy, clock=clock)["params"]

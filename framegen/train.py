@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from framegen import audio, checkpoint, data, runs, vq
+from framegen import audio, checkpoint, clock, data, runs, vq
 from framegen.config import RunConfig, load_config, save_config
 from framegen.errors import Interrupted, RunError, TrainingDiverged, UsageError
 from framegen.model import build, init_params
@@ -54,14 +54,14 @@ def init_state(cfg: RunConfig, total_steps: int) -> dict:
     return {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
 
 
-def feed_back(model, params, inputs, key, prob: float):
+def feed_back(model, params, inputs, key, prob: float, clock_in=None):
     """Scheduled sampling: replace each input frame t >= 1 by the model's own prediction of it with ``prob``.
     inputs: (T, B, F), time-major like everything in the train step.
 
     One teacher-forced pass (no gradient) gives every prediction at once: a parallel approximation of sampling
     the model's outputs one step at a time.
     """
-    preds, _ = model.apply({"params": jax.lax.stop_gradient(params)}, inputs, time_major=True)
+    preds, _ = model.apply({"params": jax.lax.stop_gradient(params)}, inputs, time_major=True, clock=clock_in)
     preds = jax.lax.stop_gradient(preds)
     mask = jax.random.bernoulli(key, prob, inputs.shape[:2])[..., None]
     mask = mask.at[0].set(False)
@@ -69,20 +69,21 @@ def feed_back(model, params, inputs, key, prob: float):
     return jnp.where(mask, shifted, inputs)
 
 
-def mse_loss(params, model, examples, key, cfg: RunConfig):
+def mse_loss(params, model, examples, key, cfg: RunConfig, clock_in=None):
     """Mean squared error of next-frame predictions; examples: (T+1, B, F) time-major (``data.gather(...,
-    time_major=True)``: the scan's layout, so no transposes in the step); inputs may be noised or fed back."""
+    time_major=True)``: the scan's layout, so no transposes in the step); inputs may be noised or fed back.
+    ``clock_in`` (T, B, C): the beat clock of each input frame, for models that read one."""
     inputs, targets = data.inputs_targets(examples, time_major=True)
     k_noise, k_fb = jax.random.split(key)
     if cfg.train.input_noise > 0:
         inputs = inputs + cfg.train.input_noise * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
     if cfg.train.feedback_prob > 0:
-        inputs = feed_back(model, params, inputs, k_fb, cfg.train.feedback_prob)
-    preds, _ = model.apply({"params": params}, inputs, time_major=True)
+        inputs = feed_back(model, params, inputs, k_fb, cfg.train.feedback_prob, clock_in)
+    preds, _ = model.apply({"params": params}, inputs, time_major=True, clock=clock_in)
     return jnp.mean((preds - targets) ** 2)
 
 
-def vq_loss(params, model, examples, key, cfg: RunConfig, centroids):
+def vq_loss(params, model, examples, key, cfg: RunConfig, centroids, clock_in=None):
     """VQ mode: softmax cross-entropy of the logits (T, B, K) against the code of each target frame (T, B);
     examples (T+1, B, F) time-major as in ``mse_loss``.
 
@@ -93,7 +94,7 @@ def vq_loss(params, model, examples, key, cfg: RunConfig, centroids):
     codes = vq.encode(targets, centroids, cfg.model.codebook_kind == "gain-shape")
     if cfg.train.input_noise > 0:
         inputs = inputs + cfg.train.input_noise * jax.random.normal(key, inputs.shape, inputs.dtype)
-    logits, _ = model.apply({"params": params}, inputs, time_major=True)
+    logits, _ = model.apply({"params": params}, inputs, time_major=True, clock=clock_in)
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, codes))
 
 
@@ -130,21 +131,29 @@ def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int, devices
                          "use --input-noise to make a VQ model robust")
 
     @partial(jax.jit, donate_argnums=0, out_shardings=replicated)
-    def step(state, song, codebook=None):
+    def step(state, song, codebook=None, beats=None):
         k_batch, k_loss = jax.random.split(jax.random.fold_in(base_key, state["step"]))
         offsets = data.random_offsets(k_batch, cfg.train.batch_size, split, cfg.data)
         examples = data.gather(song, offsets, cfg.data, time_major=True)
         examples = jax.lax.with_sharding_constraint(examples, by_example)
+        clock_in = _clock_in(beats, offsets, cfg)
         if cfg.model.output == "vq":
             loss, grads = jax.value_and_grad(vq_loss)(state["params"], model, examples, k_loss, cfg,
-                                                      codebook["centroids"])
+                                                      codebook["centroids"], clock_in)
         else:
-            loss, grads = jax.value_and_grad(mse_loss)(state["params"], model, examples, k_loss, cfg)
+            loss, grads = jax.value_and_grad(mse_loss)(state["params"], model, examples, k_loss, cfg, clock_in)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, loss
 
     return step
+
+
+def _clock_in(beats, offsets, cfg: RunConfig):
+    """(T, B, C) clock features of the input frames of examples at ``offsets`` (B,); None without a clock."""
+    if beats is None:
+        return None
+    return clock.example_features(beats, offsets, cfg.data.seq_len, cfg.data.frame_size)
 
 
 def make_eval_chunk(cfg: RunConfig):
@@ -157,9 +166,9 @@ def make_eval_chunk(cfg: RunConfig):
     gain_shape = cfg.model.codebook_kind == "gain-shape"
 
     @jax.jit
-    def eval_chunk(params, song, offsets, mask, codebook=None):
+    def eval_chunk(params, song, offsets, mask, codebook=None, beats=None):
         inputs, targets = data.inputs_targets(data.gather(song, offsets, cfg.data, time_major=True), time_major=True)
-        preds, _ = model.apply({"params": params}, inputs, time_major=True)
+        preds, _ = model.apply({"params": params}, inputs, time_major=True, clock=_clock_in(beats, offsets, cfg))
         w = mask[None, :, None]  # mask: (B,) real examples of the chunk; arrays are (T, B, ...)
         sums = {"zero": jnp.sum(w * targets**2), "copy": jnp.sum(w * (inputs - targets) ** 2)}
         if cfg.model.output == "vq":
@@ -181,7 +190,7 @@ def vq_arrays(cb) -> dict:
     return {"centroids": jnp.asarray(cb.centroids), "means": jnp.asarray(cb.means())}
 
 
-def validate(eval_chunk, params, song, split: data.Split, cfg: RunConfig, codebook=None) -> dict:
+def validate(eval_chunk, params, song, split: data.Split, cfg: RunConfig, codebook=None, beats=None) -> dict:
     """Per-sample MSE on the held-out tail, its SNR in dB, and the zero / copy-previous-frame predictors' MSE.
 
     VQ runs: val_mse is the MSE of the argmax code's frame, plus val_ce (nats per frame), val_acc (share of frames
@@ -193,7 +202,7 @@ def validate(eval_chunk, params, song, split: data.Split, cfg: RunConfig, codebo
     mask = np.concatenate([np.ones(len(offsets), np.float32), np.zeros(pad, np.float32)])
     offsets = np.concatenate([offsets, np.full(pad, offsets[0], np.int32)])
     totals = {}
-    extra = () if codebook is None else (codebook,)
+    extra = () if codebook is None and beats is None else (codebook, beats)
     # every chunk is dispatched before the first is read back: one host sync per validation, not one per chunk
     parts = [eval_chunk(params, song, offsets[i : i + chunk], mask[i : i + chunk], *extra)
              for i in range(0, len(offsets), chunk)]
@@ -276,6 +285,8 @@ def prepare_song(song_path, cfg: RunConfig) -> tuple[np.ndarray, RunConfig]:
     data.check_fits(len(y), cfg.data)
     norm = audio.norm_of(y)
     cfg = replace(cfg, song=str(Path(song_path).resolve()), song_samples=len(y), norm=norm)
+    if cfg.model.clock == "auto":  # decided once from the song, stored resolved in config.json
+        cfg = replace(cfg, model=replace(cfg.model, clock=clock.choose(y, cfg.data.sample_rate)))
     return audio.normalise(y, norm), cfg
 
 
@@ -286,7 +297,7 @@ def _meta(step: int, spe: int, elapsed: float, best: float) -> dict:
 def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool = False,
           reporter: Reporter | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir`` on the normalised song until its epochs or time budget end."""
-    from framegen.generate import continue_audio, score_clip, seed_of  # generation is a client of the model
+    from framegen.generate import continue_audio, score_clip, seed_of, units_for  # generation: a model client
 
     reporter = reporter or Reporter()
     run_dir = runs.make_run_dir(run_dir)
@@ -304,7 +315,11 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         mesh = data_mesh(cfg.train.batch_size)
         state, song = replicate((state, jnp.asarray(song_norm)), mesh)
         codebook, emission = _codebook(cfg, run_dir, song_norm, split, reporter)
-        extra = () if codebook is None else (replicate(codebook, mesh),)
+        grid = _beat_grid(cfg, run_dir, song_norm, reporter)
+        beats = None if grid is None else replicate(jnp.asarray(grid.beats, jnp.float32), mesh)
+        units = units_for(cfg, run_dir, song_norm, grid) if cfg.train.sample_every else None
+        extra = () if codebook is None and beats is None else (
+            None if codebook is None else replicate(codebook, mesh), beats)
         t_compile = time.monotonic()
         step_fn = make_train_step(cfg, split, total).lower(state, song, *extra).compile()
         compile_seconds = time.monotonic() - t_compile
@@ -329,7 +344,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             nonlocal best, loss_sum, loss_count
             row = {"epoch": math.ceil(step / spe), "step": step}
             row["train_ce" if codebook is not None else "train_mse"] = float(loss_sum) / max(loss_count, 1)
-            row.update(validate(eval_chunk, state["params"], song, split, cfg, codebook))
+            row.update(validate(eval_chunk, state["params"], song, split, cfg, codebook, beats))
             row["seconds"] = round(elapsed0 + time.monotonic() - t0, 3)
             if partial_epoch:
                 row["partial"] = True
@@ -341,7 +356,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                 seed = seed_of(song_norm, split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
                 clip = continue_audio(model, state["params"], seed, n, cfg, emission=emission,
                                       key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms,
-                                      seed_start=split.n_train)[0]
+                                      seed_start=split.n_train, grid=grid, units=units)[0]
                 if np.all(np.isfinite(clip)):
                     path = audio.write_wav(run_dir / "samples" / f"epoch-{row['epoch']:03d}.wav", clip,
                                            cfg.data.sample_rate)
@@ -437,6 +452,20 @@ def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.
         reporter.message(f"fitted a {m.codebook_kind} codebook of {m.codebook} codes in {time.monotonic() - t:.1f} s "
                          f"({int((cb.counts == 0).sum())} unused)")
     return vq_arrays(cb), vq.emission(cb, song_norm, m.vq_emit)
+
+
+def _beat_grid(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, reporter):
+    """Runs with a beat clock: the song's beat grid, tracked once and kept in ``beats.npz`` (resume reads it)."""
+    if cfg.model.clock != "beat":
+        return None
+    if (Path(run_dir) / clock.BEATS_FILE).is_file():
+        return clock.load(run_dir)
+    grid = clock.track(song_norm, cfg.data.sample_rate)
+    if grid is None:
+        raise RunError("the beat tracker found no beats in the song: train with --clock none")
+    clock.save(run_dir, grid)
+    reporter.message(f"beat clock: {grid.tempo_bpm:.1f} bpm, {len(grid.beats)} beats tracked")
+    return grid
 
 
 def _all_finite(tree) -> bool:
