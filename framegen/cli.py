@@ -94,29 +94,41 @@ def _train_options(f):
                      help="Smooth frame borders of sample clips over this many ms, and generate's default (0: off). "
                           "Default: 25 for --output vq (exemplars are overlap-added with their real surroundings), "
                           "0 for mse."),
+        click.option("--clock", type=click.Choice(["auto", "beat", "none"]), default="auto", show_default=True,
+                     help="Beat clock: every input frame also reads the song's beat and bar phase (tracked once), "
+                          "continued at the song's tempo when generating. auto: on when the song has a pulse."),
+        click.option("--hold", type=float, default=None,
+                     help="vq unit selection: weight of the frame that followed the previous one in the song "
+                          "against any other candidate (generate's default; see README)."),
+        click.option("--max-run", "max_run_s", type=float, default=None,
+                     help="vq unit selection: longest run of contiguous song audio in seconds before a jump is "
+                          "forced (0: off; generate's default)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-VQ_CROSSFADE_MS = 25.0  # measured in experiments/quality/README.md: removes the seam clicks exemplars leave
 
 
 def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, epochs, batch_size, lr, seed,
                 max_minutes, sample_every, feedback_prob, input_noise, output="mse", codebook=512,
-                codebook_kind="gain-shape", vq_emit="exemplar", crossfade_ms=None, **_):
-    from framegen.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+                codebook_kind="gain-shape", vq_emit="exemplar", crossfade_ms=None, clock="auto", hold=None,
+                max_run_s=None, **_):
+    from framegen.config import (VQ_CROSSFADE_MS, VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig,
+                                 TrainConfig)
 
     return RunConfig(
         data=DataConfig(frame_size=frame_size, seq_len=seq_len, sample_rate=sample_rate, val_fraction=val_fraction),
         model=ModelConfig(hidden=hidden, layers=layers, output=output, codebook=codebook, codebook_kind=codebook_kind,
-                          vq_emit=vq_emit),
+                          vq_emit=vq_emit, clock=clock),
         train=TrainConfig(epochs=30 if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
                           max_minutes=max_minutes, sample_every=sample_every, feedback_prob=feedback_prob,
                           input_noise=input_noise,
                           crossfade_ms=(VQ_CROSSFADE_MS if output == "vq" else 0.0) if crossfade_ms is None
-                          else crossfade_ms),
+                          else crossfade_ms,
+                          hold=(VQ_HOLD if output == "vq" else 0.0) if hold is None else hold,
+                          max_run_s=(VQ_MAX_RUN_S if output == "vq" else 0.0) if max_run_s is None else max_run_s),
     )
 
 
@@ -285,8 +297,12 @@ def train(song, run_dir, resume, **opts):
                    "0 = off).")
 @click.option("--sample-seed", type=int, default=0, show_default=True, help="VQ runs: seed of the code sampling.")
 @click.option("--no-score", is_flag=True, help="Do not score what was written against the song.")
+@click.option("--hold", type=float, default=None,
+              help="VQ runs, unit selection: weight of the continuation of the previous frame (default: the run's).")
+@click.option("--max-run", "max_run_s", type=float, default=None,
+              help="VQ runs, unit selection: longest contiguous run of song audio, seconds (default: the run's).")
 def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, overwrite, streams, temperature,
-             top_k, vq_emit, crossfade_ms, sample_seed, no_score):
+             top_k, vq_emit, crossfade_ms, sample_seed, no_score, hold, max_run_s):
     """Continue the song: warm the model on a seed from it, feed predictions back, write a 16-bit WAV.
 
     Each WAV is then scored against the song ('framegen evaluate') and its flags printed; a silent, noise-like or
@@ -305,7 +321,7 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
     for g in gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
                  seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams, temperature=temperature,
                  top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms, sample_seed=sample_seed,
-                 score=not no_score):
+                 score=not no_score, hold=hold, max_run_s=max_run_s):
         click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
         if g.evaluation is not None:
             ev = g.evaluation

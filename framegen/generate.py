@@ -12,19 +12,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framegen import audio, checkpoint, vq
+from framegen import audio, checkpoint, clock, vq
 from framegen.config import RunConfig, load_config
 from framegen.data import split_song
 from framegen.errors import RunError, UsageError
 from framegen.gru import gru_cell
 from framegen.model import FrameGRU, build
+from framegen.units import Units, bars_in, code_grid, rollout_units
 
 
 ROLLOUT_UNROLL = 8  # scan steps per loop iteration: fewer loop-control ops per frame (measured, bench notes)
 
 
 @partial(jax.jit, static_argnames=("model", "n_frames", "unroll"))
-def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_UNROLL):
+def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_UNROLL, seed_clock=None,
+            clock_in=None):
     """Continue each stream of ``seed`` (B, S, F) by ``n_frames`` predicted frames -> (B, n_frames, F).
 
     The seed is run through the GRU once to set its state; the output after the seed's last frame is the first
@@ -34,55 +36,61 @@ def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_
     (MSE mode only: the fed-back frame is the head's output itself): the loop carries the top layer's state and
     layer 0's input gates; the head runs once on all frames after the loop; and when F > 3H/4 the head and layer
     0's input projection are folded into one (H, 3H) matrix, W_o W_i0, which is smaller than the two.
+    A model with a beat clock reads ``seed_clock`` (B, S, C) with the seed and ``clock_in`` (n_frames, B, C) with
+    each generated frame (its gates add ``clock @ W_c``).
     """
     variables = {"params": params}
-    out, state = model.apply(variables, seed)
+    out, state = model.apply(variables, seed, clock=seed_clock)
     first = out[:, -1]
     cells = [tuple(params[f"{n}_{i}"] for n in ("w_i", "b_i", "w_h", "b_h")) for i in range(model.layers)]
     w_o, b_o = params["head"]["kernel"], params["head"]["bias"]
     w_i0, b_i0 = cells[0][:2]
+    w_c, w_i0 = w_i0[model.frame_size :], w_i0[: model.frame_size]  # the clock's rows (none without a clock)
     fold = 4 * model.frame_size > 3 * model.hidden  # H*3H < H*F + F*3H
 
-    def feed_back(top):  # layer 0's input gates of the frame the head makes from the top state: (B, H) -> (B, 3H)
-        if fold:
-            return top @ (w_o @ w_i0) + (b_o @ w_i0 + b_i0)
-        return (top @ w_o + b_o) @ w_i0 + b_i0
+    def feed_back(top, clk):  # layer 0's input gates of the frame the head makes from the top state: (B, H) -> (B, 3H)
+        gx = top @ (w_o @ w_i0) + (b_o @ w_i0 + b_i0) if fold else (top @ w_o + b_o) @ w_i0 + b_i0
+        return gx if clk is None else gx + clk @ w_c
 
-    def step(carry, _):
+    def step(carry, clk):
         gx0, h = carry
         x, new = None, []
         for i, (w_i, b_i, w_h, b_h) in enumerate(cells):
             x = gru_cell(w_h, b_h, gx0 if i == 0 else x @ w_i + b_i, h[i])
             new.append(x)
-        return (feed_back(x), jnp.stack(new)), x
+        return (feed_back(x, clk), jnp.stack(new)), x
 
-    _, tops = jax.lax.scan(step, (first @ w_i0 + b_i0, state), None, length=max(n_frames - 1, 0), unroll=unroll)
+    gx_first = first @ w_i0 + b_i0 + (0.0 if clock_in is None else clock_in[0] @ w_c)
+    _, tops = jax.lax.scan(step, (gx_first, state), None if clock_in is None else clock_in[1:],
+                           length=max(n_frames - 1, 0), unroll=unroll)
     frames = jnp.concatenate([first[None], tops @ w_o + b_o], axis=0)[:n_frames]  # (n_frames, B, F)
     return jnp.swapaxes(frames, 0, 1)
 
 
 @partial(jax.jit, static_argnames=("model", "n_frames", "temperature", "top_k"))
-def rollout_vq(model: FrameGRU, params, seed, n_frames: int, table, key, temperature: float = 1.0, top_k: int = 0):
+def rollout_vq(model: FrameGRU, params, seed, n_frames: int, table, key, temperature: float = 1.0, top_k: int = 0,
+               seed_clock=None, clock_in=None):
     """VQ mode: continue each stream of ``seed`` (B, S, F) by ``n_frames`` frames.
 
     After the seed, each step samples a code from the model's logits (``vq.sample_codes``: temperature, top-k),
     emits one of that code's E frames in ``table`` (K, E, F) chosen uniformly, and feeds the emitted frame back.
     One ``lax.scan``; the PRNG key is carried through it, split once per frame.
     Returns frames (B, n, F), codes (B, n) and the row of each code's E frames that was emitted (B, n).
+    Clock models read ``seed_clock`` (B, S, C) and ``clock_in`` (n, B, C) as in ``rollout``.
     """
     variables = {"params": params}
-    out, state = model.apply(variables, seed)
+    out, state = model.apply(variables, seed, clock=seed_clock)
 
-    def step(carry, _):
+    def step(carry, clk):
         logits, h, k = carry
         k, k_code, k_which = jax.random.split(k, 3)
         code = vq.sample_codes(k_code, logits, temperature, top_k)
         which = jax.random.randint(k_which, code.shape, 0, table.shape[1])
         frame = table[code, which]
-        nxt, h = model.apply(variables, frame, h, method=FrameGRU.step)
+        nxt, h = model.apply(variables, frame, h, clk, method=FrameGRU.step)
         return (nxt, h, k), (frame, code, which)
 
-    _, (frames, codes, which) = jax.lax.scan(step, (out[:, -1], state, key), None, length=n_frames)
+    _, (frames, codes, which) = jax.lax.scan(step, (out[:, -1], state, key), clock_in, length=n_frames)
     return jnp.swapaxes(frames, 0, 1), jnp.swapaxes(codes, 0, 1), jnp.swapaxes(which, 0, 1)
 
 
@@ -189,7 +197,8 @@ def seed_of(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int
 
 def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConfig, streams: int = 1, *,
                    emission: vq.Emission | None = None, key=None, temperature: float = 1.0, top_k: int = 0,
-                   crossfade_ms: float = 0.0, seed_start: int | None = None) -> np.ndarray:
+                   crossfade_ms: float = 0.0, seed_start: int | None = None, grid: clock.BeatGrid | None = None,
+                   units: Units | None = None) -> np.ndarray:
     """(streams, n_samples) denormalised audio following ``seed`` (S, F), cut to exactly ``n_samples``; a seed
     (streams, S, F) gives each stream its own (``stream_seeds``).
 
@@ -199,23 +208,50 @@ def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConf
     (``overlap_add``, width L; ``seed_start`` is one start or one per stream); any other frames get the seam
     correction ramp (``smooth_seams``, L/2 each side).
     The frames fed back to the model are never changed, only the audio.
+    A run with a beat clock passes its ``grid`` (and ``seed_start``): the seed reads the song's own beat phase and
+    the clock runs on at the song's tempo. VQ runs with ``units`` play real frames chosen by unit selection
+    (``framegen.units``).
     """
     f = cfg.data.frame_size
     n_frames = -(-n_samples // f)
     seed = np.asarray(seed, np.float32)
     seeds = jnp.broadcast_to(jnp.asarray(seed if seed.ndim == 3 else seed[None]), (streams, *seed.shape[-2:]))
+    n_seed = seeds.shape[1]
+    starts = np.broadcast_to(np.asarray(0 if seed_start is None else seed_start, np.int64), (streams,))
+    seed_clock = clock_in = None
+    clock_pos = np.zeros((n_frames, streams), np.float32)
+    if cfg.model.clock == "beat":
+        if grid is None or seed_start is None:
+            raise RunError("a run with a beat clock needs its beat grid and the seed's place in the song")
+        at = starts[:, None] + f * np.arange(1, n_seed + 1)[None, :]  # each seed frame reads its target's phase
+        seed_clock = jnp.asarray(clock.features(clock.beat_position(grid.beats, at.astype(np.float64))))
+        pos = clock.continued(grid, starts + n_seed * f, n_frames + 1, f)  # (streams, n + 1) frame starts
+        clock_pos = np.ascontiguousarray(pos[:, :-1].T, np.float32)
+        clock_in = jnp.asarray(np.swapaxes(clock.features(pos[:, 1:]), 0, 1))  # (n, streams, C)
     sources = None  # (streams, n_frames) song offsets of the emitted frames, when they are real song frames
     if cfg.model.output == "vq":
         if emission is None:
             raise RunError("a VQ run needs its codebook's emission to generate")
         key = jax.random.key(0) if key is None else key
-        frames, codes, which = rollout_vq(model, params, seeds, n_frames, jnp.asarray(emission.table), key,
-                                          float(temperature), int(top_k))
-        frames = np.asarray(frames)
-        if emission.offsets is not None:
-            sources = emission.offsets[np.asarray(codes), np.asarray(which)]
+        if units is not None:
+            beats = None if units.beats is None else jnp.asarray(units.beats, jnp.float32)
+            n_bars = bars_in(units.beats, units.n_train, f) if units.beats is not None else 0
+            first_prev = jnp.asarray(starts + (n_seed - 1) * f, jnp.int32)
+            positions, frames = rollout_units(
+                model, params, seeds, seed_clock, first_prev, jnp.asarray(clock_pos), clock_in,
+                jnp.asarray(units.song, jnp.float32), jnp.asarray(units.codes), jnp.asarray(emission.table),
+                jnp.asarray(emission.offsets, jnp.int32), beats, key, n_frames=n_frames, stride=units.stride,
+                n_train=units.n_train, n_bars=n_bars, temperature=float(temperature), top_k=int(top_k),
+                hold=float(units.hold), max_run=int(units.max_run))
+            frames, sources = np.asarray(frames), np.asarray(positions, np.int64)
+        else:
+            frames, codes, which = rollout_vq(model, params, seeds, n_frames, jnp.asarray(emission.table), key,
+                                              float(temperature), int(top_k), seed_clock, clock_in)
+            frames = np.asarray(frames)
+            if emission.offsets is not None:
+                sources = emission.offsets[np.asarray(codes), np.asarray(which)]
     else:
-        frames = np.asarray(rollout(model, params, seeds, n_frames))
+        frames = np.asarray(rollout(model, params, seeds, n_frames, seed_clock=seed_clock, clock_in=clock_in))
     y = frames.reshape(streams, -1)
     if crossfade_ms > 0:
         width = int(round(crossfade_ms * 1e-3 * cfg.data.sample_rate))
@@ -269,6 +305,25 @@ def vq_emission_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: 
     return vq.emission(cb, song_norm, emit or m.vq_emit)
 
 
+def units_for(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, grid: clock.BeatGrid | None,
+              emit: str | None = None, hold: float | None = None, max_run_s: float | None = None) -> Units | None:
+    """The ``Units`` of a VQ run that plays exemplars with unit selection (a beat clock, or ``max_run_s`` > 0);
+    None otherwise. ``hold``/``max_run_s`` default to the run's."""
+    hold = cfg.train.hold if hold is None else hold
+    max_run_s = cfg.train.max_run_s if max_run_s is None else max_run_s
+    if cfg.model.output != "vq" or (emit or cfg.model.vq_emit) != "exemplar":
+        return None
+    if grid is None and max_run_s <= 0:
+        return None
+    m = cfg.model
+    cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
+    n_train = split_song(len(song_norm), cfg.data).n_train
+    codes, stride = code_grid(song_norm, n_train, cb.centroids, cb.gain_shape)
+    max_run = int(round(max_run_s * cfg.data.sample_rate / cfg.data.frame_size))
+    return Units(song=np.asarray(song_norm, np.float32), n_train=n_train, codes=codes, stride=stride, hold=hold,
+                 max_run=max_run, beats=None if grid is None else grid.beats)
+
+
 def generate(
     run_dir: Path,
     *,
@@ -285,6 +340,8 @@ def generate(
     crossfade_ms: float | None = None,
     sample_seed: int = 0,
     score: bool = True,
+    hold: float | None = None,
+    max_run_s: float | None = None,
 ) -> list[Generated]:
     """Write ``streams`` WAVs of ``seconds`` each continuing the run's song; returns what was written.
 
@@ -302,6 +359,10 @@ def generate(
         raise UsageError(f"--top-k must be 0 (off) or more, got {top_k}")
     if crossfade_ms is not None and not (crossfade_ms >= 0):
         raise UsageError(f"--crossfade must be 0 or more milliseconds, got {crossfade_ms}")
+    if hold is not None and not (hold >= 0):
+        raise UsageError(f"--hold must be 0 or more, got {hold}")
+    if max_run_s is not None and not (max_run_s >= 0):
+        raise UsageError(f"--max-run must be 0 or more seconds, got {max_run_s}")
     if vq_emit is not None and vq_emit not in vq.EMITS:
         raise UsageError(f"unknown --vq-emit {vq_emit!r}: pass one of {', '.join(vq.EMITS)}")
     run_dir = Path(run_dir)
@@ -322,10 +383,12 @@ def generate(
     n_samples = int(round(seconds * cfg.data.sample_rate))
     model = build(cfg.model, cfg.data.frame_size)
     emission = vq_emission_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None
+    grid = clock.load(run_dir) if cfg.model.clock == "beat" else None
+    units = units_for(cfg, run_dir, song, grid, vq_emit, hold, max_run_s)
     fade = cfg.train.crossfade_ms if crossfade_ms is None else crossfade_ms
     ys = continue_audio(model, params, seed, n_samples, cfg, streams, emission=emission,
                         key=jax.random.key(sample_seed), temperature=temperature, top_k=top_k, crossfade_ms=fade,
-                        seed_start=starts)
+                        seed_start=starts, grid=grid, units=units)
     if not np.all(np.isfinite(ys)):
         raise RunError(
             f"the model produced NaN or infinite samples from {run_dir}: nothing was written; "

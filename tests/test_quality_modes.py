@@ -291,7 +291,8 @@ feedback_prob = 0.0
 
 
 def test_crossfade_defaults_to_25_ms_for_vq_and_off_for_mse():
-    from framegen.cli import VQ_CROSSFADE_MS, _run_config
+    from framegen.cli import _run_config
+    from framegen.config import VQ_CROSSFADE_MS
 
     base = dict(frame_size=40, seq_len=50, sample_rate=RATE, val_fraction=0.1, hidden=199, layers=2, epochs=1,
                 batch_size=8, lr=1e-3, seed=0, max_minutes=None, sample_every=0, feedback_prob=0.0, input_noise=0.0)
