@@ -73,6 +73,8 @@ def _train_options(f):
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed (init and data order)."),
         click.option("--max-minutes", type=float, default=None,
                      help="Stop cleanly after this many minutes of training, checkpoint saved."),
+        click.option("--max-steps", type=int, default=None,
+                     help="Stop after this many optimizer steps in all (equal-steps comparisons)."),
         click.option("--sample-every", type=int, default=5, show_default=True,
                      help="Write samples/epoch-NNN.wav every N epochs (0: never)."),
         click.option("--feedback-prob", type=float, default=0.0, show_default=True,
@@ -112,7 +114,7 @@ def _train_options(f):
 
 
 def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, epochs, batch_size, lr, seed,
-                max_minutes, sample_every, feedback_prob, input_noise, output="mse", codebook=512,
+                max_minutes, sample_every, feedback_prob, input_noise, output="mse", codebook=512, max_steps=None,
                 codebook_kind="gain-shape", vq_emit="exemplar", crossfade_ms=None, clock="auto", hold=None,
                 max_run_s=None, **_):
     from framegen.config import (VQ_CROSSFADE_MS, VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig,
@@ -123,7 +125,8 @@ def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, 
         model=ModelConfig(hidden=hidden, layers=layers, output=output, codebook=codebook, codebook_kind=codebook_kind,
                           vq_emit=vq_emit, clock=clock),
         train=TrainConfig(epochs=30 if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
-                          max_minutes=max_minutes, sample_every=sample_every, feedback_prob=feedback_prob,
+                          max_minutes=max_minutes, max_steps=max_steps, sample_every=sample_every,
+                          feedback_prob=feedback_prob,
                           input_noise=input_noise,
                           crossfade_ms=(VQ_CROSSFADE_MS if output == "vq" else 0.0) if crossfade_ms is None
                           else crossfade_ms,
@@ -408,6 +411,11 @@ def _sweep_flags(f):
         click.option("--sample-every", type=int, default=None, help="Sample WAV every N epochs (sweep default 0)."),
         click.option("--feedback-prob", type=float, default=None, help="Scheduled sampling probability."),
         click.option("--input-noise", type=float, default=None, help="Std of noise added to input frames."),
+        click.option("--clock", type=click.Choice(["auto", "beat", "none"]), default=None,
+                     help="Beat clock input (see train --help)."),
+        click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
+        click.option("--max-run", "max_run_s", type=float, default=None,
+                     help="vq unit selection: longest contiguous run, seconds."),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -69,15 +69,17 @@ def track(y: np.ndarray, sample_rate: int) -> BeatGrid | None:
 
 
 def choose(y: np.ndarray, sample_rate: int) -> str:
-    """``--clock auto``: "beat" when the song has a pulse (median pulse of its 30 s excerpts >= PULSE_MIN), else
-    "none"."""
+    """``--clock auto``: "beat" when the song has a pulse (median pulse of its 30 s excerpts >= PULSE_MIN) and the
+    tracker finds its beats, else "none"."""
     from framegen import rhythm
 
-    env = rhythm.onset_envelope(np.asarray(y, np.float32), sample_rate)
     rate = sample_rate / rhythm.onset_hop(sample_rate)
+    env = rhythm.smooth(rhythm.onset_envelope(np.asarray(y, np.float32), sample_rate), rate)
     length = min(len(env), int(EXCERPT_S * rate))
     pulses = [rhythm.pulse(env[s : s + length], rate) for s in rhythm.excerpt_starts(len(env), length)]
-    return "beat" if float(np.median(pulses)) >= PULSE_MIN else "none"
+    if float(np.median(pulses)) < PULSE_MIN:
+        return "none"
+    return "none" if track(y, sample_rate) is None else "beat"
 
 
 def beat_position(grid_beats, samples):

@@ -25,8 +25,8 @@ VQ_EMITS = ("exemplar", "centroid", "scaled")
 CLOCKS = ("auto", "beat", "none")  # a run stores beat or none: "auto" is resolved from the song's pulse
 # VQ unit selection defaults of `train --output vq` (measured in experiments/quality/rhythm.md)
 VQ_CROSSFADE_MS = 25.0  # removes the seam clicks exemplars leave (experiments/quality/README.md)
-VQ_HOLD = 1.0
-VQ_MAX_RUN_S = 0.5
+VQ_HOLD = 100.0
+VQ_MAX_RUN_S = 1.0
 CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
 
 

@@ -307,13 +307,14 @@ def vq_emission_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: 
 
 def units_for(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, grid: clock.BeatGrid | None,
               emit: str | None = None, hold: float | None = None, max_run_s: float | None = None) -> Units | None:
-    """The ``Units`` of a VQ run that plays exemplars with unit selection (a beat clock, or ``max_run_s`` > 0);
-    None otherwise. ``hold``/``max_run_s`` default to the run's."""
+    """The ``Units`` of a VQ run that plays exemplars with unit selection (``hold`` or ``max_run_s`` above 0; with a
+    beat clock the candidates are the frames at the clock's bar phase); None otherwise. ``hold``/``max_run_s``
+    default to the run's."""
     hold = cfg.train.hold if hold is None else hold
     max_run_s = cfg.train.max_run_s if max_run_s is None else max_run_s
     if cfg.model.output != "vq" or (emit or cfg.model.vq_emit) != "exemplar":
         return None
-    if grid is None and max_run_s <= 0:
+    if hold <= 0 and max_run_s <= 0:
         return None
     m = cfg.model
     cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
