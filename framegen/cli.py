@@ -318,6 +318,7 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
       framegen generate --run runs/song-vq --temperature 0.9 --top-k 50 --crossfade 2
     """
     from framegen import runs
+    from framegen.config import load_config
     from framegen.generate import generate as gen
 
     run_dir = run_dir or runs.latest_run()
@@ -337,9 +338,21 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
             if bad:
                 click.echo(f"WARNING: {g.path} sounds {' and '.join(_LOUD_FLAGS[f] for f in bad)}: check it with "
                            f"'framegen evaluate {g.path} --reference SONG --plot cmp.png' before using it", err=True)
+                hint = next_step_hint(load_config(g.run_dir), ev.flags)
+                if hint:
+                    click.echo(f"next: {hint}", err=True)
 
 
 _LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
+
+
+def next_step_hint(cfg, flags) -> str | None:
+    """What to try when a run's output collapsed: an MSE model fed its own output falls into a fixed point or a
+    short loop on real songs (experiments/quality/README.md); the VQ mode plays real frames and keeps the beat."""
+    if cfg.model.output == "mse" and {"stuck", "silent"} & set(flags):
+        return (f"MSE models fed their own output often settle into a loop or fade out; train the VQ mode, which "
+                f"plays real frames of the song and keeps its beat: framegen train {cfg.song} --output vq")
+    return None
 
 
 def _evaluate_help() -> str:

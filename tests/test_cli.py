@@ -109,3 +109,13 @@ def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
     (wav,) = (tmp_path / "runs").glob("demo-song-f800-t100-*/generated/best-10s.wav")
     assert sf.info(str(wav)).frames == 160000
     assert "evaluation:" in r.output
+
+
+def test_a_collapsed_mse_run_is_pointed_to_the_vq_mode():
+    from framegen.cli import next_step_hint
+    from framegen.config import ModelConfig, RunConfig
+
+    mse = RunConfig(song="/x/song.wav")
+    assert "--output vq" in next_step_hint(mse, ("stuck",)) and "/x/song.wav" in next_step_hint(mse, ("silent",))
+    assert next_step_hint(mse, ("far_from_song",)) is None
+    assert next_step_hint(RunConfig(model=ModelConfig(output="vq")), ("stuck",)) is None
