@@ -39,3 +39,32 @@ def tiny_config(**train) -> RunConfig:
         model=ModelConfig(hidden=199, layers=2),
         train=TrainConfig(**defaults),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The smallest MSE model (F=40, GRU 2x199) and its initial parameters."""
+    import jax
+
+    from framegen.model import FrameGRU, init_params
+
+    model = FrameGRU(frame_size=40, hidden=199, layers=2)
+    return model, init_params(model, jax.random.key(0))
+
+
+VQ_TINY = ["-F", "40", "-T", "50", "--hidden", "199", "--batch-size", "16", "--sample-rate", str(RATE)]
+
+
+@pytest.fixture(scope="session")
+def vq_run(tmp_path_factory):
+    """(run_dir, song) of a one-epoch VQ run (K=16, 1 ms crossfade) trained through the CLI; shared, read-only."""
+    from click.testing import CliRunner
+
+    from framegen.cli import cli
+
+    d = tmp_path_factory.mktemp("vq")
+    song = write(d / "song.wav", sine_song(6.0))
+    r = CliRunner().invoke(cli, ["train", str(song), *VQ_TINY, "--epochs", "1", "--output", "vq", "--codebook", "16",
+                                 "--crossfade", "1", "--run-dir", str(d / "run")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return d / "run", song

@@ -166,6 +166,7 @@ print(json.dumps({"n": len(y), "sr": sr, "bytes": y.nbytes, "traced_peak": trace
 """
 
 
+@pytest.mark.slow
 def test_thirty_minute_stereo_file_loads_within_3x_its_mono_float32_size(tmp_path):
     """30 min of 44.1 kHz 16-bit stereo (318 MB) decodes in blocks, mixed down per block: the load's peak memory
     (numpy allocations traced, and the process's peak RSS growth) stays under 3x the 318 MB mono float32 result."""
@@ -291,6 +292,7 @@ def test_out_to_an_existing_file_is_refused_unless_overwrite(tmp_path, run_dir):
 # ------------------------------------------------------------------------------------------------ the real process
 
 
+@pytest.mark.slow
 def test_real_process_prints_one_line_and_the_exit_code(tmp_path):
     """No traceback and the documented exit codes from the installed entry point (run side by side)."""
     garbage = tmp_path / "garbage.mp3"

@@ -21,6 +21,7 @@ def _rows(args):
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_quick_json_has_every_measurement_with_its_keys():
     rows = _rows([])
     by_what = {}
@@ -56,6 +57,7 @@ def test_tables_show_the_ratio_to_torch():
     assert "| 40x50x4 | framegen | 10.0 | 0.50 |" in table and "| 40x50x4 | torch | 20.0 | 1.00 |" in table
 
 
+@pytest.mark.slow
 def test_compare_torch_times_both_in_one_run():
     pytest.importorskip("torch")
     rows = bench.bench_train([(40, 50, 2)], 2, True, 100.0, log=lambda r: None)

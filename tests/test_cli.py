@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from framegen import generate as gen
 from framegen.cli import cli
-from tests.conftest import sine_song, write
+from tests.conftest import RATE, sine_song, write
 
 TINY = ["-F", "40", "-T", "50", "--hidden", "199", "--batch-size", "8", "--sample-rate", "8000",
         "--sample-every", "1"]
@@ -19,6 +20,7 @@ def run(*args, cwd=None):
     return result
 
 
+@pytest.mark.slow
 def test_train_then_generate_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     song = write(tmp_path / "song.wav", sine_song(10.0))
@@ -82,7 +84,8 @@ def test_generate_without_any_run_says_how_to_make_one(tmp_path, monkeypatch):
     assert r.exit_code != 0 and "no run found" in r.output and "framegen train" in r.output
 
 
-def test_generate_with_a_checkpoint_from_another_config_is_refused(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_generate_refuses_a_run_whose_config_json_was_edited_after_training(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     song = write(tmp_path / "song.wav", sine_song(10.0))
     assert run("train", song, *TINY, "--epochs", "1", "--run-dir", "r").exit_code == 0
@@ -102,6 +105,7 @@ def test_unwritable_run_directory_is_refused(tmp_path):
     assert r.exit_code != 0 and "cannot write to run directory" in r.output, r.output
 
 
+@pytest.mark.slow
 def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
     r = CliRunner().invoke(cli, ["demo", "--runs-root", str(tmp_path / "runs"), "--minutes", "0.01"])
     assert r.exit_code == 0, r.output
@@ -119,3 +123,42 @@ def test_a_collapsed_mse_run_is_pointed_to_the_vq_mode():
     assert "--output vq" in next_step_hint(mse, ("stuck",)) and "/x/song.wav" in next_step_hint(mse, ("silent",))
     assert next_step_hint(mse, ("far_from_song",)) is None
     assert next_step_hint(RunConfig(model=ModelConfig(output="vq")), ("stuck",)) is None
+
+
+def test_generate_warns_loudly_on_stderr_when_the_result_is_silent(vq_run, tmp_path, monkeypatch):
+    run_dir, _ = vq_run
+    monkeypatch.setattr(gen, "continue_audio", lambda *a, **k: np.zeros((1, 12000), np.float32))
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seconds", "1.5", "--out",
+                                 str(tmp_path / "s.wav")])
+    assert r.exit_code == 0
+    assert "flags: silent" in r.stdout
+    warning = [line for line in r.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warning) == 1 and "SILENT" in warning[0], r.stderr
+
+
+def test_evaluate_command_flags_noise_exits_zero_and_writes_json_and_plot(tmp_path):
+    song = write(tmp_path / "song.wav", sine_song(8.0))
+    rng = np.random.default_rng(0)
+    noise = write(tmp_path / "noise.wav", (0.3 * rng.standard_normal(3 * RATE)).astype(np.float32))
+    r = CliRunner().invoke(cli, ["evaluate", str(noise), "--reference", str(song), "--json", "--plot",
+                                 str(tmp_path / "cmp.png")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert "noise_like" in doc["flags"] and doc["audible_ratio"] > 0.9 and doc["frechet_ratio"] > 4
+    assert (tmp_path / "cmp.png").stat().st_size > 5000
+    text = CliRunner().invoke(cli, ["evaluate", str(noise), "--reference", str(song)])
+    assert text.exit_code == 0 and "flags: noise_like" in text.output and "frechet_ratio" in text.output
+
+
+def test_evaluate_help_documents_every_metric_and_errors_are_one_line(tmp_path):
+    from framegen.evaluate import Evaluation
+
+    r = CliRunner().invoke(cli, ["evaluate", "--help"])
+    assert r.exit_code == 0
+    for name in ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s",
+                 "clipping_ratio", "nonfinite_ratio", "rate_mismatch", "flags"):
+        assert f"{name}:" in r.output, name
+    assert "Euler gamma" in r.output  # quoted from the docstring, not paraphrased
+    assert all(f"{f}:" in r.output for f in Evaluation.__dataclass_fields__)
+    r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "missing.wav"), "--reference", str(tmp_path / "x.wav")])
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output

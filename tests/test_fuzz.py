@@ -76,6 +76,7 @@ def hang_guard():
     faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.mark.slow
 def test_loader_never_fails_other_than_audio_error(tmp_path, hang_guard, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # the fallback's ffmpeg, if installed, is exercised below instead
     slowest, outcomes = [], set()

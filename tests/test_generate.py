@@ -1,16 +1,23 @@
+"""framegen.generate: rollouts (MSE and VQ), seam smoothing and overlap-add, seeds, the generate edge."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile as sf
+from click.testing import CliRunner
 
 from framegen import generate as gen
+from framegen.cli import cli
 from framegen.errors import RunError, UsageError
 from framegen.model import FrameGRU, init_params
 from framegen.train import train_song
-from tests.conftest import tiny_config
+from tests.conftest import RATE, tiny_config
+
+F = 40
 
 
+@pytest.mark.slow
 def test_rollout_feeds_each_prediction_back_and_strips_the_seed():
     model = FrameGRU(frame_size=40, hidden=199, layers=2)
     params = init_params(model, jax.random.key(0))
@@ -94,3 +101,103 @@ def test_streams_continue_different_places(trained_run, tmp_path):
     assert list(starts) == [100, 150, 200] and seeds[1, 0, 0] == 150  # one seed length apart when room allows
     with pytest.raises(UsageError, match="no room"):
         gen.stream_seeds(np.arange(1000.0), 950, 5, 10, 3)
+
+
+def _max_seam_jump(y, frame_size):
+    seams = np.arange(frame_size, len(y), frame_size)
+    return float(np.max(np.abs(y[seams] - y[seams - 1])))
+
+
+def test_smooth_seams_removes_steps_between_constant_frames_and_keeps_the_length():
+    rng = np.random.default_rng(0)
+    y = np.repeat(rng.uniform(-1, 1, 30), F).astype(np.float32)  # constant frames, a step at every border
+    y = y[:-7]  # a partial last frame
+    out = gen.smooth_seams(y, F, 8)
+    assert out.shape == y.shape
+    before, after = _max_seam_jump(y, F), _max_seam_jump(out, F)
+    assert before > 0.5 and after < 0.02 * before
+    assert np.max(np.abs(np.diff(out))) < 0.25 * before  # the step became a ramp, with no new jump inside it
+    middle = np.arange(len(y)) % F
+    far = (middle >= 8) & (middle < F - 8)
+    np.testing.assert_array_equal(out[far], y[far])  # frame interiors are untouched
+    np.testing.assert_array_equal(gen.smooth_seams(y, F, 0), y)
+
+
+def test_smooth_seams_leaves_a_smooth_waveform_nearly_alone():
+    t = np.arange(40 * F)
+    y = np.sin(2 * np.pi * t / 97.0).astype(np.float32)
+    out = gen.smooth_seams(y, F, 10)
+    assert np.max(np.abs(out - y)) < 0.01
+
+
+def test_overlap_add_of_true_successors_is_the_song_itself():
+    song = np.random.default_rng(1).standard_normal(50 * F).astype(np.float32)
+    offsets = np.array([[5 * F + 3 + i * F for i in range(20)], [7 + i * F for i in range(20)]])
+    out = gen.overlap_add(song, offsets, F, 16)
+    assert out.shape == (2, 19 * F)
+    np.testing.assert_allclose(out[0], song[6 * F + 3 : 25 * F + 3], atol=1e-6)
+    np.testing.assert_allclose(out[1], song[F + 7 : 20 * F + 7], atol=1e-6)
+
+
+def test_overlap_add_crossfades_real_surroundings_instead_of_jumping():
+    rng = np.random.default_rng(2)
+    song = np.repeat(rng.uniform(-1, 1, 40), 4 * F).astype(np.float32)  # constant stretches of 4 frames
+    offsets = (rng.integers(0, 40, (1, 25)) * 4 + 1) * F  # frames from the middle of random stretches
+    hard = gen.overlap_add(song, offsets, F, 0)[0]
+    soft = gen.overlap_add(song, offsets, F, 16)[0]
+    assert hard.shape == soft.shape == (24 * F,)
+    assert _max_seam_jump(hard, F) > 0.5 and _max_seam_jump(soft, F) < 0.1 * _max_seam_jump(hard, F)
+    np.testing.assert_array_equal(hard, song[offsets[0, 1:, None] + np.arange(F)].reshape(-1))
+
+
+def test_continue_audio_crossfade_is_exact_length_and_only_touches_the_borders(tiny_model):
+    model, params = tiny_model
+    cfg = tiny_config()
+    seed = np.asarray(jax.random.normal(jax.random.key(6), (5, F)))
+    plain = gen.continue_audio(model, params, seed, 1234, cfg)
+    faded = gen.continue_audio(model, params, seed, 1234, cfg, crossfade_ms=1.0)  # 8 samples at 8 kHz
+    assert plain.shape == faded.shape == (1, 1234)
+    pos = np.arange(1234) % F
+    far = (pos >= 8) & (pos < F - 8)
+    np.testing.assert_allclose(faded[0, far], plain[0, far], atol=1e-6)
+    assert not np.allclose(faded[0, ~far], plain[0, ~far])
+
+
+def test_vq_generate_samples_with_temperature_and_top_k_and_prints_flags(vq_run, tmp_path):
+    run_dir, _ = vq_run
+    outs = []
+    for seed in ("0", "0", "1"):
+        out = tmp_path / f"g{len(outs)}.wav"
+        r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seconds", "1.5", "--out", str(out),
+                                     "--temperature", "0.8", "--top-k", "4", "--sample-seed", seed])
+        assert r.exit_code == 0, r.output
+        assert "flags:" in r.output and "Frechet ratio" in r.output
+        y, sr = sf.read(out, dtype="float32")
+        assert sr == RATE and len(y) == 12000
+        outs.append(y)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.slow
+def test_rollout_vq_samples_from_the_model_and_feeds_the_emitted_frame_back():
+    from framegen.generate import rollout_vq
+
+    k = 16
+    model = FrameGRU(frame_size=F, hidden=199, layers=2, out_dim=k)
+    params = init_params(model, jax.random.key(0))
+    seed = jax.random.normal(jax.random.key(1), (2, 5, F))
+    table = jax.random.normal(jax.random.key(2), (k, 3, F))
+    # greedy: frame j is a row of the likeliest code after reading the seed and frames 0..j-1 (one causal pass)
+    frames, codes, which = rollout_vq(model, params, seed, 6, table, jax.random.key(3), 0.0, 0)
+    assert frames.shape == (2, 6, F) and codes.shape == (2, 6)
+    logits, _ = model.apply({"params": params}, jnp.concatenate([seed, frames[:, :-1]], axis=1))
+    np.testing.assert_array_equal(codes, jnp.argmax(logits[:, 4:], axis=-1))
+    np.testing.assert_array_equal(frames, table[codes, which])  # the emitted row of the sampled code
+    assert which.min() >= 0 and which.max() < 3
+    # sampling: the key decides, reproducibly
+    a = rollout_vq(model, params, seed, 6, table, jax.random.key(5), 1.0, 0)[1]
+    b = rollout_vq(model, params, seed, 6, table, jax.random.key(5), 1.0, 0)[1]
+    c = rollout_vq(model, params, seed, 6, table, jax.random.key(6), 1.0, 0)[1]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from framegen.config import ModelConfig
 from framegen.model import FrameGRU, build, init_params
@@ -69,6 +70,7 @@ def test_output_sizes_follow_the_mode():
         assert out.shape == (1, 3, width)
 
 
+@pytest.mark.slow
 def test_long_sequence_path_matches_float64_reference(monkeypatch):
     """Above GX_BYTES the layers run gru_layer_x (fused, chunked); same function, same params."""
     import framegen.model as m

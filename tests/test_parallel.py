@@ -46,6 +46,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_devices_match_one_device():
     import numpy as np
 

@@ -53,6 +53,8 @@ sys.argv[0] = "framegen"
 main()
 """
 
+pytestmark = pytest.mark.slow  # real processes killed, signalled and restarted: 5-40 s each
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):

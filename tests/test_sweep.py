@@ -61,6 +61,7 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_a_two_by_two_grid_end_to_end_through_the_cli(tmp_path, monkeypatch, song):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.toml").write_text(TINY)
@@ -138,6 +139,7 @@ class _Display(sweeps.SweepDisplay):
         return _R()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_and_a_rerun_resumes_the_unfinished_trial(tmp_path, song):
     spec = sweeps.make_spec(song=song, frame_sizes=[40], seq_lens=[50], budget_samples=160_000,
                             flags=_tiny_flags())
@@ -265,6 +267,7 @@ def test_dry_run_prints_the_plan_only_and_errors_are_one_line(tmp_path, monkeypa
     assert r.exit_code != 0 and "no song given" in r.output
 
 
+@pytest.mark.slow
 def test_ray_executor_runs_a_two_trial_grid(tmp_path, monkeypatch, song):
     pytest.importorskip("ray")
     monkeypatch.chdir(tmp_path)
@@ -278,3 +281,36 @@ def test_ray_executor_runs_a_two_trial_grid(tmp_path, monkeypatch, song):
     import ray
 
     assert not ray.is_initialized()  # the sweep shut down the Ray it started
+
+
+def test_output_modes_are_sweep_options_per_axis(tmp_path):
+    from framegen import sweep
+
+    song = write(tmp_path / "song.wav", sine_song(8.0))
+    path = tmp_path / "modes.toml"
+    path.write_text("""
+[sweep]
+frame_sizes = [40, 80]
+seq_lens = [50]
+budget_seconds = 10
+[data]
+sample_rate = 8000
+[model]
+hidden = 199
+[train]
+feedback_prob = 0.5
+input_noise = 0.1
+crossfade_ms = 2.0
+[frame_size.80]
+output = "vq"
+codebook = 32
+codebook_kind = "plain"
+vq_emit = "scaled"
+feedback_prob = 0.0
+""")
+    plan = {t.key: t.config for t in sweep.plan_sweep(sweep.make_spec(path, song=song), tmp_path / "sw").trials}
+    mse, vqc = plan["f40-t50"], plan["f80-t50"]
+    assert (mse.model.output, mse.train.feedback_prob, mse.train.input_noise) == ("mse", 0.5, 0.1)
+    assert (vqc.model.output, vqc.model.codebook, vqc.model.codebook_kind, vqc.model.vq_emit) == \
+        ("vq", 32, "plain", "scaled")
+    assert vqc.train.feedback_prob == 0.0 and vqc.train.input_noise == 0.1 and vqc.train.crossfade_ms == 2.0

@@ -1,8 +1,6 @@
-"""framegen.vq and the VQ output mode: encoding, the k-means fit, emission, sampling, the codebook file, the VQ loss,
-validation and the sampled rollout, on signals whose right answer is known."""
+"""framegen.vq: encoding, the k-means fit, emission, sampling and the codebook file, on signals whose right answer
+is known (the VQ loss is tested in test_train.py, the sampled rollout in test_generate.py)."""
 
-import math
-from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +9,6 @@ import pytest
 
 from framegen import vq
 from framegen.errors import RunError, UsageError
-from framegen.model import FrameGRU, init_params
 
 F = 40
 LEVELS = (1.0, 3.0, -2.0)
@@ -38,6 +35,7 @@ def test_encode_is_the_nearest_centroid():
     np.testing.assert_array_equal(shape, np.argmin(((xu[..., None, :] - cu) ** 2).sum(-1), axis=-1))
 
 
+@pytest.mark.slow
 def test_plain_fit_finds_each_level_and_gain_shape_merges_levels_of_one_sign():
     song = _levels_song()
     n_train = len(song)
@@ -58,6 +56,7 @@ def test_plain_fit_finds_each_level_and_gain_shape_merges_levels_of_one_sign():
     np.testing.assert_allclose(np.sqrt(np.mean(shape.means() ** 2, axis=1)), shape.gains, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_fit_is_deterministic_by_seed_and_exemplars_are_real_training_frames_of_their_code():
     rng = np.random.default_rng(1)
     song = np.cumsum(rng.normal(size=30_000)).astype(np.float32)
@@ -133,55 +132,3 @@ def test_codebook_file_round_trips_and_refuses_what_it_cannot_read(tmp_path):
         vq.load(tmp_path, k=2, frame_size=F, kind="gain-shape")
     with pytest.raises(RunError, match="without codebook.npz"):
         vq.load(tmp_path / "nothing", k=3, frame_size=F, kind="gain-shape")
-
-
-def test_rollout_vq_samples_from_the_model_and_feeds_the_emitted_frame_back():
-    from framegen.generate import rollout_vq
-
-    k = 16
-    model = FrameGRU(frame_size=F, hidden=199, layers=2, out_dim=k)
-    params = init_params(model, jax.random.key(0))
-    seed = jax.random.normal(jax.random.key(1), (2, 5, F))
-    table = jax.random.normal(jax.random.key(2), (k, 3, F))
-    # greedy: frame j is a row of the likeliest code after reading the seed and frames 0..j-1 (one causal pass)
-    frames, codes, which = rollout_vq(model, params, seed, 6, table, jax.random.key(3), 0.0, 0)
-    assert frames.shape == (2, 6, F) and codes.shape == (2, 6)
-    logits, _ = model.apply({"params": params}, jnp.concatenate([seed, frames[:, :-1]], axis=1))
-    np.testing.assert_array_equal(codes, jnp.argmax(logits[:, 4:], axis=-1))
-    np.testing.assert_array_equal(frames, table[codes, which])  # the emitted row of the sampled code
-    assert which.min() >= 0 and which.max() < 3
-    # sampling: the key decides, reproducibly
-    a = rollout_vq(model, params, seed, 6, table, jax.random.key(5), 1.0, 0)[1]
-    b = rollout_vq(model, params, seed, 6, table, jax.random.key(5), 1.0, 0)[1]
-    c = rollout_vq(model, params, seed, 6, table, jax.random.key(6), 1.0, 0)[1]
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-
-def test_vq_loss_is_cross_entropy_against_the_target_codes():
-    from framegen.train import vq_loss
-    from tests.conftest import tiny_config
-
-    cfg = tiny_config()
-    cfg = replace(cfg, model=replace(cfg.model, output="vq", codebook=16))
-    model = FrameGRU(frame_size=F, hidden=199, layers=2, out_dim=16)
-    params = init_params(model, jax.random.key(0))
-    examples = jax.random.normal(jax.random.key(1), (2, 51, F))
-    cent = vq.unit(jax.random.normal(jax.random.key(2), (16, F)))
-    loss = vq_loss(params, model, jnp.swapaxes(examples, 0, 1), jax.random.key(3), cfg, cent)  # time-major
-    logits, _ = model.apply({"params": params}, examples[:, :-1])
-    codes = vq.encode(examples[:, 1:], cent, True)
-    manual = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1))
-    assert float(loss) == pytest.approx(float(manual), rel=1e-5)
-    assert float(loss) == pytest.approx(math.log(16), rel=0.2)  # an untrained model is near uniform
-
-
-def test_vq_refuses_scheduled_sampling():
-    from framegen.data import Split
-    from framegen.train import make_train_step
-    from tests.conftest import tiny_config
-
-    cfg = tiny_config(feedback_prob=0.5)
-    cfg = replace(cfg, model=replace(cfg.model, output="vq", codebook=16))
-    with pytest.raises(UsageError, match="--feedback-prob"):
-        make_train_step(cfg, Split(100_000, 90_000), 10)

@@ -1,0 +1,63 @@
+"""framegen.config: defaults and choices, range checks, config.json."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from framegen.config import (CONFIG_FILE, CONFIG_VERSION, DataConfig, ModelConfig, TrainConfig, load_config,
+                             save_config)
+from framegen.errors import RunError, UsageError
+
+from tests.conftest import RATE, tiny_config
+
+
+def test_crossfade_defaults_to_25_ms_for_vq_and_off_for_mse():
+    from framegen.cli import _run_config
+    from framegen.config import VQ_CROSSFADE_MS
+
+    base = dict(frame_size=40, seq_len=50, sample_rate=RATE, val_fraction=0.1, hidden=199, layers=2, epochs=1,
+                batch_size=8, lr=1e-3, seed=0, max_minutes=None, sample_every=0, feedback_prob=0.0, input_noise=0.0)
+    assert _run_config(**base).train.crossfade_ms == 0.0  # the MSE path is unchanged
+    assert _run_config(**base, output="vq").train.crossfade_ms == VQ_CROSSFADE_MS == 25.0
+    assert _run_config(**base, output="vq", crossfade_ms=0.0).train.crossfade_ms == 0.0
+
+
+def test_config_round_trips_through_json(tmp_path):
+    from framegen.config import load_config, save_config
+
+    cfg = replace(tiny_config(), song="/x/y.wav", song_samples=5)
+    save_config(cfg, tmp_path)
+    assert load_config(tmp_path) == cfg
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (lambda: DataConfig(frame_size=39), "frame size 39 is outside 40-40,000: pass --frame-size"),
+    (lambda: DataConfig(seq_len=10_001), "sequence length 10001 is outside 50-10,000"),
+    (lambda: DataConfig(val_fraction=0.5), "must be in (0, 0.5)"),
+    (lambda: ModelConfig(hidden=512), "hidden size 512 is outside 199-256"),
+    (lambda: ModelConfig(output="wav"), "unknown output mode 'wav'"),
+    (lambda: ModelConfig(codebook_kind="cubic"), "pass --codebook-kind gain-shape or plain"),
+    (lambda: TrainConfig(epochs=0), "epochs must be a positive whole number"),
+    (lambda: TrainConfig(lr=float("nan")), "learning rate must be a positive number"),
+    (lambda: TrainConfig(feedback_prob=1.5), "--feedback-prob must be in [0, 1]"),
+])
+def test_out_of_range_settings_say_which_flag_to_change(make, fragment):
+    with pytest.raises(UsageError) as e:
+        make()
+    assert fragment in str(e.value)
+
+
+def test_load_config_refuses_a_missing_a_corrupt_and_a_newer_config(tmp_path):
+    with pytest.raises(RunError, match="has no config.json"):
+        load_config(tmp_path)
+    (tmp_path / CONFIG_FILE).write_text("{not json")
+    with pytest.raises(RunError, match="is not a valid framegen config"):
+        load_config(tmp_path)
+    save_config(tiny_config(), tmp_path)
+    d = json.loads((tmp_path / CONFIG_FILE).read_text())
+    d["config_version"] = CONFIG_VERSION + 1
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(d))
+    with pytest.raises(RunError, match="newer framegen"):
+        load_config(tmp_path)
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically: no temporary file left behind

@@ -1,0 +1,51 @@
+"""framegen.runs: run directory names, latest run, the run lock, metrics.jsonl."""
+
+import os
+
+import pytest
+
+from framegen import runs
+from framegen.errors import RunError
+
+
+def test_a_second_process_cannot_train_the_same_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.LOCK_FILE).write_text("1\n")  # PID 1 is alive in every container
+    with pytest.raises(Exception, match="in use by another framegen process"):
+        with runs.run_lock(run):
+            pass
+    (run / runs.LOCK_FILE).write_text("999999999\n")  # a dead process: its lock is taken over
+    with runs.run_lock(run):
+        assert (run / runs.LOCK_FILE).read_text().strip() == str(os.getpid())
+
+
+def test_new_run_dir_names_the_song_and_sizes_and_never_reuses_a_directory(tmp_path):
+    a = runs.new_run_dir("/music/My Song.wav", 800, 100, tmp_path)
+    assert a.parent == tmp_path and a.name.startswith("My Song-f800-t100-")
+    a.mkdir()
+    b = runs.new_run_dir("/music/My Song.wav", 800, 100, tmp_path)
+    assert b != a and not b.exists()
+
+
+def test_latest_run_is_the_most_recent_config_and_says_how_to_make_one(tmp_path):
+    with pytest.raises(RunError, match="no run found"):
+        runs.latest_run(tmp_path)
+    for i, name in enumerate(["old", "new"]):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+        os.utime(tmp_path / name / "config.json", (1000 + i, 1000 + i))
+    (tmp_path / "no-config").mkdir()
+    assert runs.latest_run(tmp_path) == tmp_path / "new"
+
+
+def test_metrics_rows_round_trip_skip_a_torn_line_and_truncate_to_a_step(tmp_path):
+    for step in (10, 20, 30):
+        runs.append_metrics(tmp_path, {"step": step, "val_mse": float("nan") if step == 20 else 0.5})
+    with open(tmp_path / runs.METRICS_FILE, "a") as f:
+        f.write('{"step": 40, "val')  # killed mid-write
+    rows = runs.read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == [10, 20, 30] and rows[1]["val_mse"] is None  # NaN is stored as null
+    runs.truncate_metrics(tmp_path, 20)
+    assert [r["step"] for r in runs.read_metrics(tmp_path)] == [10, 20]
+    assert (tmp_path / runs.METRICS_FILE).read_text().count("\n") == 2
