@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegen.config import Norm
+from framegen.config import Norm, RunConfig
 from framegen.errors import AudioError, RunError
 
 BLOCK_FRAMES = 1 << 20  # mono frames per block while reading: bounds the extra memory of a multi-channel file
@@ -207,3 +207,11 @@ def describe(path) -> dict:
         channels, fmt = None, "decoded by librosa"
     return {"path": str(path), "seconds": len(y) / sr, "sample_rate": sr, "channels": channels, "format": fmt,
             "peak": float(np.max(np.abs(y)))}
+
+
+def load_song_for(cfg: RunConfig) -> np.ndarray:
+    """The run's song, resampled and normalised exactly as in training."""
+    if not Path(cfg.song).is_file():
+        raise RunError(f"the run's song {cfg.song} is missing: put it back at that path to take a seed from it")
+    y, _ = load_song(cfg.song, cfg.data.sample_rate)
+    return normalise(y, cfg.norm)

@@ -1,7 +1,10 @@
 """Checkpoints of a run with Orbax: ``checkpoints/last`` (every epoch and on stop) and ``checkpoints/best``.
 
 Each is an orbax CheckpointManager keeping one step; orbax writes into a temporary directory and renames it when
-complete, so a kill during a save leaves the previous checkpoint restorable and never a half one.
+complete, so a kill during a save leaves the previous checkpoint restorable and never a half one. A step holds three
+items: ``params`` (restorable against ``model.init_params`` alone, as ``generate`` does), ``train`` (optimizer state
+and step) and ``meta`` (JSON). Runs written before params had their own item hold ``state`` (the whole training
+state) instead; both are read.
 """
 
 import logging
@@ -79,14 +82,16 @@ def _remove_tmp_dirs(directory: Path) -> None:
             return
 
 
-def save(run_dir: Path, kind: str, state, meta: dict) -> None:
-    """Save the state pytree and a JSON-able ``meta`` dict under ``kind``; the older one goes once this is done.
+def save(run_dir: Path, kind: str, state: dict, meta: dict) -> None:
+    """Save the training state {"params", ...} (params as their own item) and a JSON-able ``meta`` dict under
+    ``kind``; the older one goes once this is done.
 
     Saving a step that is already saved does nothing: the state of a step is a function of the step (a Ctrl-C right
     after an epoch's save, or a resumed run redoing an epoch whose ``best`` was saved before the kill).
     """
     ocp = _ocp()
     step = int(meta["step"])
+    rest = {k: v for k, v in state.items() if k != "params"}
     _drop_closed_loop_noise()
     try:
         mgr = _manager(run_dir, kind, create=True)
@@ -95,7 +100,8 @@ def save(run_dir: Path, kind: str, state, meta: dict) -> None:
                 return
             mgr.save(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                args=ocp.args.Composite(params=ocp.args.StandardSave(state["params"]),
+                                        train=ocp.args.StandardSave(rest), meta=ocp.args.JsonSave(meta)),
                 force=True,
             )
             mgr.wait_until_finished()
@@ -112,26 +118,76 @@ def save(run_dir: Path, kind: str, state, meta: dict) -> None:
         ) from None
 
 
-def restore(run_dir: Path, kind: str, like):
-    """(state, meta) of the ``kind`` checkpoint; ``like`` is a pytree with the expected shapes and dtypes."""
+def _mismatch(run_dir: Path, kind: str, e: Exception) -> RunError:
+    reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    return RunError(f"the {kind} checkpoint in {run_dir} does not match its config.json ({reason}): "
+                    f"use the run's own config, or train a new run")
+
+
+def _restore(run_dir: Path, kind: str, items: dict):
+    """{item: restored} of the latest step; ``items`` maps item name -> a template pytree, None for a pytree
+    restored as saved, or "json"."""
     ocp = _ocp()
     if not exists(run_dir, kind):
         raise RunError(
             f"{run_dir} has no {kind} checkpoint: train it first, or resume it with 'framegen train --resume'"
         )
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     mgr = _manager(run_dir, kind, create=False)
     try:
         step = mgr.latest_step()
-        restored = mgr.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
-        )
+        if "params" in items and not (mgr.directory / str(step) / "params").is_dir():
+            items = _old_layout(items)
+        args = {name: ocp.args.JsonRestore() if like == "json" else
+                ocp.args.StandardRestore(None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
+                for name, like in items.items()}
+        return mgr.restore(step, args=ocp.args.Composite(**args))
     except (ValueError, KeyError, TypeError) as e:
-        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise RunError(
-            f"the {kind} checkpoint in {run_dir} does not match its config.json ({reason}): "
-            f"use the run's own config, or train a new run"
-        ) from None
+        raise _mismatch(run_dir, kind, e) from None
     finally:
         mgr.close()
-    return restored["state"], restored["meta"]
+
+
+def _old_layout(items: dict) -> dict:
+    """The items of a checkpoint saved before params had their own: one ``state`` {"params", "opt_state", "step"}."""
+    out = {k: v for k, v in items.items() if k not in ("params", "train")}
+    if "train" in items:
+        out["state"] = {"params": items["params"], **items["train"]}
+    else:  # parameters only: the optimizer's layout is training's business, so the state comes back as saved
+        out["state"] = None
+    return out
+
+
+def _split(restored: dict) -> tuple[dict, dict]:
+    """(params, rest of the training state) of a restored checkpoint in either layout."""
+    if "state" in restored:
+        state = dict(restored["state"])
+        return state.pop("params"), state
+    return restored["params"], restored.get("train", {})
+
+
+def restore(run_dir: Path, kind: str, like):
+    """(state, meta) of the ``kind`` checkpoint; ``like`` is the training state {"params", ...} with the expected
+    shapes and dtypes (any layout, see the module docstring)."""
+    rest = {k: v for k, v in like.items() if k != "params"}
+    restored = _restore(run_dir, kind, {"params": like["params"], "train": rest, "meta": "json"})
+    params, rest = _split(restored)
+    return {"params": params, **rest}, restored["meta"]
+
+
+def restore_params(run_dir: Path, kind: str, like):
+    """(params, meta) of the ``kind`` checkpoint without its optimizer state; ``like``: params with the expected
+    shapes and dtypes (``model.init_params``)."""
+    restored = _restore(run_dir, kind, {"params": like, "meta": "json"})
+    params, _ = _split(restored)
+    if "state" in restored:  # an old checkpoint, restored as saved: check it against the model's parameters
+        try:
+            jax.tree.map(_same_shape, like, params)
+        except (ValueError, TypeError) as e:
+            raise _mismatch(run_dir, kind, e) from None
+        params = jax.tree.map(lambda p, a: jax.numpy.asarray(a, p.dtype), like, params)
+    return params, restored["meta"]
+
+
+def _same_shape(want, got) -> None:
+    if tuple(want.shape) != tuple(got.shape):
+        raise ValueError(f"a parameter of shape {tuple(got.shape)} where the model has {tuple(want.shape)}")

@@ -459,3 +459,11 @@ def format_report(ev: Evaluation) -> str:
 
 def _text(value) -> str:
     return "None" if value is None else ("yes" if value else "no") if isinstance(value, bool) else f"{value:.4g}"
+
+
+def score_clip(y: np.ndarray, song: np.ndarray, sample_rate: int):
+    """``evaluate`` of a clip as written (clipped to [-1, 1] like the WAV) against the song; None for a clip
+    shorter than evaluation needs."""
+    if len(y) < MIN_SECONDS * sample_rate:
+        return None
+    return evaluate(np.clip(y, -1.0, 1.0), sample_rate, song, sample_rate)

@@ -13,11 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from framegen import audio, checkpoint, clock, vq
+from framegen.audio import load_song_for  # noqa: F401 - re-exported: where generate's callers found it
 from framegen.config import RunConfig, load_config
-from framegen.data import split_song
+from framegen.data import seed_of, split_song, stream_seeds  # noqa: F401 - seed_of re-exported likewise
 from framegen.errors import RunError, UsageError
+from framegen.evaluate import score_clip
 from framegen.gru import gru_cell
-from framegen.model import FrameGRU, build
+from framegen.model import FrameGRU, build, init_params
 from framegen.units import Units, bars_in, code_grid, rollout_units
 
 
@@ -175,26 +177,6 @@ def seed_start(cfg: RunConfig, n_total: int, seed_offset: float | None, seed_fra
     return start
 
 
-def stream_seeds(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int,
-                 streams: int) -> tuple[np.ndarray, np.ndarray]:
-    """(seeds (streams, S, F), their starts (streams,)): stream i starts i seed-lengths after ``start`` (closer
-    together when the song ends sooner), so N streams continue N different places of the song, in MSE mode too
-    (which has no sampling noise). Raises when there is no room for N different seeds."""
-    need = seed_frames * frame_size
-    room = len(song_norm) - need - start
-    stride = min(need, room // max(streams - 1, 1))
-    if streams > 1 and stride < 1:
-        raise UsageError(f"no room after the seed for {streams} different seeds: pass a smaller --seed-offset or "
-                         f"--seed-frames, or fewer --streams")
-    starts = start + stride * np.arange(streams)
-    return np.stack([seed_of(song_norm, int(s), seed_frames, frame_size) for s in starts]), starts
-
-
-def seed_of(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int) -> np.ndarray:
-    """(S, F) seed frames starting at sample ``start``."""
-    return song_norm[start : start + seed_frames * frame_size].reshape(seed_frames, frame_size)
-
-
 def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConfig, streams: int = 1, *,
                    emission: vq.Emission | None = None, key=None, temperature: float = 1.0, top_k: int = 0,
                    crossfade_ms: float = 0.0, seed_start: int | None = None, grid: clock.BeatGrid | None = None,
@@ -279,23 +261,13 @@ class Generated:
 
 def load_params(run_dir: Path, cfg: RunConfig, kind: str):
     """Params of a run's ``best`` or ``last`` checkpoint, checked against its config."""
-    from framegen.train import init_state  # the state layout lives with training
-
     if kind not in checkpoint.KINDS:
         raise UsageError(f"unknown checkpoint {kind!r}: pass --checkpoint best or --checkpoint last")
     if kind == "best" and not checkpoint.exists(run_dir, "best"):
         kind = "last"  # a run stopped before its first validation has only "last"
-    like = init_state(cfg, total_steps=1)
-    state, _ = checkpoint.restore(run_dir, kind, like)
-    return state["params"]
-
-
-def load_song_for(cfg: RunConfig) -> np.ndarray:
-    """The run's song, resampled and normalised exactly as in training."""
-    if not Path(cfg.song).is_file():
-        raise RunError(f"the run's song {cfg.song} is missing: put it back at that path to take a seed from it")
-    y, _ = audio.load_song(cfg.song, cfg.data.sample_rate)
-    return audio.normalise(y, cfg.norm)
+    like = init_params(build(cfg.model, cfg.data.frame_size), jax.random.key(0))  # shapes only
+    params, _ = checkpoint.restore_params(run_dir, kind, like)
+    return params
 
 
 def vq_emission_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: str | None = None) -> vq.Emission:
@@ -403,13 +375,3 @@ def generate(
         written.append(Generated(path=p, seconds=len(y) / cfg.data.sample_rate, rms=float(np.sqrt(np.mean(y**2))),
                                  run_dir=run_dir, evaluation=ev))
     return written
-
-
-def score_clip(y: np.ndarray, song: np.ndarray, sample_rate: int):
-    """``evaluate`` of a clip as written (clipped to [-1, 1] like the WAV) against the song; None for a clip
-    shorter than evaluation needs."""
-    from framegen import evaluate
-
-    if len(y) < evaluate.MIN_SECONDS * sample_rate:
-        return None
-    return evaluate.evaluate(np.clip(y, -1.0, 1.0), sample_rate, song, sample_rate)

@@ -20,6 +20,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from framegen import audio, checkpoint, clock, data, runs, vq
+from framegen.evaluate import score_clip
+from framegen.generate import continue_audio, units_for  # generation is a client of the model
 from framegen.config import RunConfig, load_config, save_config
 from framegen.errors import Interrupted, RunError, TrainingDiverged, UsageError
 from framegen.model import build, init_params
@@ -297,8 +299,6 @@ def _meta(step: int, spe: int, elapsed: float, best: float) -> dict:
 def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool = False,
           reporter: Reporter | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir`` on the normalised song until its epochs or time budget end."""
-    from framegen.generate import continue_audio, score_clip, seed_of, units_for  # generation: a model client
-
     reporter = reporter or Reporter()
     run_dir = runs.make_run_dir(run_dir)
     split = data.check_fits(len(song_norm), cfg.data)
@@ -353,7 +353,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             every = cfg.train.sample_every
             if every and (row["epoch"] % every == 0 or step >= total or partial_epoch):
                 n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
-                seed = seed_of(song_norm, split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
+                seed = data.seed_of(song_norm, split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
                 clip = continue_audio(model, state["params"], seed, n, cfg, emission=emission,
                                       key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms,
                                       seed_start=split.n_train, grid=grid, units=units)[0]
@@ -362,7 +362,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                                            cfg.data.sample_rate)
                     row["sample"] = str(path.relative_to(run_dir))
                     row["sample_rms"] = float(np.sqrt(np.mean(clip**2)))
-                    row.update(_sample_scores(score_clip, clip, song_norm, cfg))
+                    row.update(_sample_scores(clip, song_norm, cfg))
             # the row goes first and "last" is saved last: a kill in between leaves a row past the checkpoint,
             # which resume drops and redoes, never an epoch in the checkpoint without its row
             runs.append_metrics(run_dir, row)
@@ -418,7 +418,7 @@ SAMPLE_SCORES = ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_r
                  "pulse_ratio", "rhythm_similarity", "continuity_ratio", "tempo_match")
 
 
-def _sample_scores(score_clip, clip: np.ndarray, song_norm: np.ndarray, cfg: RunConfig) -> dict:
+def _sample_scores(clip: np.ndarray, song_norm: np.ndarray, cfg: RunConfig) -> dict:
     """``sample_*`` metrics.jsonl fields: the sample clip scored by framegen.evaluate against the song.
 
     A clip evaluation cannot score (shorter than a second: raise --sample-seconds) records why instead; scoring
@@ -515,8 +515,6 @@ def train_song(song_path, cfg: RunConfig, *, run_dir: Path | None = None, runs_r
 def resume_run(run_dir: Path, *, epochs: int | None = None, max_minutes: float | None = None,
                reporter: Reporter | None = None) -> TrainResult:
     """Continue a run from its last checkpoint: same epoch, step, optimizer state and data order."""
-    from framegen.generate import load_song_for
-
     cfg = resume_config(run_dir, epochs, max_minutes)
-    return train(cfg, Path(run_dir), load_song_for(cfg), resume=True, reporter=reporter)
+    return train(cfg, Path(run_dir), audio.load_song_for(cfg), resume=True, reporter=reporter)
 
