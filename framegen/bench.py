@@ -40,11 +40,10 @@ def threads() -> int:
 
 def run_config(frame_size: int, seq_len: int, batch_size: int, **train):
     """The RunConfig of a bench step: GRU 2x256, MSE, Adam with clipping: framegen's defaults."""
-    from framegen.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from framegen.config import RunConfig
 
-    return RunConfig(data=DataConfig(frame_size=frame_size, seq_len=seq_len, sample_rate=RATE),
-                     model=ModelConfig(hidden=HIDDEN, layers=LAYERS),
-                     train=TrainConfig(batch_size=batch_size, **{"sample_every": 0, **train}))
+    return RunConfig.from_options(frame_size=frame_size, seq_len=seq_len, sample_rate=RATE, hidden=HIDDEN,
+                                  layers=LAYERS, batch_size=batch_size, **{"sample_every": 0, **train})
 
 
 def noise_song(cfg, seed: int = 0, scale: int = 1) -> np.ndarray:

@@ -12,7 +12,12 @@ from pathlib import Path
 import click
 
 from framegen import __version__
+from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, TRAIN_CLOCK, VQ_CROSSFADE_MS, VQ_EMITS,
+                             VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig, TrainConfig)
 from framegen.errors import FramegenError, UsageError
+
+# Defaults shown in --help are read from the config classes: config.py is where they are decided.
+_D, _M, _T = DataConfig, ModelConfig, TrainConfig
 
 
 class _Group(click.Group):
@@ -49,13 +54,13 @@ def cli():
 
 def _data_options(f):
     opts = [
-        click.option("--frame-size", "-F", type=int, default=800, show_default=True,
+        click.option("--frame-size", "-F", type=int, default=_D.frame_size, show_default=True,
                      help="F: samples per frame (40-40,000)."),
-        click.option("--seq-len", "-T", type=int, default=100, show_default=True,
+        click.option("--seq-len", "-T", type=int, default=_D.seq_len, show_default=True,
                      help="T: frames per training sequence (50-10,000)."),
-        click.option("--sample-rate", type=int, default=16000, show_default=True,
+        click.option("--sample-rate", type=int, default=_D.sample_rate, show_default=True,
                      help="The song is resampled to this rate (Hz)."),
-        click.option("--val-fraction", type=float, default=0.1, show_default=True,
+        click.option("--val-fraction", type=float, default=_D.val_fraction, show_default=True,
                      help="Share of the song's end held out for validation."),
     ]
     for opt in reversed(opts):
@@ -65,74 +70,50 @@ def _data_options(f):
 
 def _train_options(f):
     opts = [
-        click.option("--hidden", type=int, default=256, show_default=True, help="GRU units per layer (199-256)."),
-        click.option("--layers", type=int, default=2, show_default=True, help="GRU layers."),
-        click.option("--epochs", type=int, default=None, help="Epochs (default 30)."),
-        click.option("--batch-size", type=int, default=128, show_default=True, help="Examples per step."),
-        click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate of Adam."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Random seed (init and data order)."),
+        click.option("--hidden", type=int, default=_M.hidden, show_default=True, help="GRU units per layer (199-256)."),
+        click.option("--layers", type=int, default=_M.layers, show_default=True, help="GRU layers."),
+        click.option("--epochs", type=int, default=None, help=f"Epochs (default {_T.epochs})."),
+        click.option("--batch-size", type=int, default=_T.batch_size, show_default=True, help="Examples per step."),
+        click.option("--lr", type=float, default=_T.lr, show_default=True, help="Peak learning rate of Adam."),
+        click.option("--seed", type=int, default=_T.seed, show_default=True, help="Random seed (init and data order)."),
         click.option("--max-minutes", type=float, default=None,
                      help="Stop cleanly after this many minutes of training, checkpoint saved."),
         click.option("--max-steps", type=int, default=None,
                      help="Stop after this many optimizer steps in all (equal-steps comparisons)."),
-        click.option("--sample-every", type=int, default=5, show_default=True,
+        click.option("--sample-every", type=int, default=_T.sample_every, show_default=True,
                      help="Write samples/epoch-NNN.wav every N epochs (0: never)."),
-        click.option("--feedback-prob", type=float, default=0.0, show_default=True,
+        click.option("--feedback-prob", type=float, default=_T.feedback_prob, show_default=True,
                      help="Scheduled sampling: share of input frames replaced by the model's own prediction."),
-        click.option("--input-noise", type=float, default=0.0, show_default=True,
+        click.option("--input-noise", type=float, default=_T.input_noise, show_default=True,
                      help="Std of Gaussian noise added to input frames (song std = 1)."),
-        click.option("--output", type=click.Choice(["mse", "vq"]), default="mse", show_default=True,
+        click.option("--output", type=click.Choice(OUTPUTS), default=_M.output, show_default=True,
                      help="mse: predict the next frame's samples. vq: predict a softmax over a k-means codebook of "
                           "the song's frames (trained with cross-entropy; generation samples a code)."),
-        click.option("--codebook", type=int, default=512, show_default=True, help="K codes for --output vq."),
-        click.option("--codebook-kind", type=click.Choice(["gain-shape", "plain"]), default="gain-shape",
+        click.option("--codebook", type=int, default=_M.codebook, show_default=True, help="K codes for --output vq."),
+        click.option("--codebook-kind", type=click.Choice(CODEBOOK_KINDS), default=_M.codebook_kind,
                      show_default=True,
                      help="vq: k-means on unit-norm frames with a level per code (gain-shape), or on raw frames."),
-        click.option("--vq-emit", type=click.Choice(["exemplar", "centroid", "scaled"]), default="exemplar",
+        click.option("--vq-emit", type=click.Choice(VQ_EMITS), default=_M.vq_emit,
                      show_default=True,
                      help="vq: what a sampled code plays and feeds back: one of its real training frames "
                           "(exemplar), its centroid, or the centroid at its frames' mean loudness (scaled)."),
         click.option("--crossfade", "crossfade_ms", type=float, default=None,
                      help="Smooth frame borders of sample clips over this many ms, and generate's default (0: off). "
-                          "Default: 25 for --output vq (exemplars are overlap-added with their real surroundings), "
-                          "0 for mse."),
-        click.option("--clock", type=click.Choice(["auto", "beat", "none"]), default="auto", show_default=True,
+                          f"Default: {VQ_CROSSFADE_MS:g} for --output vq (exemplars are overlap-added with their real "
+                          "surroundings), 0 for mse."),
+        click.option("--clock", type=click.Choice(CLOCKS), default=TRAIN_CLOCK, show_default=True,
                      help="Beat clock: every input frame also reads the song's beat and bar phase (tracked once), "
                           "continued at the song's tempo when generating. auto: on when the song has a pulse."),
         click.option("--hold", type=float, default=None,
-                     help="vq unit selection: weight of the frame that followed the previous one in the song "
-                          "against any other candidate (generate's default; see README)."),
+                     help=f"vq unit selection: weight of the frame that followed the previous one in the song "
+                          f"against any other candidate (generate's default; {VQ_HOLD:g} for --output vq, else 0)."),
         click.option("--max-run", "max_run_s", type=float, default=None,
-                     help="vq unit selection: longest run of contiguous song audio in seconds before a jump is "
-                          "forced (0: off; generate's default)."),
+                     help=f"vq unit selection: longest run of contiguous song audio in seconds before a jump is "
+                          f"forced (0: off; generate's default; {VQ_MAX_RUN_S:g} for --output vq)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
-
-
-
-
-def _run_config(frame_size, seq_len, sample_rate, val_fraction, hidden, layers, epochs, batch_size, lr, seed,
-                max_minutes, sample_every, feedback_prob, input_noise, output="mse", codebook=512, max_steps=None,
-                codebook_kind="gain-shape", vq_emit="exemplar", crossfade_ms=None, clock="auto", hold=None,
-                max_run_s=None, **_):
-    from framegen.config import (VQ_CROSSFADE_MS, VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig,
-                                 TrainConfig)
-
-    return RunConfig(
-        data=DataConfig(frame_size=frame_size, seq_len=seq_len, sample_rate=sample_rate, val_fraction=val_fraction),
-        model=ModelConfig(hidden=hidden, layers=layers, output=output, codebook=codebook, codebook_kind=codebook_kind,
-                          vq_emit=vq_emit, clock=clock),
-        train=TrainConfig(epochs=30 if epochs is None else epochs, batch_size=batch_size, lr=lr, seed=seed,
-                          max_minutes=max_minutes, max_steps=max_steps, sample_every=sample_every,
-                          feedback_prob=feedback_prob,
-                          input_noise=input_noise,
-                          crossfade_ms=(VQ_CROSSFADE_MS if output == "vq" else 0.0) if crossfade_ms is None
-                          else crossfade_ms,
-                          hold=(VQ_HOLD if output == "vq" else 0.0) if hold is None else hold,
-                          max_run_s=(VQ_MAX_RUN_S if output == "vq" else 0.0) if max_run_s is None else max_run_s),
-    )
 
 
 def _print_epoch(console, row: dict) -> None:
@@ -188,7 +169,7 @@ class RichReporter:
 @cli.command()
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Where the demo song and its run go.")
-@click.option("--minutes", type=float, default=2.0, show_default=True, help="Training time budget.")
+@click.option("--minutes", type=float, default=DEMO_MINUTES, show_default=True, help="Training time budget.")
 def demo(runs_root, minutes):
     """Built-in default job: synthesise a 60 s song, train a VQ-mode model on it for 2 minutes, generate 10 s.
 
@@ -208,8 +189,9 @@ def demo(runs_root, minutes):
 
 @cli.command()
 @click.argument("song", type=click.Path(path_type=Path))
-@click.option("--sample-rate", type=int, default=16000, show_default=True, help="Rate the song would be trained at.")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--sample-rate", type=int, default=_D.sample_rate, show_default=True,
+              help="Rate the song would be trained at.")
+@click.option("--val-fraction", type=float, default=_D.val_fraction, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(song, sample_rate, val_fraction, as_json):
     """Duration, rate and channels of SONG, and which frame/sequence sizes fit it.
@@ -219,7 +201,6 @@ def info(song, sample_rate, val_fraction, as_json):
       framegen info song.ogg
     """
     from framegen import audio, data
-    from framegen.config import DataConfig
 
     DataConfig(sample_rate=sample_rate, val_fraction=val_fraction)  # validates the options
     facts = audio.describe(song)
@@ -267,7 +248,7 @@ def train(song, run_dir, resume, **opts):
         else:
             if song is None:
                 raise UsageError("no song given: pass a file, e.g. 'framegen train song.wav', or --resume RUN_DIR")
-            result = train_song(song, _run_config(**opts), run_dir=run_dir, reporter=reporter)
+            result = train_song(song, RunConfig.from_options(**opts), run_dir=run_dir, reporter=reporter)
     finally:
         reporter.close()
     how = "time budget reached" if result.stopped == "max_minutes" else "done"
@@ -293,7 +274,7 @@ def train(song, run_dir, resume, **opts):
               help="VQ runs: sampling temperature of the code softmax (0: always the likeliest code).")
 @click.option("--top-k", type=int, default=0, show_default=True,
               help="VQ runs: sample among the K likeliest codes only (0: all).")
-@click.option("--vq-emit", type=click.Choice(["exemplar", "centroid", "scaled"]), default=None,
+@click.option("--vq-emit", type=click.Choice(VQ_EMITS), default=None,
               help="VQ runs: what a code plays (default: the run's setting).")
 @click.option("--crossfade", "crossfade_ms", type=float, default=None,
               help="Smooth every frame border over this many ms with a raised-cosine ramp (default: the run's, "
@@ -424,7 +405,7 @@ def _sweep_flags(f):
         click.option("--sample-every", type=int, default=None, help="Sample WAV every N epochs (sweep default 0)."),
         click.option("--feedback-prob", type=float, default=None, help="Scheduled sampling probability."),
         click.option("--input-noise", type=float, default=None, help="Std of noise added to input frames."),
-        click.option("--clock", type=click.Choice(["auto", "beat", "none"]), default=None,
+        click.option("--clock", type=click.Choice(CLOCKS), default=None,
                      help="Beat clock input (see train --help)."),
         click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
         click.option("--max-run", "max_run_s", type=float, default=None,

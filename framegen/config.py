@@ -1,5 +1,6 @@
 """Frozen settings of a run (data, model, training) with range checks, and their JSON form (``config.json``).
 
+``RunConfig.from_options`` is the one place where defaults and choices are decided (CLI, sweeps, bench, demo).
 Config flows one way: CLI flags -> these dataclasses -> ``config.json`` in the run -> read back by ``generate`` and
 ``--resume``. Everything a later step needs to know about a run (sample rate, normalisation) lives here.
 """
@@ -23,11 +24,13 @@ OUTPUTS = ("mse", "vq")
 CODEBOOK_KINDS = ("gain-shape", "plain")  # the same as framegen.vq.KINDS (config must not import jax)
 VQ_EMITS = ("exemplar", "centroid", "scaled")
 CLOCKS = ("auto", "beat", "none")  # a run stores beat or none: "auto" is resolved from the song's pulse
+TRAIN_CLOCK = "auto"  # `framegen train`'s default clock (ModelConfig.clock stays "none": runs from before the clock)
 # VQ unit selection defaults of `train --output vq` (measured in experiments/quality/rhythm.md)
 VQ_CROSSFADE_MS = 25.0  # removes the seam clicks exemplars leave (experiments/quality/README.md)
 VQ_HOLD = 100.0
 VQ_MAX_RUN_S = 1.0
 CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
+DEMO_MINUTES = 2.0  # `framegen demo`'s training: a couple of minutes on a 2-core CPU bring the song's patterns back
 
 
 def _check_range(name: str, value, lo, hi, flag: str) -> None:
@@ -169,6 +172,30 @@ class RunConfig:
             norm=Norm(**d.pop("norm")),
             **d,
         )
+
+    @classmethod
+    def from_options(cls, **options) -> "RunConfig":
+        """A run's config from flat options, named as the ``framegen train`` flags with underscores (``frame_size``,
+        ``hidden``, ``epochs``, ``crossfade_ms``, ...); a missing or None option takes its default.
+
+        The one place where settings that depend on others are decided: the crossfade and unit selection (hold,
+        max_run_s) default to ``VQ_CROSSFADE_MS``, ``VQ_HOLD``, ``VQ_MAX_RUN_S`` for VQ runs and to 0 (off) for
+        MSE runs. Ranges are checked by the config classes.
+        """
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(OPTION_SECTIONS))
+        if unknown:
+            raise UsageError(f"unknown option(s) {', '.join(unknown)}: known are {', '.join(sorted(OPTION_SECTIONS))}")
+        vq = given.get("output", ModelConfig.output) == "vq"
+        for name, vq_default in (("crossfade_ms", VQ_CROSSFADE_MS), ("hold", VQ_HOLD), ("max_run_s", VQ_MAX_RUN_S)):
+            given.setdefault(name, vq_default if vq else 0.0)
+        by = {s: {k: v for k, v in given.items() if OPTION_SECTIONS[k] == s} for s in ("data", "model", "train")}
+        return cls(data=DataConfig(**by["data"]), model=ModelConfig(**by["model"]), train=TrainConfig(**by["train"]))
+
+
+# every flat option (a `framegen train` flag with underscores) -> the config section it lives in
+OPTION_SECTIONS = {f.name: section for section, cls in (("data", DataConfig), ("model", ModelConfig),
+                                                        ("train", TrainConfig)) for f in dataclasses.fields(cls)}
 
 
 def save_config(cfg: RunConfig, run_dir: Path) -> None:

@@ -39,7 +39,10 @@ SWEEP_KEYS = ("name", "song", "frame_sizes", "seq_lens", "budget_samples", "budg
               "memory_gb")
 
 DEFAULT_BUDGET_SAMPLES = 100_000_000  # ~35 passes over a 3-minute song at 16 kHz; minutes per trial on a 2-core CPU
-SWEEP_DEFAULTS = {"sample_every": 0}  # a sample WAV per epoch costs time no trial is scored on; opt in per file
+# sample_every: a sample WAV per epoch costs time no trial is scored on; opt in per file. crossfade_ms, hold,
+# max_run_s: sweeps have always recorded 0 unless set (not train's VQ defaults), so earlier sweep directories keep
+# resuming and VQ trials compare the model alone.
+SWEEP_DEFAULTS = {"sample_every": 0, "crossfade_ms": 0.0, "hold": 0.0, "max_run_s": 0.0}
 UNBOUNDED_STEPS = 10**8  # the step count of a time-budgeted trial: its clock, not its epochs, stops it
 MEMORY_HEADROOM = 0.8  # plan against 80% of what is available: the estimate is rough and other programs run too
 
@@ -194,12 +197,7 @@ def make_spec(experiment=None, *, song=None, frame_sizes=None, seq_lens=None, bu
 
 def run_config(frame_size: int, seq_len: int, opts: dict, **train_extra) -> RunConfig:
     """The trial's RunConfig (song fields unset) from flat options; ranges are checked by the config classes."""
-    by = {section: {k: v for k, v in opts.items() if OPTIONS[k] == section} for section in SECTIONS}
-    return RunConfig(
-        data=DataConfig(frame_size=frame_size, seq_len=seq_len, **by["data"]),
-        model=ModelConfig(**by["model"]),
-        train=TrainConfig(**{**by["train"], **train_extra}),
-    )
+    return RunConfig.from_options(**{**opts, **train_extra}, frame_size=frame_size, seq_len=seq_len)
 
 
 # ---------------------------------------------------------------------------------------------------- memory
@@ -382,7 +380,8 @@ def plan_sweep(spec: SweepSpec, out: Path | None = None, *, retry_failed: bool =
             trial.config = run_config(f, t, opts, **extra)
             trial.max_steps = total_steps(trial.config, spe) if spec.budget.kind == "samples" else None
             _resolve_earlier(trial, sweep_dir, earlier.get(trial.key), str(song), n, retry_failed)
-    val = data.split_song(n, DataConfig(sample_rate=rate, val_fraction=base.get("val_fraction", 0.1))).n_val
+    val_fraction = base.get("val_fraction", DataConfig.val_fraction)
+    val = data.split_song(n, DataConfig(sample_rate=rate, val_fraction=val_fraction)).n_val
     return SweepPlan(spec=spec, sweep_dir=sweep_dir, song=str(song), song_samples=n, sample_rate=rate,
                      val_samples=val, memory_limit=limit, memory_source=source, trials=trials)
 

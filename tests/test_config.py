@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from framegen.config import (CONFIG_FILE, CONFIG_VERSION, DataConfig, ModelConfig, TrainConfig, load_config,
+from framegen.config import (CONFIG_FILE, CONFIG_VERSION, DataConfig, ModelConfig, RunConfig, TrainConfig, load_config,
                              save_config)
 from framegen.errors import RunError, UsageError
 
@@ -13,8 +13,9 @@ from tests.conftest import RATE, tiny_config
 
 
 def test_crossfade_defaults_to_25_ms_for_vq_and_off_for_mse():
-    from framegen.cli import _run_config
-    from framegen.config import VQ_CROSSFADE_MS
+    from framegen.config import VQ_CROSSFADE_MS, RunConfig
+
+    _run_config = RunConfig.from_options  # was framegen.cli._run_config: the choice now lives in config.py
 
     base = dict(frame_size=40, seq_len=50, sample_rate=RATE, val_fraction=0.1, hidden=199, layers=2, epochs=1,
                 batch_size=8, lr=1e-3, seed=0, max_minutes=None, sample_every=0, feedback_prob=0.0, input_noise=0.0)
@@ -61,3 +62,17 @@ def test_load_config_refuses_a_missing_a_corrupt_and_a_newer_config(tmp_path):
     with pytest.raises(RunError, match="newer framegen"):
         load_config(tmp_path)
     assert not list(tmp_path.glob("*.tmp"))  # written atomically: no temporary file left behind
+
+
+def test_from_options_takes_every_default_from_the_config_classes_and_refuses_unknown_options():
+    assert RunConfig.from_options() == RunConfig(train=TrainConfig(crossfade_ms=0.0, hold=0.0, max_run_s=0.0))
+    vq_run = RunConfig.from_options(output="vq")
+    assert (vq_run.train.crossfade_ms, vq_run.train.hold, vq_run.train.max_run_s) == (25.0, 100.0, 1.0)
+    assert RunConfig.from_options(frame_size=400, epochs=None, lr=None) == RunConfig(data=DataConfig(frame_size=400))
+    cfg = RunConfig.from_options(output="vq", hidden=200, epochs=3, sample_rate=8000)
+    assert (cfg.model.output, cfg.model.hidden, cfg.train.epochs, cfg.data.sample_rate) == ("vq", 200, 3, 8000)
+    assert cfg.train.epochs != TrainConfig.epochs == 30
+    with pytest.raises(UsageError, match="unknown option.*hiden"):
+        RunConfig.from_options(hiden=200)
+    with pytest.raises(UsageError, match="hidden size 512"):
+        RunConfig.from_options(hidden=512)

@@ -48,7 +48,7 @@ def main():
     ap.add_argument("--work", default="/tmp/rhythm")
     a = ap.parse_args()
 
-    from framegen.cli import _run_config
+    from framegen.config import RunConfig
     from framegen.generate import generate
     from framegen.train import train_song
 
@@ -70,7 +70,7 @@ def main():
         name = Path(song).stem
         for clock in ("none", "beat"):
             t0 = time.time()
-            result = train_song(song, _run_config(**base, clock=clock), run_dir=work / f"{name}-{clock}")
+            result = train_song(song, RunConfig.from_options(**base, clock=clock), run_dir=work / f"{name}-{clock}")
             best = min(result.metrics, key=lambda r: r["val_ce"])
             emit({"train": {"song": name, "model": clock, "steps": result.step, "best_val_ce": best["val_ce"],
                             "val_acc": best["val_acc"], "seconds": round(time.time() - t0, 1)}})
