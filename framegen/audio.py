@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from framegen.atomic import atomic_path
 from framegen.config import Norm, RunConfig
 from framegen.errors import AudioError, RunError
 
@@ -175,16 +176,11 @@ def write_wav(path, y: np.ndarray, sample_rate: int, *, overwrite: bool = True) 
         raise RunError(f"refusing to write {path}: the audio contains NaN or infinite samples")
     if path.exists() and not overwrite:
         raise RunError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(tmp), np.clip(y, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), np.clip(y, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     except (OSError, RuntimeError) as e:  # libsndfile reports a full disk as a RuntimeError ("System error.")
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         reason = getattr(e, "strerror", None) or str(e).strip() or type(e).__name__
         try:
             if not isinstance(e, OSError) and shutil.disk_usage(path.parent).free < 2 * y.size + 4096:

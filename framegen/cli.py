@@ -14,6 +14,7 @@ import click
 from framegen import __version__
 from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, TRAIN_CLOCK, VQ_CROSSFADE_MS, VQ_EMITS,
                              VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig, TrainConfig)
+from framegen.display import RichReporter, RichSweepDisplay
 from framegen.errors import FramegenError, UsageError
 
 # Defaults shown in --help are read from the config classes: config.py is where they are decided.
@@ -114,54 +115,6 @@ def _train_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
-
-
-def _print_epoch(console, row: dict) -> None:
-    train = f"train ce {row['train_ce']:.3f}" if "train_ce" in row else f"train {row['train_mse']:.4f}"
-    vq = f"  val ce {row['val_ce']:.3f} acc {row['val_acc']:.3f}" if "val_ce" in row else ""
-    flags = f"  sample: {', '.join(row['sample_flags']) or 'ok'}" if "sample_flags" in row else ""
-    console.print(
-        f"epoch {row['epoch']:>3}  step {row['step']:>6}  {train}{vq}  val {row['val_mse']:.4f}  "
-        f"snr {row['val_snr_db']:+.2f} dB  (zero {row['zero_mse']:.4f}, copy {row['copy_mse']:.4f})  "
-        f"{row['seconds']:.0f}s{flags}"
-    )
-
-
-class RichReporter:
-    """A rich progress bar (epoch, step, loss, ETA) and one line per epoch."""
-
-    def __init__(self):
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.progress = None
-
-    def start(self, *, total_steps, start_step, steps_per_epoch, run_dir):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.console.print(f"run directory: {run_dir}  ({steps_per_epoch} steps per epoch)")
-        self.spe = steps_per_epoch
-        self.progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=self.console, transient=True,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=total_steps, completed=start_step,
-                                           epoch=start_step // steps_per_epoch + 1, loss="-")
-
-    def update(self, *, step, epoch, loss):
-        self.progress.update(self.task, completed=step, epoch=epoch, loss=f"{loss:.4f}")
-
-    def epoch_end(self, row):
-        _print_epoch(self.progress.console if self.progress else self.console, row)
-
-    def message(self, text):
-        self.console.print(text)
-
-    def close(self):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -487,7 +440,7 @@ def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, n
             value = ctx.params[p.name]
             value = int(value) if isinstance(value, float) and value.is_integer() else value
             given += [p.opts[0]] if value is True else [p.opts[0], str(value)]
-    doc = sweeps.run_sweep(plan, executor=executor, address=address, display=sweeps.RichDisplay(),
+    doc = sweeps.run_sweep(plan, executor=executor, address=address, display=RichSweepDisplay(),
                            command=" ".join(["framegen sweep", *given]))
     counts = {s: sum(r["status"] == s for r in doc["trials"]) for s in ("done", "failed", "skipped")}
     click.echo(f"sweep {spec.name}: {counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped; "

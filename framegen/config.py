@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from framegen import __version__
+from framegen.atomic import write_text
 from framegen.errors import RunError, UsageError
 
 CONFIG_FILE = "config.json"
@@ -201,10 +202,8 @@ OPTION_SECTIONS = {f.name: section for section, cls in (("data", DataConfig), ("
 def save_config(cfg: RunConfig, run_dir: Path) -> None:
     """Write ``config.json`` atomically (temp file + rename) so a crash never leaves half a config."""
     path = Path(run_dir) / CONFIG_FILE
-    tmp = path.with_suffix(".json.tmp")
     try:
-        tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
+        write_text(path, json.dumps(cfg.to_dict(), indent=2) + "\n")
     except OSError as e:
         raise RunError(f"cannot write {path} ({e.strerror or e}): free disk space or pass a writable --run-dir") \
             from None

@@ -1,14 +1,15 @@
 """Every matplotlib figure framegen draws, in one place; matplotlib is imported lazily inside each function."""
 
-import os
+from framegen.atomic import atomic_path
 
 
 def _save(plt, fig, path) -> None:
     """Write the PNG to a temp file, then rename: a crash never leaves half a figure."""
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def _pyplot():

@@ -11,6 +11,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from framegen.atomic import write_text
 from framegen.config import CONFIG_FILE
 from framegen.errors import RunError
 
@@ -133,7 +134,4 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop rows after ``step`` (written after the checkpoint a resume starts from) and any torn line."""
     rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
-    path = Path(run_dir) / METRICS_FILE
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
+    write_text(Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))

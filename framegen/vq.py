@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from framegen.atomic import atomic_path
 from framegen.config import CODEBOOK_KINDS as KINDS
 from framegen.config import VQ_EMITS as EMITS
 from framegen.errors import RunError, UsageError
@@ -285,12 +286,10 @@ def sample_codes(key, logits, temperature: float, top_k: int = 0):
 def save(run_dir: Path, cb: Codebook) -> Path:
     """Write ``codebook.npz`` atomically (temp file + rename): a kill mid-write never leaves half a codebook."""
     path = Path(run_dir) / CODEBOOK_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, version=np.int64(CODEBOOK_VERSION), centroids=cb.centroids, gains=cb.gains,
                      exemplar_offsets=cb.exemplar_offsets, counts=cb.counts, gain_shape=np.bool_(cb.gain_shape))
-        tmp.replace(path)
     except OSError as e:
         raise RunError(
             f"cannot write {path} ({e.strerror or e}): free disk space or pass a writable --run-dir"

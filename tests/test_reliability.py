@@ -336,7 +336,7 @@ def test_read_only_run_directory_is_refused_and_a_disk_turning_read_only_keeps_t
 def test_kill_9_mid_sweep_then_rerun_finishes_only_what_is_missing(tmp_path, env):
     """A 1x2 sweep killed -9 during its second trial; the same command again keeps the first trial, resumes the
     second from its checkpoint, and writes complete, consistent results files."""
-    if not (Path(__file__).parents[1] / "framegen" / "sweep.py").exists():
+    if not (Path(__file__).parents[1] / "framegen" / "sweep").exists():
         pytest.skip("framegen sweep does not exist yet")
     song = write(tmp_path / "song.wav", sine_song(3.0))
     out = tmp_path / "sweep"

@@ -169,7 +169,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, song, monke
         return {"status": "done", "steps": 1, "score": 0.5, "val_mse": 0.5, "zero_mse": 1.0, "copy_mse": 1.0,
                 "val_snr_db": 3.0, "train_seconds": 1.0}
 
-    monkeypatch.setattr(sweeps, "run_trial", fake_trial)
+    monkeypatch.setattr(sweeps.run, "run_trial", fake_trial)  # where the local executor looks it up
     spec = sweeps.make_spec(song=song, frame_sizes=[40], seq_lens=[50, 60], flags=_tiny_flags())
     doc = sweeps.run_sweep(sweeps.plan_sweep(spec, tmp_path / "sw"))
     assert calls == ["f40-t50", "f40-t60"]
