@@ -352,14 +352,14 @@ def generate(
     params = load_params(run_dir, cfg, checkpoint_kind)
     song = load_song_for(cfg)
     start = seed_start(cfg, len(song), seed_offset, seed_frames)
-    seed, starts = stream_seeds(song, start, seed_frames, cfg.data.frame_size, streams)  # each its own place
+    prompts, starts = stream_seeds(song, start, seed_frames, cfg.data.frame_size, streams)  # each its own place
     n_samples = int(round(seconds * cfg.data.sample_rate))
     model = build(cfg.model, cfg.data.frame_size)
     emission = vq_emission_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None
     grid = clock.load(run_dir) if cfg.model.clock == "beat" else None
     units = units_for(cfg, run_dir, song, grid, vq_emit, hold, max_run_s)
     fade = cfg.train.crossfade_ms if crossfade_ms is None else crossfade_ms
-    ys = continue_audio(model, params, seed, n_samples, cfg, streams, emission=emission,
+    ys = continue_audio(model, params, prompts, n_samples, cfg, streams, emission=emission,
                         key=jax.random.key(sample_seed), temperature=temperature, top_k=top_k, crossfade_ms=fade,
                         seed_start=starts, grid=grid, units=units)
     if not np.all(np.isfinite(ys)):

@@ -10,6 +10,7 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 
@@ -34,12 +35,11 @@ VAL_CHUNK = 64  # validation examples per jitted call: one compile, bounded memo
 
 def make_optimizer(cfg: RunConfig, total_steps: int):
     """Adam with global-norm clipping; linear warm-up then cosine decay to 10% of the peak rate."""
-    t = cfg.train
-    warmup = max(1, min(100, total_steps // 10))
+    lr, warmup = cfg.train.lr, max(1, min(100, total_steps // 10))
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, t.lr, warmup_steps=warmup, decay_steps=max(total_steps, warmup + 1), end_value=0.1 * t.lr
+        0.0, lr, warmup_steps=warmup, decay_steps=max(total_steps, warmup + 1), end_value=0.1 * lr
     )
-    return optax.chain(optax.clip_by_global_norm(t.clip_norm), optax.adam(schedule))
+    return optax.chain(optax.clip_by_global_norm(cfg.train.clip_norm), optax.adam(schedule))
 
 
 def total_steps(cfg: RunConfig, steps_per_epoch: int) -> int:
@@ -56,7 +56,7 @@ def init_state(cfg: RunConfig, total_steps: int) -> dict:
     return {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
 
 
-def feed_back(model, params, inputs, key, prob: float, clock_in=None):
+def scheduled_sampling(model, params, inputs, key, prob: float, clock_in=None):
     """Scheduled sampling: replace each input frame t >= 1 by the model's own prediction of it with ``prob``.
     inputs: (T, B, F), time-major like everything in the train step.
 
@@ -80,7 +80,7 @@ def mse_loss(params, model, examples, key, cfg: RunConfig, clock_in=None):
     if cfg.train.input_noise > 0:
         inputs = inputs + cfg.train.input_noise * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
     if cfg.train.feedback_prob > 0:
-        inputs = feed_back(model, params, inputs, k_fb, cfg.train.feedback_prob, clock_in)
+        inputs = scheduled_sampling(model, params, inputs, k_fb, cfg.train.feedback_prob, clock_in)
     preds, _ = model.apply({"params": params}, inputs, time_major=True, clock=clock_in)
     return jnp.mean((preds - targets) ** 2)
 
@@ -239,13 +239,20 @@ class Reporter:
     def close(self) -> None: ...
 
 
+class Stopped(StrEnum):
+    """Why ``train`` returned (a Ctrl-C or a divergence raises instead)."""
+
+    DONE = "done"  # every epoch (or the max_steps cap) trained
+    MAX_MINUTES = "max_minutes"  # the time budget ran out; the partial epoch was scored and saved
+
+
 @dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
     step: int
     epoch: float
     metrics: list
-    stopped: str  # "done" or "max_minutes"
+    stopped: Stopped
     compile_seconds: float  # compiling the train step, excluded from the time budget
 
 
@@ -292,8 +299,105 @@ def prepare_song(song_path, cfg: RunConfig) -> tuple[np.ndarray, RunConfig]:
     return audio.normalise(y, norm), cfg
 
 
-def _meta(step: int, spe: int, elapsed: float, best: float) -> dict:
-    return {"step": step, "epoch": step / spe, "elapsed": elapsed, "best_val_mse": best}
+@dataclass
+class _Run:
+    """What the steps of one training run share. Fixed for the run, except the best validation MSE so far, the
+    metrics rows and the last finite loss, which the steps update."""
+
+    cfg: RunConfig
+    run_dir: Path
+    song_norm: np.ndarray  # (N,) host copy: sample clips take their prompt from it and are scored against it
+    song: jax.Array  # (N,) the same, replicated on the devices
+    split: data.Split
+    steps_per_epoch: int
+    total: int
+    codebook: dict | None  # VQ runs: the arrays the step and validation read
+    emission: vq.Emission | None  # VQ runs: what sample clips emit
+    beats: jax.Array | None  # beat-clock runs: the song's beat times, replicated, for the step and validation
+    grid: object  # beat-clock runs: the clock.BeatGrid sample clips continue
+    units: object  # VQ unit selection for sample clips (generate.units_for), or None
+    eval_chunk: object
+    model: object
+    reporter: Reporter
+    elapsed0: float  # training seconds before this process (a resumed run)
+    t0: float  # time.monotonic() when this process started stepping
+    best: float
+    rows: list
+    last_finite: float
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.monotonic() - self.t0
+
+    def meta(self, step: int, elapsed: float, best: float) -> dict:
+        return {"step": step, "epoch": step / self.steps_per_epoch, "elapsed": elapsed, "best_val_mse": best}
+
+    def diverged(self, step: int):
+        _diverged(step, self.steps_per_epoch, self.last_finite)
+
+
+def validate_epoch(run: _Run, params, step: int, train_loss: float, partial: bool) -> dict:
+    """The metrics row of the epoch ending at ``step``: its mean training loss and the validation scores."""
+    row = {"epoch": math.ceil(step / run.steps_per_epoch), "step": step}
+    row["train_ce" if run.codebook is not None else "train_mse"] = train_loss
+    row.update(validate(run.eval_chunk, params, run.song, run.split, run.cfg, run.codebook, run.beats))
+    row["seconds"] = round(run.elapsed(), 3)
+    if partial:
+        row["partial"] = True
+    if not (math.isfinite(row["val_mse"]) and math.isfinite(train_loss)):
+        run.diverged(step)
+    return row
+
+
+def write_sample(run: _Run, params, epoch: int) -> dict:
+    """Generate ``samples/epoch-NNN.wav`` from the start of the held-out tail and score it against the song;
+    returns its metrics fields (none when the clip is not finite: such audio is never written)."""
+    cfg = run.cfg
+    n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
+    prompt = data.seed_of(run.song_norm, run.split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
+    clip = continue_audio(run.model, params, prompt, n, cfg, emission=run.emission,
+                          key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms,
+                          seed_start=run.split.n_train, grid=run.grid, units=run.units)[0]
+    if not np.all(np.isfinite(clip)):
+        return {}
+    path = audio.write_wav(run.run_dir / "samples" / f"epoch-{epoch:03d}.wav", clip, cfg.data.sample_rate)
+    return {"sample": str(path.relative_to(run.run_dir)), "sample_rms": float(np.sqrt(np.mean(clip**2))),
+            **_sample_scores(clip, run.song_norm, cfg)}
+
+
+def save_epoch(run: _Run, state, row: dict) -> None:
+    """Log the row, save ``best`` (when validation improved) and ``last``, redraw loss.png, report the epoch.
+
+    The row goes first and ``last`` is saved last: a kill in between leaves a row past the checkpoint, which resume
+    drops and redoes, never an epoch in the checkpoint without its row."""
+    step = row["step"]
+    runs.append_metrics(run.run_dir, row)
+    meta = run.meta(step, row["seconds"], min(run.best, row["val_mse"]))
+    if row["val_mse"] < run.best:
+        run.best = row["val_mse"]
+        checkpoint.save(run.run_dir, "best", state, meta)
+    checkpoint.save(run.run_dir, "last", state, meta)
+    run.rows.append(row)
+    _plot_loss(run.run_dir, run.rows)
+    run.reporter.epoch_end(row)
+
+
+def end_epoch(run: _Run, state, step: int, train_loss: float, partial: bool) -> None:
+    """Validate, write and score a sample when one is due, and save the epoch ending at ``step``."""
+    row = validate_epoch(run, state["params"], step, train_loss, partial)
+    every = run.cfg.train.sample_every
+    if every and (row["epoch"] % every == 0 or step >= run.total or partial):
+        row.update(write_sample(run, state["params"], row["epoch"]))
+    save_epoch(run, state, row)
+
+
+def _stop_on_signal(run: _Run, state, step: int, signum: int):
+    """Save ``last`` after a Ctrl-C / SIGTERM (never a diverged state over the last good one) and raise."""
+    if not _all_finite(state["params"]):
+        run.diverged(step)
+    checkpoint.save(run.run_dir, "last", state, run.meta(step, run.elapsed(), run.best))
+    run.reporter.close()
+    raise Interrupted(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved: "
+                      f"resume with 'framegen train --resume {run.run_dir}'", exit_code=128 + signum)
 
 
 def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool = False,
@@ -302,10 +406,10 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
     reporter = reporter or Reporter()
     run_dir = runs.make_run_dir(run_dir)
     split = data.check_fits(len(song_norm), cfg.data)
-    spe = data.steps_per_epoch(split, cfg.data, cfg.train.batch_size)
-    total = total_steps(cfg, spe)
+    steps_per_epoch = data.steps_per_epoch(split, cfg.data, cfg.train.batch_size)
+    total = total_steps(cfg, steps_per_epoch)
     state = init_state(cfg, total)
-    meta = _meta(0, spe, 0.0, float("inf"))
+    meta = {"step": 0, "elapsed": 0.0, "best_val_mse": float("inf")}
     with runs.run_lock(run_dir):
         if resume and checkpoint.exists(run_dir, "last"):
             state, meta = checkpoint.restore(run_dir, "last", state)
@@ -323,57 +427,26 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         t_compile = time.monotonic()
         step_fn = make_train_step(cfg, split, total).lower(state, song, *extra).compile()
         compile_seconds = time.monotonic() - t_compile
-        eval_chunk = make_eval_chunk(cfg)
-        model = build(cfg.model, cfg.data.frame_size)
-        start_step = int(state["step"])
-        elapsed0 = float(meta["elapsed"])
-        best = float(meta["best_val_mse"]) if meta["best_val_mse"] is not None else float("inf")
-        deadline = None if cfg.train.max_minutes is None else cfg.train.max_minutes * 60 - elapsed0
         rows = runs.read_metrics(run_dir)
-        reporter.start(total_steps=total, start_step=start_step, steps_per_epoch=spe, run_dir=run_dir)
-        t0 = time.monotonic()
-        loss_sum, loss_count = jnp.zeros(()), 0
-        stopped = "done"
-        step = start_step
-        last_loss = float("nan")
         last_finite = float("nan")
         if rows and isinstance(rows[-1].get("train_mse"), float):
             last_finite = rows[-1]["train_mse"]  # a resumed run: its last epoch's mean loss
+        run = _Run(cfg=cfg, run_dir=run_dir, song_norm=song_norm, song=song, split=split,
+                   steps_per_epoch=steps_per_epoch, total=total, codebook=codebook, emission=emission,
+                   beats=beats, grid=grid, units=units,
+                   eval_chunk=make_eval_chunk(cfg), model=build(cfg.model, cfg.data.frame_size), reporter=reporter,
+                   elapsed0=float(meta["elapsed"]), t0=0.0, rows=rows, last_finite=last_finite,
+                   best=float("inf") if meta["best_val_mse"] is None else float(meta["best_val_mse"]))
+        step = start_step = int(state["step"])
+        deadline = None if cfg.train.max_minutes is None else cfg.train.max_minutes * 60 - run.elapsed0
+        reporter.start(total_steps=total, start_step=start_step, steps_per_epoch=steps_per_epoch, run_dir=run_dir)
+        run.t0 = time.monotonic()
+        loss_sum, loss_count = jnp.zeros(()), 0
+        stopped = Stopped.DONE
 
-        def end_epoch(step: int, partial_epoch: bool):
-            nonlocal best, loss_sum, loss_count
-            row = {"epoch": math.ceil(step / spe), "step": step}
-            row["train_ce" if codebook is not None else "train_mse"] = float(loss_sum) / max(loss_count, 1)
-            row.update(validate(eval_chunk, state["params"], song, split, cfg, codebook, beats))
-            row["seconds"] = round(elapsed0 + time.monotonic() - t0, 3)
-            if partial_epoch:
-                row["partial"] = True
-            if not (math.isfinite(row["val_mse"]) and math.isfinite(float(loss_sum))):
-                _diverged(step, spe, last_finite)
-            every = cfg.train.sample_every
-            if every and (row["epoch"] % every == 0 or step >= total or partial_epoch):
-                n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
-                seed = data.seed_of(song_norm, split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
-                clip = continue_audio(model, state["params"], seed, n, cfg, emission=emission,
-                                      key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms,
-                                      seed_start=split.n_train, grid=grid, units=units)[0]
-                if np.all(np.isfinite(clip)):
-                    path = audio.write_wav(run_dir / "samples" / f"epoch-{row['epoch']:03d}.wav", clip,
-                                           cfg.data.sample_rate)
-                    row["sample"] = str(path.relative_to(run_dir))
-                    row["sample_rms"] = float(np.sqrt(np.mean(clip**2)))
-                    row.update(_sample_scores(clip, song_norm, cfg))
-            # the row goes first and "last" is saved last: a kill in between leaves a row past the checkpoint,
-            # which resume drops and redoes, never an epoch in the checkpoint without its row
-            runs.append_metrics(run_dir, row)
-            meta = _meta(step, spe, row["seconds"], min(best, row["val_mse"]))
-            if row["val_mse"] < best:
-                best = row["val_mse"]
-                checkpoint.save(run_dir, "best", state, meta)
-            checkpoint.save(run_dir, "last", state, meta)
-            rows.append(row)
-            _plot_loss(run_dir, rows)
-            reporter.epoch_end(row)
+        def epoch_done(partial: bool):
+            nonlocal loss_sum, loss_count
+            end_epoch(run, state, step, float(loss_sum) / max(loss_count, 1), partial)
             loss_sum, loss_count = jnp.zeros(()), 0
 
         with _stop_on_signals(run_dir) as caught:
@@ -382,35 +455,25 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                 step += 1
                 loss_count += 1
                 loss_sum = loss_sum + loss  # stays on device: no sync
-                if step % cfg.train.log_every == 0 or step % spe == 0 or step == total:
+                if step % cfg.train.log_every == 0 or step % steps_per_epoch == 0 or step == total:
                     last_loss = float(loss)  # the only host sync between epochs
                     if not math.isfinite(last_loss):
-                        _diverged(step, spe, last_finite)
-                    last_finite = last_loss
-                    reporter.update(step=step, epoch=math.ceil(step / spe), loss=last_loss)
-                if step % spe == 0:
-                    end_epoch(step, partial_epoch=False)
+                        run.diverged(step)
+                    run.last_finite = last_loss
+                    reporter.update(step=step, epoch=math.ceil(step / steps_per_epoch), loss=last_loss)
+                if step % steps_per_epoch == 0:
+                    epoch_done(partial=False)
                 if caught:
-                    if not _all_finite(state["params"]):  # never save a diverged state over the last good one
-                        _diverged(step, spe, last_finite)
-                    meta = _meta(step, spe, elapsed0 + time.monotonic() - t0, best)
-                    checkpoint.save(run_dir, "last", state, meta)
-                    reporter.close()
-                    signum = caught[0]
-                    raise Interrupted(
-                        f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved: "
-                        f"resume with 'framegen train --resume {run_dir}'",
-                        exit_code=128 + signum,
-                    )
-                if deadline is not None and time.monotonic() - t0 >= deadline:
-                    if step % spe != 0:
-                        end_epoch(step, partial_epoch=True)
-                    stopped = "max_minutes"
+                    _stop_on_signal(run, state, step, caught[0])
+                if deadline is not None and time.monotonic() - run.t0 >= deadline:
+                    if step % steps_per_epoch != 0:
+                        epoch_done(partial=True)
+                    stopped = Stopped.MAX_MINUTES
                     break
-            if stopped == "done" and step > start_step and step % spe != 0:
-                end_epoch(step, partial_epoch=True)  # a max_steps cap ending mid-epoch: score and save the end too
+            if stopped == Stopped.DONE and step > start_step and step % steps_per_epoch != 0:
+                epoch_done(partial=True)  # a max_steps cap ending mid-epoch: score and save the end too
         reporter.close()
-    return TrainResult(run_dir=run_dir, step=step, epoch=step / spe, metrics=rows, stopped=stopped,
+    return TrainResult(run_dir=run_dir, step=step, epoch=step / steps_per_epoch, metrics=rows, stopped=stopped,
                        compile_seconds=compile_seconds)
 
 
@@ -445,12 +508,12 @@ def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.
     if vq.exists(run_dir):
         cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
     else:
-        t = time.monotonic()
+        t_fit = time.monotonic()
         cb = vq.fit(song_norm, split.n_train, frame_size=cfg.data.frame_size, k=m.codebook, seed=cfg.train.seed,
                     kind=m.codebook_kind)
         vq.save(run_dir, cb)
-        reporter.message(f"fitted a {m.codebook_kind} codebook of {m.codebook} codes in {time.monotonic() - t:.1f} s "
-                         f"({int((cb.counts == 0).sum())} unused)")
+        reporter.message(f"fitted a {m.codebook_kind} codebook of {m.codebook} codes in "
+                         f"{time.monotonic() - t_fit:.1f} s ({int((cb.counts == 0).sum())} unused)")
     return vq_arrays(cb), vq.emission(cb, song_norm, m.vq_emit)
 
 
@@ -472,10 +535,11 @@ def _all_finite(tree) -> bool:
     return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
 
 
-def _diverged(step: int, spe: int, last_finite: float):
+def _diverged(step: int, steps_per_epoch: int, last_finite: float):
     last = f"last finite loss {last_finite:.4g}" if math.isfinite(last_finite) else "no finite loss logged before"
+    epoch = math.ceil(step / steps_per_epoch)
     raise TrainingDiverged(
-        f"training diverged: the loss became NaN/inf at step {step} (epoch {math.ceil(step / spe)}), {last}; "
+        f"training diverged: the loss became NaN/inf at step {step} (epoch {epoch}), {last}; "
         f"the last good checkpoint is kept: retrain with a lower --lr (e.g. half of it)"
     )
 
@@ -492,12 +556,8 @@ def _plot_loss(run_dir: Path, rows: list) -> None:
 def resume_config(run_dir: Path, epochs: int | None = None, max_minutes: float | None = None) -> RunConfig:
     """The run's saved config, optionally with more epochs or a new time budget."""
     cfg = load_config(run_dir)  # a run killed before its first checkpoint restarts from step 0
-    t = cfg.train
-    if epochs is not None:
-        t = replace(t, epochs=epochs)
-    if max_minutes is not None:
-        t = replace(t, max_minutes=max_minutes)
-    return replace(cfg, train=t)
+    changes = {k: v for k, v in (("epochs", epochs), ("max_minutes", max_minutes)) if v is not None}
+    return replace(cfg, train=replace(cfg.train, **changes))
 
 
 def train_song(song_path, cfg: RunConfig, *, run_dir: Path | None = None, runs_root: Path = runs.RUNS_ROOT,

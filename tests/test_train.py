@@ -15,7 +15,7 @@ from framegen import checkpoint, runs, vq
 from framegen.data import inputs_targets
 from framegen.errors import Interrupted, TrainingDiverged, UsageError
 from framegen.model import FrameGRU, init_params
-from framegen.train import Reporter, feed_back, mse_loss, resume_run, train, train_song
+from framegen.train import Reporter, mse_loss, resume_run, scheduled_sampling, train, train_song
 from tests.conftest import tiny_config
 
 F = 40
@@ -101,7 +101,7 @@ def _jitted(model):
     """model.apply and mse_loss compiled once per shape and config (eager scans recompile on every call)."""
     apply = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
     loss = jax.jit(mse_loss, static_argnums=(1, 4))
-    fb = jax.jit(feed_back, static_argnums=(0, 4))
+    fb = jax.jit(scheduled_sampling, static_argnums=(0, 4))
     return apply, loss, fb
 
 
@@ -110,7 +110,7 @@ def test_feedback_prob_one_replaces_every_input_after_the_first_by_the_previous_
     apply, _, fb = _jitted(model)
     inputs = jax.random.normal(jax.random.key(1), (64, 6, F))
     preds = apply(params, inputs)
-    tm = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  feed_back works time-major, like the train step
+    tm = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  scheduled_sampling works time-major, like the train step
     fed = tm(fb(model, params, tm(inputs), jax.random.key(2), 1.0))
     np.testing.assert_array_equal(fed[:, 0], inputs[:, 0])
     np.testing.assert_allclose(fed[:, 1:], preds[:, :-1], atol=1e-5)

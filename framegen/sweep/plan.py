@@ -98,7 +98,7 @@ class SweepPlan:
 
     @property
     def to_run(self) -> list:
-        return [t for t in self.trials if t.status in ("run", "resume")]
+        return [trial for trial in self.trials if trial.status in ("run", "resume")]
 
 
 def _song_needed(cfg: DataConfig) -> int:
@@ -174,15 +174,15 @@ def plan_sweep(spec: SweepSpec, out: Path | None = None, *, retry_failed: bool =
                 trial.batch_reduced_from = cfg.train.batch_size
             trial.batch_size = b
             trial.samples_per_step = b * t * f
-            spe = data.steps_per_epoch(split, cfg.data, b)
+            steps_per_epoch = data.steps_per_epoch(split, cfg.data, b)
             if spec.budget.kind == "samples":
                 steps = math.ceil(spec.budget.amount / trial.samples_per_step)
-                extra = dict(batch_size=b, max_steps=steps, epochs=max(1, math.ceil(steps / spe)))
+                extra = dict(batch_size=b, max_steps=steps, epochs=max(1, math.ceil(steps / steps_per_epoch)))
             else:
-                epochs = opts.get("epochs") or max(1, math.ceil(UNBOUNDED_STEPS / spe))
+                epochs = opts.get("epochs") or max(1, math.ceil(UNBOUNDED_STEPS / steps_per_epoch))
                 extra = dict(batch_size=b, max_minutes=spec.budget.amount / 60, epochs=epochs)
             trial.config = run_config(f, t, opts, **extra)
-            trial.max_steps = total_steps(trial.config, spe) if spec.budget.kind == "samples" else None
+            trial.max_steps = total_steps(trial.config, steps_per_epoch) if spec.budget.kind == "samples" else None
             _resolve_earlier(trial, sweep_dir, earlier.get(trial.key), str(song), n, retry_failed)
     val_fraction = base.get("val_fraction", DataConfig.val_fraction)
     val = data.split_song(n, DataConfig(sample_rate=rate, val_fraction=val_fraction)).n_val
@@ -228,34 +228,34 @@ def format_plan(plan: SweepPlan) -> str:
         "",
         f"{'F':>6} {'T':>6} {'batch':>6} {'steps':>8} {'samples/step':>13} {'samples':>14} {'memory':>9}  status",
     ]
-    for t in plan.trials:
-        batch = f"{t.batch_size}" + ("*" if t.batch_reduced_from else "") if t.status != "skipped" else "-"
-        steps = f"{t.max_steps:,}" if t.max_steps else ("-" if t.status == "skipped" else "timed")
-        seen = f"{t.max_steps * t.samples_per_step:,}" if t.max_steps else "-"
-        sps = f"{t.samples_per_step:,}" if t.samples_per_step else "-"
-        mem = gb(t.est_memory) if t.est_memory else "-"
+    for trial in plan.trials:
+        batch = f"{trial.batch_size}" + ("*" if trial.batch_reduced_from else "") if trial.status != "skipped" else "-"
+        steps = f"{trial.max_steps:,}" if trial.max_steps else ("-" if trial.status == "skipped" else "timed")
+        seen = f"{trial.max_steps * trial.samples_per_step:,}" if trial.max_steps else "-"
+        sps = f"{trial.samples_per_step:,}" if trial.samples_per_step else "-"
+        mem = gb(trial.est_memory) if trial.est_memory else "-"
         status = {"run": "run", "resume": "resume", "done": "done (kept)", "failed": "failed (kept)",
-                  "skipped": "skipped"}[t.status]
-        lines.append(f"{t.frame_size:>6} {t.seq_len:>6} {batch:>6} {steps:>8} {sps:>13} {seen:>14} {mem:>9}  "
+                  "skipped": "skipped"}[trial.status]
+        lines.append(f"{trial.frame_size:>6} {trial.seq_len:>6} {batch:>6} {steps:>8} {sps:>13} {seen:>14} {mem:>9}  "
                      f"{status}")
-    reduced = [t for t in plan.trials if t.batch_reduced_from]
+    reduced = [trial for trial in plan.trials if trial.batch_reduced_from]
     if reduced:
-        lines.append("* batch reduced from " + ", ".join(f"{t.key}: {t.batch_reduced_from} -> {t.batch_size}"
-                                                         for t in reduced))
-    skipped = [t for t in plan.trials if t.status in ("skipped", "failed")]
+        lines.append("* batch reduced from " + ", ".join(f"{r.key}: {r.batch_reduced_from} -> {r.batch_size}"
+                                                         for r in reduced))
+    skipped = [trial for trial in plan.trials if trial.status in ("skipped", "failed")]
     if skipped:
         lines.append("")
         lines.append("not run:")
-        lines.extend(f"  {t.key}: {t.reason}" for t in skipped)
+        lines.extend(f"  {trial.key}: {trial.reason}" for trial in skipped)
         hints = []
-        if any("of memory" in t.reason for t in skipped) and not spec.auto_batch:
+        if any("of memory" in trial.reason for trial in skipped) and not spec.auto_batch:
             hints.append("memory: lower batch_size for those cells ([frame_size.N] batch_size = ...) or set "
                          "auto_batch = true")
-        if any("over the budget" in t.reason for t in skipped):
+        if any("over the budget" in trial.reason for trial in skipped):
             hints.append("budget: raise budget_samples" + ("" if spec.auto_batch else " or set auto_batch = true"))
         lines.extend(f"  ({h})" for h in hints)
     lines.append("")
-    lines.append(f"{len(plan.to_run)} to run ({sum(t.status == 'resume' for t in plan.trials)} resumed), "
-                 f"{sum(t.status == 'done' for t in plan.trials)} done earlier, "
-                 f"{sum(t.status == 'skipped' for t in plan.trials)} skipped")
+    lines.append(f"{len(plan.to_run)} to run ({sum(trial.status == 'resume' for trial in plan.trials)} resumed), "
+                 f"{sum(trial.status == 'done' for trial in plan.trials)} done earlier, "
+                 f"{sum(trial.status == 'skipped' for trial in plan.trials)} skipped")
     return "\n".join(lines)

@@ -98,8 +98,7 @@ def run_trial(job: dict, reporter=None) -> dict:
     if not rows:
         raise RunError(f"{run_dir} finished without a validation row: its metrics.jsonl is empty")
     last = rows[-1]
-    d, t = cfg.data, cfg.train
-    per_step = t.batch_size * d.seq_len * d.frame_size
+    per_step = cfg.train.batch_size * cfg.data.seq_len * cfg.data.frame_size
     vals = [r["val_mse"] for r in rows if r.get("val_mse") is not None]
     return {
         "status": "done",
