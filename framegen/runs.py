@@ -1,10 +1,11 @@
 """Run directories: their layout and names, finding the latest one, the lock that keeps one writer, metrics files.
 
 A run directory holds ``config.json``, ``checkpoints/{last,best}/`` (orbax), ``metrics.jsonl``, ``loss.png``,
-``samples/epoch-NNN.wav`` and, while a training process owns it, ``train.lock`` with that process's PID.
+``samples/epoch-NNN.wav`` and, while a training process owns it, ``train.lock`` (flock-ed, naming that process's PID).
 """
 
 import datetime as _dt
+import fcntl
 import json
 import math
 import os
@@ -52,52 +53,55 @@ def latest_run(root: Path = RUNS_ROOT) -> Path:
     return max(runs, key=lambda p: (p / CONFIG_FILE).stat().st_mtime)
 
 
-def _pid_alive(pid: int) -> bool:
+def _holder(fd: int) -> str:
+    """The PID the lock's holder wrote into the lock file ("unknown" while it has not written it yet)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text if text.isdigit() else "unknown"
 
 
 @contextmanager
 def run_lock(run_dir: Path):
-    """Hold ``train.lock`` for the duration; refuse when a live process holds it, take over a dead one's lock."""
+    """Hold ``train.lock`` for the duration: an exclusive ``flock`` on it, which the kernel releases when the
+    holding process ends however it ends (kill -9 included), so a dead process's lock is simply taken over and a
+    reused PID can never look like a holder. The file names the holder's PID for the refusal message."""
     path = Path(run_dir) / LOCK_FILE
-    for _ in range(2):
+    while True:
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _pid_alive(pid):
-                raise RunError(
-                    f"{run_dir} is in use by another framegen process (PID {pid}): wait for it to finish, "
-                    f"or stop it, or choose another --run-dir"
-                ) from None
-            path.unlink(missing_ok=True)  # stale lock of a dead process
-            continue
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise RunError(f"cannot create the lock {path} ({e.strerror or e}): pass a writable --run-dir") from None
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
-        except OSError as e:  # disk full: an empty lock file reads as stale, so nothing is left blocking
-            raise RunError(f"cannot write the lock {path} ({e.strerror or e}): free disk space") from None
-        break
-    else:
-        raise RunError(f"cannot take the lock {path}: remove it if no framegen process is running")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder(fd)
+            os.close(fd)
+            raise RunError(
+                f"{run_dir} is in use by another framegen process (PID {pid}): wait for it to finish, "
+                f"or stop it, or choose another --run-dir"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our lock: lock the new one
     try:
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # disk full: refused as before; the lock is released and removed on the way out
+            raise RunError(f"cannot write the lock {path} ({e.strerror or e}): free disk space") from None
         yield path
     finally:
         try:
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # before the unlock: a waiting process then sees that the file changed
         except OSError:
             pass  # a run directory that became read-only: the error that stopped training is the one to report
+        os.close(fd)
 
 
 def _clean(value):

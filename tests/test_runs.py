@@ -1,5 +1,6 @@
 """framegen.runs: run directory names, latest run, the run lock, metrics.jsonl."""
 
+import fcntl
 import os
 
 import pytest
@@ -11,10 +12,13 @@ from framegen.errors import RunError
 def test_a_second_process_cannot_train_the_same_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / runs.LOCK_FILE).write_text("1\n")  # PID 1 is alive in every container
+    (run / runs.LOCK_FILE).write_text("1\n")
+    holder = os.open(run / runs.LOCK_FILE, os.O_RDWR)  # a live holder: the flock held through another descriptor
+    fcntl.flock(holder, fcntl.LOCK_EX)
     with pytest.raises(Exception, match="in use by another framegen process"):
         with runs.run_lock(run):
             pass
+    os.close(holder)  # as the kernel does when the holder dies
     (run / runs.LOCK_FILE).write_text("999999999\n")  # a dead process: its lock is taken over
     with runs.run_lock(run):
         assert (run / runs.LOCK_FILE).read_text().strip() == str(os.getpid())
@@ -49,3 +53,14 @@ def test_metrics_rows_round_trip_skip_a_torn_line_and_truncate_to_a_step(tmp_pat
     runs.truncate_metrics(tmp_path, 20)
     assert [r["step"] for r in runs.read_metrics(tmp_path)] == [10, 20]
     assert (tmp_path / runs.METRICS_FILE).read_text().count("\n") == 2
+
+
+def test_the_lock_names_its_holder_and_is_free_again_when_the_holder_is_gone(tmp_path):
+    with runs.run_lock(tmp_path) as path:
+        assert path.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(RunError, match=rf"in use by another framegen process \(PID {os.getpid()}\)"):
+            with runs.run_lock(tmp_path):
+                pass
+    assert not path.exists()
+    with runs.run_lock(tmp_path):  # released: taken again at once
+        pass

@@ -314,3 +314,19 @@ feedback_prob = 0.0
     assert (vqc.model.output, vqc.model.codebook, vqc.model.codebook_kind, vqc.model.vq_emit) == \
         ("vq", 32, "plain", "scaled")
     assert vqc.train.feedback_prob == 0.0 and vqc.train.input_noise == 0.1 and vqc.train.crossfade_ms == 2.0
+
+
+def test_compile_cache_prefers_jax_own_setting_and_keeps_framegen_compile_cache(tmp_path, monkeypatch):
+    import jax
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax-own"))  # JAX_COMPILATION_CACHE_DIR's effect
+        monkeypatch.setenv("FRAMEGEN_COMPILE_CACHE", "off")
+        assert sweeps.enable_compile_cache() == str(tmp_path / "jax-own")
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert sweeps.enable_compile_cache() is None  # off, as the variable says
+        monkeypatch.setenv("FRAMEGEN_COMPILE_CACHE", str(tmp_path / "fg"))
+        assert sweeps.enable_compile_cache() == str(tmp_path / "fg") and (tmp_path / "fg").is_dir()
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)

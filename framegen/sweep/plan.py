@@ -3,7 +3,6 @@ a reason, done earlier, resumed, or to run, with its batch, step budget and memo
 """
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,14 +49,10 @@ def available_memory() -> tuple[int | None, str]:
     except Exception:  # noqa: BLE001 - no backend information: fall back to the host
         pass
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo"
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available physical pages"
-    except (ValueError, OSError, AttributeError):
+        import psutil
+
+        return int(psutil.virtual_memory().available), "available RAM (psutil)"
+    except Exception:  # noqa: BLE001 - a platform psutil cannot read: plan without a limit
         return None, "unknown"
 
 

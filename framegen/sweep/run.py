@@ -26,12 +26,9 @@ class _PeakRss:
 
     @staticmethod
     def rss() -> int:
-        try:
-            return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            import resource
+        import psutil
 
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return int(psutil.Process().memory_info().rss)
 
     def _loop(self):
         while not self._stop.wait(0.2):
@@ -61,8 +58,9 @@ def _device_peak() -> int | None:
 
 def enable_compile_cache() -> str | None:
     """Keep compiled steps on disk (JAX's persistent compilation cache), so a resumed trial, a re-run or a repeated
-    shape loads its step instead of compiling it again. ``FRAMEGEN_COMPILE_CACHE=DIR`` picks the folder (default
-    ~/.cache/framegen/jax), ``=off`` turns it off; a cache already configured for JAX is left as it is."""
+    shape loads its step instead of compiling it again. JAX's own ``JAX_COMPILATION_CACHE_DIR=DIR`` (or a cache
+    configured in code) is used as it is; otherwise ``FRAMEGEN_COMPILE_CACHE=DIR`` (kept for earlier scripts) picks
+    the folder, ``=off`` turns it off, and the default is ~/.cache/framegen/jax."""
     import jax
 
     if jax.config.jax_compilation_cache_dir:
