@@ -70,7 +70,9 @@ def run_lock(run_dir: Path):
     path = Path(run_dir) / LOCK_FILE
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # read-only: flock needs no write access, and a file held open for writing would keep the file system
+            # from being remounted read-only under a running training (a fault the tests inject)
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
         except OSError as e:
             raise RunError(f"cannot create the lock {path} ({e.strerror or e}): pass a writable --run-dir") from None
         try:
@@ -91,8 +93,8 @@ def run_lock(run_dir: Path):
         os.close(fd)  # the previous holder removed the file between our open and our lock: lock the new one
     try:
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            with open(path, "w") as f:
+                f.write(f"{os.getpid()}\n")
         except OSError as e:  # disk full: refused as before; the lock is released and removed on the way out
             raise RunError(f"cannot write the lock {path} ({e.strerror or e}): free disk space") from None
         yield path

@@ -3,6 +3,9 @@
 State that changes (params, optimizer state, step) is one pytree passed into the jitted step and returned. The
 batch for step s is drawn from ``fold_in(seed, s)``, so the data order depends on the step alone: a resumed run
 sees exactly the batches an uninterrupted one would.
+
+Over 450 lines on purpose: the pure core (losses, step, validation) and the loop that drives it (named steps over
+one ``_Run``) read best side by side; they are split by the "the loop" marker if the file grows further.
 """
 
 import math
