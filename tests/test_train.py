@@ -1,21 +1,17 @@
-"""framegen.train: losses, scheduled sampling, the VQ loss, the epoch loop, resume, stopping, sample clips."""
+"""framegen.train: the epoch loop (metrics, checkpoints, samples), resume, stopping, the VQ codebook of a run."""
 
 import json
-import math
 import os
 import signal
 from dataclasses import replace
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from framegen import checkpoint, runs, vq
-from framegen.data import inputs_targets
-from framegen.errors import Interrupted, TrainingDiverged, UsageError
-from framegen.model import FrameGRU, init_params
-from framegen.train import Reporter, mse_loss, resume_run, scheduled_sampling, train, train_song
+from framegen.errors import Interrupted, TrainingDiverged
+from framegen.train import Reporter, resume_run, train, train_song
 from tests.conftest import tiny_config
 
 F = 40
@@ -97,55 +93,6 @@ def test_non_finite_loss_stops_with_a_clear_error(song_path, tmp_path):
     assert not checkpoint.exists(tmp_path / "run", "last")
 
 
-def _jitted(model):
-    """model.apply and mse_loss compiled once per shape and config (eager scans recompile on every call)."""
-    apply = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
-    loss = jax.jit(mse_loss, static_argnums=(1, 4))
-    fb = jax.jit(scheduled_sampling, static_argnums=(0, 4))
-    return apply, loss, fb
-
-
-def test_feedback_prob_one_replaces_every_input_after_the_first_by_the_previous_prediction(tiny_model):
-    model, params = tiny_model
-    apply, _, fb = _jitted(model)
-    inputs = jax.random.normal(jax.random.key(1), (64, 6, F))
-    preds = apply(params, inputs)
-    tm = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  scheduled_sampling works time-major, like the train step
-    fed = tm(fb(model, params, tm(inputs), jax.random.key(2), 1.0))
-    np.testing.assert_array_equal(fed[:, 0], inputs[:, 0])
-    np.testing.assert_allclose(fed[:, 1:], preds[:, :-1], atol=1e-5)
-    half = tm(fb(model, params, tm(inputs), jax.random.key(3), 0.5))
-    replaced = np.asarray(jnp.any(half != inputs, axis=-1))[:, 1:]
-    assert 0.4 < replaced.mean() < 0.6  # about half of the inputs after the first
-    np.testing.assert_array_equal(np.asarray(half)[:, 1:][replaced], np.asarray(preds)[:, :-1][replaced])
-
-
-def test_mse_loss_feeds_predictions_and_noises_inputs_as_configured(tiny_model):
-    model, params = tiny_model
-    apply, jloss, _ = _jitted(model)
-    examples = 0.2 * jax.random.normal(jax.random.key(4), (64, 7, F))  # quiet, so noise of 0.5 std matters
-    inputs, targets = inputs_targets(examples)
-    key = jax.random.key(5)
-    k_noise, _ = jax.random.split(key)
-
-    def loss(**train):  # the loss reads examples time-major (T+1, B, F), like the train step
-        return float(jloss(params, model, jnp.swapaxes(examples, 0, 1), key, tiny_config(**train)))
-
-    def mse_of(x):
-        return float(jnp.mean((apply(params, x) - targets) ** 2))
-
-    forced = loss()
-    assert forced == pytest.approx(mse_of(inputs), rel=1e-5)
-    preds = apply(params, inputs)
-    fed = jnp.concatenate([inputs[:, :1], preds[:, :-1]], axis=1)
-    assert loss(feedback_prob=1.0) == pytest.approx(mse_of(fed), rel=1e-5)
-    assert loss(feedback_prob=1.0) != pytest.approx(forced, rel=1e-3)
-    noise = jax.random.normal(k_noise, (inputs.shape[1], inputs.shape[0], F))  # drawn time-major, as the loss does
-    noisy = inputs + 0.5 * jnp.swapaxes(noise, 0, 1)
-    assert loss(input_noise=0.5) == pytest.approx(mse_of(noisy), rel=1e-5)
-    assert loss(input_noise=0.5) != pytest.approx(forced, rel=1e-2)
-
-
 def test_vq_training_writes_codebook_and_vq_metrics_with_a_scored_sample(vq_run):
     run_dir, _ = vq_run
     cfg = json.loads((run_dir / "config.json").read_text())
@@ -183,33 +130,3 @@ def test_vq_resume_reuses_the_saved_codebook(vq_run, monkeypatch):
     np.testing.assert_array_equal(emission.table, vq.emission_table(saved, song, "exemplar"))
     np.testing.assert_array_equal(emission.offsets, saved.exemplar_offsets)
     assert _codebook(replace(cfg, model=replace(cfg.model, output="mse")), run_dir, song, None, None) == (None, None)
-
-
-@pytest.mark.slow
-def test_vq_loss_is_cross_entropy_against_the_target_codes():
-    from framegen.train import vq_loss
-    from tests.conftest import tiny_config
-
-    cfg = tiny_config()
-    cfg = replace(cfg, model=replace(cfg.model, output="vq", codebook=16))
-    model = FrameGRU(frame_size=F, hidden=199, layers=2, out_dim=16)
-    params = init_params(model, jax.random.key(0))
-    examples = jax.random.normal(jax.random.key(1), (2, 51, F))
-    cent = vq.unit(jax.random.normal(jax.random.key(2), (16, F)))
-    loss = vq_loss(params, model, jnp.swapaxes(examples, 0, 1), jax.random.key(3), cfg, cent)  # time-major
-    logits, _ = model.apply({"params": params}, examples[:, :-1])
-    codes = vq.encode(examples[:, 1:], cent, True)
-    manual = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1))
-    assert float(loss) == pytest.approx(float(manual), rel=1e-5)
-    assert float(loss) == pytest.approx(math.log(16), rel=0.2)  # an untrained model is near uniform
-
-
-def test_vq_refuses_scheduled_sampling():
-    from framegen.data import Split
-    from framegen.train import make_train_step
-    from tests.conftest import tiny_config
-
-    cfg = tiny_config(feedback_prob=0.5)
-    cfg = replace(cfg, model=replace(cfg.model, output="vq", codebook=16))
-    with pytest.raises(UsageError, match="--feedback-prob"):
-        make_train_step(cfg, Split(100_000, 90_000), 10)
