@@ -330,3 +330,17 @@ def test_compile_cache_prefers_jax_own_setting_and_keeps_framegen_compile_cache(
         assert sweeps.enable_compile_cache() == str(tmp_path / "fg") and (tmp_path / "fg").is_dir()
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_a_trial_carries_its_last_scored_sample_and_the_table_shows_it():
+    from framegen.sweep.results import sample_text
+    from framegen.sweep.run import sample_scores
+
+    rows = [{"step": 10, "sample_flags": ["no_pulse"], "sample_pulse_ratio": 0.1, "sample_rhythm_similarity": 0.0},
+            {"step": 20, "sample_flags": [], "sample_pulse_ratio": 0.9, "sample_rhythm_similarity": 0.99},
+            {"step": 30}]
+    got = sample_scores(rows)
+    assert got["sample_pulse_ratio"] == 0.9 and got["sample_flags"] == [] and got["sample_novelty"] is None
+    assert sample_scores([{"step": 1}]) == {}
+    assert sample_text(got) == "0.900, 0.990, no flags"
+    assert sample_text({"sample_flags": None}) == "-"

@@ -45,7 +45,8 @@ CSV_COLUMNS = ("frame_size", "seq_len", "status", "score", "vs_copy", "val_snr_d
                "best_val_mse", "train_mse", "budget_kind", "budget", "samples_seen", "steps", "max_steps",
                "epochs", "batch_size", "batch_reduced_from", "samples_per_step", "train_seconds", "compile_seconds",
                "peak_rss_bytes", "peak_device_bytes", "est_memory_bytes", "hidden", "layers", "lr", "seed",
-               "run_dir", "reason", "error")
+               "sample_pulse_ratio", "sample_rhythm_similarity", "sample_continuity_ratio", "sample_frechet_ratio",
+               "sample_novelty", "sample_flags", "run_dir", "reason", "error")
 
 
 def best_trial(doc: dict) -> dict | None:
@@ -63,7 +64,8 @@ def write_results(sweep_dir, doc: dict) -> None:
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in doc["trials"]:
-        w.writerow({k: "" if r.get(k) is None else r.get(k) for k in CSV_COLUMNS})
+        w.writerow({k: "" if r.get(k) is None else (" ".join(r[k]) if k == "sample_flags" else r[k])
+                    for k in CSV_COLUMNS})
     write_text(sweep_dir / "results.csv", buf.getvalue())
     write_text(sweep_dir / "results.md", results_markdown(doc))
     _write_best(sweep_dir, best_trial(doc))
@@ -98,6 +100,14 @@ def cell_text(r: dict | None) -> str:
     if r["status"] == "done":
         return f"{r['score']:.3f} ({r['val_snr_db']:+.1f} dB)"
     return r["status"]
+
+
+def sample_text(r: dict) -> str:
+    """A trial's last scored sample clip: pulse ratio, rhythm similarity and flags ('-' when none was scored)."""
+    if r.get("sample_flags") is None:
+        return "-"
+    return (f"{fmt(r.get('sample_pulse_ratio'))}, {fmt(r.get('sample_rhythm_similarity'))}, "
+            f"{', '.join(r['sample_flags']) or 'no flags'}")
 
 
 def results_markdown(doc: dict) -> str:
@@ -136,8 +146,8 @@ def results_markdown(doc: dict) -> str:
         lines.append("")
     lines += ["## Trials", "",
               "| trial | status | batch | steps | samples seen | train s | compile s | val MSE | zero MSE | copy MSE "
-              "| /zero | /copy | SNR dB | peak RSS |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| /zero | /copy | SNR dB | peak RSS | sample: pulse ratio, rhythm, flags |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in doc["trials"]:
         batch = fmt(r.get("batch_size"), "d") + (f" (from {r['batch_reduced_from']})"
                                                   if r.get("batch_reduced_from") else "")
@@ -147,7 +157,7 @@ def results_markdown(doc: dict) -> str:
             f"{fmt(r.get('samples_seen'), ',')} | {fmt(r.get('train_seconds'), '.1f')} | "
             f"{fmt(r.get('compile_seconds'), '.1f')} | {fmt(r.get('val_mse'), '.4f')} | "
             f"{fmt(r.get('zero_mse'), '.4f')} | {fmt(r.get('copy_mse'), '.4f')} | {fmt(r.get('score'))} | "
-            f"{fmt(r.get('vs_copy'))} | {fmt(r.get('val_snr_db'), '+.2f')} | {rss} |")
+            f"{fmt(r.get('vs_copy'))} | {fmt(r.get('val_snr_db'), '+.2f')} | {rss} | {sample_text(r)} |")
     notes = [r for r in doc["trials"] if r.get("reason") or r.get("error")]
     if notes:
         lines += ["", "## Not run or failed", ""]

@@ -116,7 +116,19 @@ def run_trial(job: dict, reporter=None) -> dict:
         "best_val_mse": min(vals) if vals else None,
         "peak_rss_bytes": mem.peak,
         "peak_device_bytes": _device_peak(),
+        **sample_scores(rows),
     }
+
+
+SAMPLE_SCORES = ("sample_pulse_ratio", "sample_rhythm_similarity", "sample_continuity_ratio", "sample_frechet_ratio",
+                 "sample_novelty", "sample_flags")
+
+
+def sample_scores(rows: list[dict]) -> dict:
+    """The last scored sample clip's evaluate metrics (opt in with sample_every in the experiment file): whether a
+    trial's output keeps the beat, next to its validation loss. Empty when no clip was scored."""
+    scored = [r for r in rows if "sample_flags" in r]
+    return {k: scored[-1].get(k) for k in SAMPLE_SCORES} if scored else {}
 
 
 def describe_error(e: BaseException) -> str:
