@@ -11,6 +11,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from framegen.atomic import atomic_path
 from framegen.errors import RunError
 
 BEATS_FILE = "beats.npz"
@@ -129,11 +130,9 @@ def continued(grid: BeatGrid, start_sample, n_frames: int, frame_size: int) -> n
 def save(run_dir: Path, grid: BeatGrid) -> Path:
     """Write ``beats.npz`` atomically (temp file + rename)."""
     path = Path(run_dir) / BEATS_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, version=np.int64(BEATS_VERSION), beats=grid.beats, sample_rate=np.int64(grid.sample_rate))
-        tmp.replace(path)
     except OSError as e:
         raise RunError(f"cannot write {path} ({e.strerror or e}): free disk space or pass a writable --run-dir") \
             from None
