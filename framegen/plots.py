@@ -141,3 +141,87 @@ def plot_sweep_heatmap(path, doc: dict) -> None:
     fig.colorbar(im, ax=ax, label="score (lower is better)")
     fig.tight_layout()
     _save(plt, fig, path)
+
+
+def plot_training(path, rows: list[dict]) -> None:
+    """The report's training figure: MSE per epoch (log scale: train, validation and the zero and copy-previous-
+    frame predictors on the same held-out frames) and, for VQ runs, cross-entropy (train, validation) beside it.
+    ``rows``: metrics.jsonl rows."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r.get("epoch") for r in rows]
+    vq = any(r.get("val_ce") is not None or r.get("train_ce") is not None for r in rows)
+    fig, axes = plt.subplots(1, 2 if vq else 1, figsize=(11 if vq else 7, 3.6), squeeze=False, layout="constrained")
+
+    def curves(ax, series):
+        for key, label, style in series:
+            ys = [r.get(key) for r in rows]
+            if any(y is not None for y in ys):
+                ax.plot(epochs, [float("nan") if y is None else y for y in ys], style, label=label, markersize=4)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+    curves(axes[0, 0], [("train_mse", "train", "-o"), ("val_mse", "validation", "-o"),
+                        ("zero_mse", "zero predictor", "--"), ("copy_mse", "copy previous frame", ":")])
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_ylabel("MSE (song variance = 1)")
+    axes[0, 0].set_title("frame MSE on the held-out tail" + (" (argmax code's frame)" if vq else ""), fontsize=9)
+    if vq:
+        curves(axes[0, 1], [("train_ce", "train", "-o"), ("val_ce", "validation", "-o")])
+        axes[0, 1].set_ylabel("cross-entropy (nats per frame)")
+        axes[0, 1].set_title("code prediction", fontsize=9)
+    _save(plt, fig, path)
+
+
+def plot_clip(path, clip, sample_rate: int, *, song=None, top: float | None = None, title: str = "",
+              song_title: str = "song") -> None:
+    """A clip's log-mel spectrogram over its onset envelope, beside the same for a stretch of the song (when given)
+    at the same scales: one dB scale (0 dB = ``top``, the song's loudest mel cell, else the loudest cell shown),
+    one time scale (panel widths follow durations) and one onset-strength scale.
+
+    ``clip`` and ``song`` are mono arrays at ``sample_rate``; written to ``path`` as a PNG."""
+    import math
+
+    import librosa
+    import numpy as np
+
+    from framegen.evaluate import FEATURE_HOP_S, FEATURE_WINDOW_S, mel_power
+
+    plt = _pyplot()
+    hop = max(1, int(round(FEATURE_HOP_S * sample_rate)))
+    parts = [(np.nan_to_num(np.asarray(clip, np.float32)), title or "clip")]
+    if song is not None and len(song):
+        parts.append((np.asarray(song, np.float32), song_title))
+    window = int(2 ** round(math.log2(FEATURE_WINDOW_S * sample_rate)))  # mel_power's n_fft
+    mels, onsets = [], []
+    for y, _ in parts:
+        y = np.pad(y, (0, max(0, window - len(y))))  # a clip shorter than one window still gets a column
+        mels.append(mel_power(y, sample_rate))
+        onsets.append(librosa.onset.onset_strength(y=y, sr=sample_rate, hop_length=hop, n_fft=window))
+    top = top or max(float(m.max()) for m in mels) or 1.0
+    onset_top = max(float(o.max()) for o in onsets) or 1.0
+    widths = [max(len(y), 1) / sample_rate for y, _ in parts]
+    fig, axes = plt.subplots(2, len(parts), figsize=(11, 3.8), squeeze=False, sharey="row",
+                             gridspec_kw={"width_ratios": widths, "height_ratios": [3, 1]}, layout="constrained")
+    image = None
+    for j, ((y, label), power, onset) in enumerate(zip(parts, mels, onsets)):
+        seconds = len(y) / sample_rate
+        db = 10 * np.log10(np.maximum(power, 1e-8 * top) / top).T  # (mels, frames), 0 dB = the song's loudest
+        image = axes[0, j].imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0,
+                                  extent=(0, seconds, 0, db.shape[0]))
+        axes[0, j].set_title(label, fontsize=9)
+        axes[0, j].set_xticks([])
+        times = np.arange(len(onset)) * hop / sample_rate
+        axes[1, j].fill_between(times, onset, color="#3a6ea5", linewidth=0)
+        axes[1, j].set_xlim(0, seconds)
+        axes[1, j].set_ylim(0, 1.05 * onset_top)
+        axes[1, j].set_xlabel("time (s)", fontsize=8)
+        axes[1, j].tick_params(labelsize=7)
+        axes[0, j].tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("mel band", fontsize=8)
+    axes[1, 0].set_ylabel("onsets", fontsize=8)
+    fig.colorbar(image, ax=axes[0, :], label="dB (0 = song's loudest)", shrink=0.9)
+    _save(plt, fig, path)
