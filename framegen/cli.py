@@ -50,6 +50,7 @@ def cli():
       framegen info song.ogg               # what is in the file, which F x T fit
       framegen train song.wav              # train with the defaults (F=800, T=100, GRU 2x256)
       framegen generate --seconds 30       # continue the song from the latest run
+      framegen report --open               # listen: players, spectrograms and metrics on one page
     """
 
 
@@ -140,6 +141,8 @@ def demo(runs_root, minutes):
     click.echo(f"generated:  {r.generated.path}  ({r.generated.seconds:.3f} s, RMS {r.generated.rms:.4f})")
     click.echo(f"evaluation: {', '.join(r.generated.flags) or 'no flags'}  "
                f"(framegen evaluate {r.generated.path} --reference {r.song})")
+    ev = r.generated.evaluation
+    _write_report(r.train.run_dir, clips={r.generated.path: {"evaluation": ev.to_dict() if ev else None}})
 
 
 @cli.command()
@@ -208,6 +211,7 @@ def train(song, run_dir, resume, **opts):
         reporter.close()
     how = "time budget reached" if result.stopped == "max_minutes" else "done"
     click.echo(f"{how}: {result.step} steps ({result.epoch:.2f} epochs); run saved in {result.run_dir}")
+    _write_report(result.run_dir)
     click.echo(f"next: framegen generate --run {result.run_dir} --seconds 30")
 
 
@@ -258,10 +262,11 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
     from framegen.generate import generate as gen
 
     run_dir = run_dir or runs.latest_run()
-    for g in gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
-                 seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams, temperature=temperature,
-                 top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms, sample_seed=sample_seed,
-                 score=not no_score, hold=hold, max_run_s=max_run_s):
+    written = gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
+                  seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams, temperature=temperature,
+                  top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms, sample_seed=sample_seed,
+                  score=not no_score, hold=hold, max_run_s=max_run_s)
+    for g in written:
         click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
         if g.evaluation is not None:
             ev = g.evaluation
@@ -277,6 +282,13 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
                 hint = next_step_hint(load_config(g.run_dir), ev.flags)
                 if hint:
                     click.echo(f"next: {hint}", err=True)
+    settings = {k: v for k, v in dict(checkpoint=checkpoint_kind, seed_offset=seed_offset, seed_frames=seed_frames,
+                                      temperature=temperature, top_k=top_k, vq_emit=vq_emit,
+                                      crossfade_ms=crossfade_ms, sample_seed=sample_seed, hold=hold,
+                                      max_run_s=max_run_s).items() if v is not None}
+    _write_report(run_dir, clips={g.path: {"evaluation": g.evaluation.to_dict() if g.evaluation else None,
+                                           "settings": {**settings, "stream": i, "streams": len(written)}}
+                                  for i, g in enumerate(written)})
 
 
 _LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
@@ -447,10 +459,59 @@ def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, n
     counts = {s: sum(r["status"] == s for r in doc["trials"]) for s in ("done", "failed", "skipped")}
     click.echo(f"sweep {spec.name}: {counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped; "
                f"results in {plan.sweep_dir}/ (results.md, results.csv, results.json, heatmap.png)")
+    _write_report(plan.sweep_dir)
     best = sweeps.best_trial(doc)
     if best:
         click.echo(f"best: {best['key']} (val MSE / zero MSE {best['score']:.3f}, SNR {best['val_snr_db']:+.2f} dB)")
         click.echo(f"next: framegen generate --run {plan.sweep_dir / 'best'} --seconds 30")
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path), required=False)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the page here (default: TARGET/report.html).")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default web browser.")
+@click.option("--embed", is_flag=True,
+              help="Inline audio and images (base64) into one self-contained file that can be mailed.")
+def report(target, out, open_page, embed):
+    """Write the HTML listening report of a run or a sweep (TARGET; default: the latest run).
+
+    A run's page: config and song, loss curves, then for the seed, every generated clip and every epoch's sample
+    clip a player, its spectrogram and onset envelope beside the song's, and its metrics with flags highlighted;
+    the samples also as a timeline. A sweep's page: heatmap, sortable results table, and every trial's sample and
+    best generated clip with its flags and a link to its run page. A static page that works offline; it is also
+    written at the end of train, generate and sweep.
+
+    \b
+    Examples:
+      framegen report                                   # the latest run
+      framegen report runs/song-f800-t100-20261123-120000 --open
+      framegen report experiments/results/quick         # a sweep, and each trial's page
+      framegen report runs/x --embed --out x.html       # one self-contained file to mail
+    """
+    from framegen import runs
+    from framegen.report import open_in_browser, write_report
+
+    page = write_report(target if target is not None else runs.latest_run(), out=out, embed=embed)
+    click.echo(f"wrote {page.path}")
+    for line in page.missing:
+        click.echo(f"  missing: {line}")
+    if open_page:
+        open_in_browser(page.path)
+
+
+def _write_report(target, **kw) -> None:
+    """The listening report after train, generate and sweep: never fails the command that made the audio."""
+    try:
+        from framegen.report import write_report
+
+        page = write_report(target, **kw)
+    except Exception as e:  # noqa: BLE001 - the command's own work is done and saved; one line says what to do
+        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        click.echo(f"warning: the listening report was not written ({first}): run 'framegen report {target}' "
+                   f"later", err=True)
+        return
+    click.echo(f"report: {page.path}")
 
 
 @cli.command()
