@@ -157,8 +157,14 @@ def plot_training(path, rows: list[dict]) -> None:
     def curves(ax, series):
         for key, label, style in series:
             ys = [r.get(key) for r in rows]
-            if any(y is not None for y in ys):
+            if style in ("--", ":"):  # a baseline: the same held-out frames every epoch, so one level
+                last = next((y for y in reversed(ys) if y is not None), None)
+                if last is not None:
+                    ax.axhline(last, linestyle=style, color="grey" if style == ":" else "black", label=label)
+            elif any(y is not None for y in ys):
                 ax.plot(epochs, [float("nan") if y is None else y for y in ys], style, label=label, markersize=4)
+        if len(set(epochs)) == 1:
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)

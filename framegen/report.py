@@ -754,15 +754,6 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, sweep: Path 
     else:
         body.append('<section id="training"><h2>Training</h2><p>No epoch has finished yet.</p></section>')
 
-    if view.seed is not None:
-        toc.append(("seed", "Seed"))
-        body.append('<section id="seed-section"><h2 id="seed">Seed</h2><p>What the model hears before it '
-                    'continues: the first T frames of the held-out tail, which training never saw (the default seed '
-                    'of <code>framegen generate</code>). The song after it, on the right of the figure, is what a '
-                    'perfect continuation would sound like. The seed is the song itself, so it scores as '
-                    '<em>copying</em>; its other metrics show what real audio of this song scores.</p>'
-                    + _clip_block(view.seed, links, ids, docs, "clip-seed") + "</section>")
-
     toc.append(("generated", f"Generated clips ({len(view.generated)})"))
     gen = ['<section id="generated"><h2>Generated clips</h2>']
     if not view.generated:
@@ -771,6 +762,15 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, sweep: Path 
         gen.append(_clip_block(clip, links, ids, docs, "gen-" + _anchor(clip.path.stem)))
     gen.append("</section>")
     body.append("\n".join(gen))
+
+    if view.seed is not None:
+        toc.append(("seed", "Seed"))
+        body.append('<section id="seed-section"><h2 id="seed">Seed</h2><p>What the model hears before it '
+                    'continues: the first T frames of the held-out tail, which training never saw (the default seed '
+                    'of <code>framegen generate</code>). The song after it, on the right of the figure, is what a '
+                    'perfect continuation would sound like. The seed is the song itself, so it scores as '
+                    '<em>copying</em>; its other metrics show what real audio of this song scores.</p>'
+                    + _clip_block(view.seed, links, ids, docs, "clip-seed") + "</section>")
 
     toc.append(("samples", f"Samples by epoch ({len(view.samples)})"))
     smp = ['<section id="samples"><h2>Samples by epoch</h2>']
