@@ -499,6 +499,12 @@ class _Links:
             return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
         return self.href(path)
 
+    def image(self, path: Path, alt: str, cls: str = "") -> str:
+        """An <img>; on a page with files beside it, a link to the full-size picture too (a phone shrinks it)."""
+        cls = f' class="{cls}"' if cls else ""
+        img = f'<img{cls} src="{self.src(path)}" alt="{_e(alt)}">'
+        return img if self.embed else f'<a href="{self.href(path)}">{img}</a>'
+
     def href(self, path: Path) -> str:
         rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.page_dir))
         return urllib.parse.quote(Path(rel).as_posix())
@@ -603,8 +609,8 @@ def _clip_block(clip: Clip, links: _Links, ids: _Ids, docs: dict, anchor: str, e
              f'<span class="flags">{_flags(clip.flags, clip.note if clip.exists else "missing")}</span></h3>',
              _facts(clip.facts), extra, _player(clip, links, ids, labelled_by=f"{anchor}-h")]
     if clip.figure is not None and clip.figure.is_file():
-        parts.append(f'<img src="{links.src(clip.figure)}" alt="log-mel spectrogram and onset envelope of '
-                     f'{_e(clip.title)} beside the song\'s">')
+        parts.append(links.image(clip.figure, f"log-mel spectrogram and onset envelope of {clip.title} beside the "
+                                              f"song's"))
     if clip.exists and clip.note:
         parts.append(f'<p class="muted">{_e(clip.note)}</p>')
     parts.append(_metrics(clip.metrics, docs))
@@ -747,10 +753,11 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, sweep: Path 
 
     toc.append(("training", "Training"))
     if view.training_figure is not None:
-        body.append(f'<section id="training"><h2>Training</h2><img src="{links.src(view.training_figure)}" '
-                    f'alt="training and validation loss per epoch with the zero and copy predictors">'
-                    f'<p class="muted">Validation is measured on the held-out tail; the zero predictor (silence) '
-                    f'and the copy-previous-frame predictor are scored on the same frames.</p></section>')
+        picture = links.image(view.training_figure, "training and validation loss per epoch with the zero and copy "
+                                                    "predictors")
+        body.append(f'<section id="training"><h2>Training</h2>{picture}<p class="muted">Validation is measured on '
+                    f'the held-out tail; the zero predictor (silence) and the copy-previous-frame predictor are '
+                    f'scored on the same frames.</p></section>')
     else:
         body.append('<section id="training"><h2>Training</h2><p>No epoch has finished yet.</p></section>')
 
@@ -857,8 +864,8 @@ def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], pag
     heatmap = heatmap if heatmap.is_file() else sweep_dir / ASSETS_DIR / "heatmap.png"
     if heatmap.is_file():
         toc.append(("heatmap", "Heatmap"))
-        body.append(f'<section id="heatmap"><h2>Heatmap</h2><img class="narrow" src="{links.src(heatmap)}" '
-                    f'alt="score of each F x T cell"></section>')
+        picture = links.image(heatmap, "score of each F x T cell", "narrow")
+        body.append(f'<section id="heatmap"><h2>Heatmap</h2>{picture}</section>')
 
     toc.append(("results", "Results table"))
     headings = ["trial", *(h for _, h in SWEEP_FIRST), "sample flags", "clip flags", *(h for _, h in SWEEP_COLUMNS)]

@@ -79,7 +79,8 @@ def run_dir(built, tmp_path):
 
 
 def make_sweep(root: Path, song: Path) -> Path:
-    """A finished 2 x 1 sweep: two trial runs (the second scores better), results.json and its heatmap."""
+    """A finished 3 x 1 sweep: two trial runs (the second scores better) and a failed trial without a run
+    directory, results.json and its heatmap."""
     sweep_dir = root / "sweep"
     sweep_dir.mkdir()
     trials = []
@@ -90,9 +91,11 @@ def make_sweep(root: Path, song: Path) -> Path:
                        "run_dir": key, "score": score, "val_snr_db": -10 * np.log10(score), "val_mse": score,
                        "zero_mse": 1.0, "copy_mse": 1.2, "vs_copy": score / 1.2, "steps": 20, "samples_seen": 8000,
                        "budget_kind": "samples", "budget": 8000})
+    trials.append({"key": "f160-t50", "frame_size": 160, "seq_len": 50, "status": "failed", "reason": "",
+                   "error": "training diverged: the loss became NaN/inf at step 3", "run_dir": "f160-t50"})
     doc = {"results_version": 1, "sweep": "tiny", "experiment": None, "command": "framegen sweep sine.wav",
            "song": str(song), "song_samples": int(SONG_SECONDS * RATE), "sample_rate": RATE, "val_samples": 9600,
-           "budget": {"kind": "samples", "amount": 8000}, "frame_sizes": [40, 80], "seq_lens": [50],
+           "budget": {"kind": "samples", "amount": 8000}, "frame_sizes": [40, 80, 160], "seq_lens": [50],
            "machine": "test", "memory_limit_bytes": None, "updated": "2026-11-30T00:00:00+00:00", "trials": trials}
     sweeps.write_results(sweep_dir, doc)
     return sweep_dir
@@ -168,6 +171,7 @@ def test_sweep_page_has_heatmap_table_players_and_trial_pages(built):
     assert 'href="f40-t50/report.html"' in text and (sweep_dir / "f40-t50" / "report.html").is_file()
     assert 'src="f80-t50/samples/epoch-001.wav"' in text and 'src="f80-t50/generated/best-2s.wav"' in text
     assert '<span class="flag ok">best</span>' in text and 'class="sortable"' in text
+    assert "training diverged: the loss became NaN/inf at step 3" in text  # the failed trial says why
     trial_page = (sweep_dir / "f40-t50" / "report.html").read_text()
     assert 'href="../report.html"' in trial_page  # back to the sweep
 
@@ -221,6 +225,15 @@ def test_missing_wavs_and_a_missing_song_are_named_on_the_page(run_dir, tmp_path
     assert "samples/epoch-002.wav is missing" in text and "listed in metrics.jsonl are missing: epoch-002.wav" in text
     assert f"the run&#x27;s song {song} is missing" in text
     assert 'src="samples/epoch-001.wav"' in text  # what is there is still shown
+
+
+def test_open_shows_the_page_in_the_browser(built, monkeypatch):
+    opened = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    r = invoke(built["run"], "--open")
+    assert r.exit_code == 0, r.output
+    assert r.output == f"wrote {built['run'] / 'report.html'}\n"
+    assert opened == [(built["run"] / "report.html").resolve().as_uri()]
 
 
 def test_an_unwritable_out_is_one_line(run_dir, tmp_path):
@@ -320,17 +333,20 @@ def test_sweep_page_in_chromium_sorts_its_table(browser, built):
     browser.get(page.resolve().as_uri())
     order = "return [...document.querySelectorAll('#results-table tbody tr')].map(r => r.cells[0].textContent)"
     before = browser.execute_script(order)
-    assert [k.split()[0] for k in before] == ["f40-t50", "f80-t50"]
+    assert [k.split()[0] for k in before] == ["f40-t50", "f80-t50", "f160-t50"]
 
     def sort_by(heading):
         browser.execute_script("[...document.querySelectorAll('#results-table th button')].find(b => "
                                "b.textContent === arguments[0]).click()", heading)
         return [k.split()[0] for k in browser.execute_script(order)]
 
-    assert sort_by("val / zero") == ["f80-t50", "f40-t50"]  # ascending score: the better trial first
-    assert sort_by("val / zero") == ["f40-t50", "f80-t50"]  # again: descending
-    assert sort_by("F") == ["f40-t50", "f80-t50"]
-    assert browser.execute_script("return document.querySelector('#results-table th[aria-sort]').textContent") == "F"
+    assert sort_by("val / zero") == ["f80-t50", "f40-t50", "f160-t50"]  # ascending: the better trial first
+    assert sort_by("val / zero") == ["f40-t50", "f80-t50", "f160-t50"]  # again: descending; no score stays last
+    assert sort_by("F") == ["f40-t50", "f80-t50", "f160-t50"]
+    assert sort_by("F") == ["f160-t50", "f80-t50", "f40-t50"]
+    assert sort_by("status") == ["f80-t50", "f40-t50", "f160-t50"]  # done, done, failed; ties keep their order
+    sorted_by = "return document.querySelector('#results-table th[aria-sort]').textContent"
+    assert browser.execute_script(sorted_by) == "status"
 
 
 # ------------------------------------------------------------------------------------------------ written on its own
