@@ -191,13 +191,13 @@ def plot_clip(path, clip, sample_rate: int, *, song=None, top: float | None = No
     ``clip`` and ``song`` are mono arrays at ``sample_rate``; written to ``path`` as a PNG."""
     import math
 
-    import librosa
     import numpy as np
 
-    from framegen.evaluate import FEATURE_HOP_S, FEATURE_WINDOW_S, mel_power
+    from framegen.rhythm import onset_envelope, onset_hop
+    from framegen.spectral import FEATURE_WINDOW_S, mel_power
 
     plt = _pyplot()
-    hop = max(1, int(round(FEATURE_HOP_S * sample_rate)))
+    hop = onset_hop(sample_rate)
     parts = [(np.nan_to_num(np.asarray(clip, np.float32)), title or "clip")]
     if song is not None and len(song):
         parts.append((np.asarray(song, np.float32), song_title))
@@ -206,7 +206,7 @@ def plot_clip(path, clip, sample_rate: int, *, song=None, top: float | None = No
     for y, _ in parts:
         y = np.pad(y, (0, max(0, window - len(y))))  # a clip shorter than one window still gets a column
         mels.append(mel_power(y, sample_rate))
-        onsets.append(librosa.onset.onset_strength(y=y, sr=sample_rate, hop_length=hop, n_fft=window))
+        onsets.append(onset_envelope(y, sample_rate))  # the envelope the pulse and rhythm metrics read
     top = top or max(float(m.max()) for m in mels) or 1.0
     onset_top = max(float(o.max()) for o in onsets) or 1.0
     widths = [max(len(y), 1) / sample_rate for y, _ in parts]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import inspect
 import json
 import math
 import os
@@ -179,7 +178,7 @@ class _Songs:
     @staticmethod
     def _load(cfg: RunConfig):
         from framegen import audio
-        from framegen.evaluate import mel_power
+        from framegen.spectral import mel_power
 
         if not cfg.song or not Path(cfg.song).is_file():
             return None, None, (f"the run's song {cfg.song or '(none recorded)'} is missing: put it back at that path "
@@ -210,6 +209,14 @@ def _save_scores(assets: Path, scores: dict) -> None:
         tmp.replace(assets / CLIPS_FILE)
     except OSError:
         pass  # scores are a cache: the next report recomputes them
+
+
+def _current(entry: dict) -> bool:
+    """A kept score has every metric framegen.evaluate measures today; one from an older framegen is scored again."""
+    from framegen.evaluate import METRICS
+
+    d = entry.get("evaluation")
+    return d is None or set(METRICS) <= set(d)
 
 
 def _jsonable(v):
@@ -255,7 +262,7 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
         missing.append(f"cannot write figures into {assets} ({e.strerror or e}): the page shows what exists")
     rate, f, t = cfg.data.sample_rate, cfg.data.frame_size, cfg.data.seq_len
     n_train = split_song(cfg.song_samples or (len(song) if song is not None else 0), cfg.data).n_train
-    scores = _load_scores(assets)
+    scores = {k: v for k, v in _load_scores(assets).items() if _current(v)}
     for path, given in (clips or {}).items():
         path = Path(path)
         if path.is_file():
@@ -534,28 +541,15 @@ def _sort_value(v) -> str:
     return repr(v) if isinstance(v, (int, float)) else str(v)
 
 
-def metric_docs() -> dict[str, str]:
-    """Each metric's definition, quoted from framegen.evaluate.Evaluation's docstring ("name: text" paragraphs), so
-    a metric added there is explained here without a change."""
-    from framegen.evaluate import Evaluation
+def metric_docs() -> dict[str, tuple[str, str]]:
+    """{metric: (summary, details)} from framegen.evaluate.METRICS, so a metric added there is explained here."""
+    from framegen.evaluate import METRICS
 
-    docs, name = {}, None
-    for line in (inspect.getdoc(Evaluation) or "").splitlines():
-        m = re.match(r"(\w+): (.*)", line)
-        if m:
-            name = m.group(1)
-            docs[name] = m.group(2)
-        elif name and line.startswith(" "):
-            docs[name] += " " + line.strip()
-        else:
-            name = None
-    return docs
+    return dict(METRICS)
 
 
 def _short_docs() -> dict[str, str]:
-    from framegen import evaluate
-
-    return {**metric_docs(), **getattr(evaluate, "_EXPLAIN", {})}
+    return {name: summary for name, (summary, _) in metric_docs().items()}
 
 
 def _flags(flags, note: str = "") -> str:
@@ -723,7 +717,8 @@ def _epoch_table(rows: list[dict]) -> str:
 
 
 def _definitions(docs: dict) -> str:
-    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in docs.items())
+    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(summary)}{'; ' + _e(more) if more else ''}.</dd>"
+                    for k, (summary, more) in docs.items())
     return f'<dl class="defs">{items}</dl>'
 
 

@@ -118,7 +118,8 @@ def test_run_page_shows_every_clip_with_player_figure_and_metrics(built):
                 "report/seed-seed.png"):
         assert (run_dir / png).is_file() and f'src="{png}"' in text, png
     assert '<span class="flag warn">far_from_song</span>' in text and "no flags" in text
-    assert "frechet_ratio" in text and "novelty" in text  # the generated clip was scored (no score was on disk)
+    for metric in ("frechet_ratio", "novelty", "pulse_ratio", "rhythm_similarity", "continuity_ratio"):
+        assert f">{metric}</span>" in text, metric  # the generated clip was scored (no score was on disk)
     assert "too short to score" in text  # the seed: T x F = 2,000 samples at 8 kHz
     assert 'id="missing"' not in text
     assert "http://" not in text and "https://" not in text  # works offline: no external URL at all
@@ -138,14 +139,24 @@ def test_second_report_draws_and_scores_nothing_again(run_dir, monkeypatch):
     assert "frechet_ratio" in text
 
 
+def test_a_score_from_an_older_framegen_is_scored_again(run_dir):
+    path = run_dir / "report" / "clips.json"
+    doc = json.loads(path.read_text())
+    del doc["clips"]["generated/best-2s.wav"]["evaluation"]["pulse_ratio"]  # as before the rhythm metrics
+    path.write_text(json.dumps(doc))
+    report.write_report(run_dir)
+    assert "pulse_ratio" in json.loads(path.read_text())["clips"]["generated/best-2s.wav"]["evaluation"]
+
+
 def test_new_metrics_and_flags_appear_without_code_changes(run_dir):
-    """Every key of the evaluation a caller passes is shown, and every flag highlighted (new rhythm metrics)."""
+    """Every key of the evaluation a caller passes is shown, and every flag highlighted: a metric or flag that
+    framegen.evaluate adds later appears on the page as it is."""
     wav = run_dir / "generated" / "best-2s.wav"
-    evaluation = {"seconds": 2.0, "pulse_ratio": 0.123456, "tempo": 121.5, "flags": ["no_pulse", "stuck"]}
+    evaluation = {"seconds": 2.0, "groove_score": 0.123456, "key_match": True, "flags": ["off_key", "stuck"]}
     text = report.write_report(run_dir, clips={wav: {"evaluation": evaluation, "settings": {"temperature": 0.9}}}) \
         .path.read_text()
-    assert "pulse_ratio</span> <span class=\"v\">0.1235" in text and "tempo" in text
-    assert '<span class="flag warn">no_pulse</span>' in text and '<span class="flag bad">stuck</span>' in text
+    assert 'groove_score</span> <span class="v">0.1235' in text and 'key_match</span> <span class="v">yes' in text
+    assert '<span class="flag warn">off_key</span>' in text and '<span class="flag bad">stuck</span>' in text
     assert "temperature 0.9" in text
 
 
@@ -357,7 +368,7 @@ def test_train_and_generate_write_the_report_and_a_failing_report_fails_neither(
     monkeypatch.chdir(tmp_path)
     song = write(tmp_path / "song.wav", sine_song(10.0))
     tiny = ["-F", "40", "-T", "50", "--hidden", "199", "--batch-size", "8", "--sample-rate", "8000",
-            "--sample-every", "1", "--epochs", "1", "--run-dir", "r"]
+            "--sample-every", "1", "--epochs", "1", "--clock", "none", "--run-dir", "r"]
     r = CliRunner().invoke(cli, ["train", str(song), *tiny])
     assert r.exit_code == 0, r.output
     assert "report: r/report.html" in r.output
