@@ -260,7 +260,7 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
         assets.mkdir(exist_ok=True)
     except OSError as e:
         missing.append(f"cannot write figures into {assets} ({e.strerror or e}): the page shows what exists")
-    rate, f, t = cfg.data.sample_rate, cfg.data.frame_size, cfg.data.seq_len
+    f, t = cfg.data.frame_size, cfg.data.seq_len
     n_train = split_song(cfg.song_samples or (len(song) if song is not None else 0), cfg.data).n_train
     scores = {k: v for k, v in _load_scores(assets).items() if _current(v)}
     for path, given in (clips or {}).items():
@@ -269,52 +269,13 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
             scores[_key(run_dir, path)] = {**_stamp(path), "evaluation": given.get("evaluation"),
                                            "settings": given.get("settings") or {}}
 
-    # the seed generation warms on by default: T frames from the start of the held-out tail
-    seed = None
-    if song is not None:
-        path = assets / "seed.wav"
-        piece = song[n_train: n_train + t * f]
-        seed = Clip("seed", "seed", path, facts={"starts at": f"{n_train / rate:.2f} s",
-                                                 "length": f"{t} frames of {f} samples"},
-                    compare_start=n_train + t * f)
-        try:
-            if not path.is_file() or _read(path)[0].shape != piece.shape:
-                from framegen import audio
-
-                audio.write_wav(path, piece, rate)
-        except (OSError, FramegenError) as e:
-            seed.note = f"cannot write {path} ({getattr(e, 'strerror', None) or e})"
-
-    samples = []
-    listed = set()
-    for r in rows:
-        if not r.get("sample"):
-            continue
-        listed.add(Path(r["sample"]).as_posix())
-        sample = {k[len("sample_"):]: v for k, v in r.items() if k.startswith("sample_")}
-        error = sample.pop("eval_error", None)
-        flags = sample.pop("flags", None)
-        facts = {"epoch": r.get("epoch"), "val MSE": r.get("val_mse"), "SNR dB": r.get("val_snr_db")}
-        if r.get("partial"):
-            facts["partial epoch"] = True
-        clip = Clip("sample", f"epoch {r.get('epoch')} sample", run_dir / r["sample"], metrics=sample or None,
-                    flags=tuple(flags) if flags is not None else None, facts=facts,
-                    compare_start=n_train + min(t, SAMPLE_SEED_FRAMES) * f)
-        if error:
-            clip.note = f"not scored: {error}"
-        samples.append(clip)
-    for path in sorted((run_dir / "samples").glob("*.wav")):
-        if path.relative_to(run_dir).as_posix() not in listed:  # e.g. rows a resume dropped
-            samples.append(Clip("sample", path.stem, path, note="not listed in metrics.jsonl: no scores",
-                                compare_start=n_train + min(t, SAMPLE_SEED_FRAMES) * f))
-
+    seed = _seed_clip(assets, song, n_train, cfg) if song is not None else None
+    samples = _sample_clips(run_dir, rows, n_train + min(t, SAMPLE_SEED_FRAMES) * f)
     generated = []
     paths = sorted((run_dir / "generated").glob("*.wav"))
     paths += [Path(k) for k in scores if os.path.isabs(k) and Path(k).is_file() and Path(k) not in paths]
-    for path in paths:
-        key = _key(run_dir, path)
-        known = scores.get(key, {})
-        settings = known.get("settings") or {}
+    for path in paths:  # generate's own folder, and clips it wrote elsewhere (--out) that the CLI handed over
+        settings = scores.get(_key(run_dir, path), {}).get("settings") or {}
         generated.append(Clip("generated", path.name, path, facts=dict(settings),
                               compare_start=_generated_start(cfg, song, n_train, settings)))
 
@@ -339,14 +300,57 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
     if not samples:
         every = cfg.train.sample_every
         missing.append("no sample clips: the run was trained with --sample-every 0" if not every else
-                       "no sample clips yet: train.py writes one every "
-                       f"{every} epoch(s) (samples/epoch-NNN.wav)")
+                       f"no sample clips yet: training writes samples/epoch-NNN.wav every {every} epoch(s)")
     gone = [c.path.name for c in samples if not c.exists and not c.note.startswith("cannot read")]
     if gone:
         missing.append(f"sample WAV(s) listed in metrics.jsonl are missing: {', '.join(gone)}")
     if not generated:
         missing.append(f"no generated clips yet: run 'framegen generate --run {run_dir} --seconds 30'")
     return RunView(run_dir, config, cfg, rows, seed, samples, generated, training, missing)
+
+
+def _seed_clip(assets: Path, song: np.ndarray, n_train: int, cfg: RunConfig) -> Clip:
+    """The seed generate warms on by default (T frames from the start of the held-out tail), as report/seed.wav."""
+    rate, f, t = cfg.data.sample_rate, cfg.data.frame_size, cfg.data.seq_len
+    path = assets / "seed.wav"
+    piece = song[n_train: n_train + t * f]
+    seed = Clip("seed", "seed", path, facts={"starts at": f"{n_train / rate:.2f} s",
+                                             "length": f"{t} frames of {f} samples"},
+                compare_start=n_train + t * f)
+    try:
+        if not path.is_file() or _read(path)[0].shape != piece.shape:
+            from framegen import audio
+
+            audio.write_wav(path, piece, rate)
+    except (OSError, FramegenError) as e:
+        seed.note = f"cannot write {path} ({getattr(e, 'strerror', None) or e})"
+    return seed
+
+
+def _sample_clips(run_dir: Path, rows: list[dict], compare_start: int) -> list[Clip]:
+    """Each epoch's sample clip with the scores train logged beside it (``sample_*``), then any WAV in samples/
+    that no row lists (rows a resume dropped)."""
+    samples, listed = [], set()
+    for r in rows:
+        if not r.get("sample"):
+            continue
+        listed.add(Path(r["sample"]).as_posix())
+        sample = {k[len("sample_"):]: v for k, v in r.items() if k.startswith("sample_")}
+        error = sample.pop("eval_error", None)
+        flags = sample.pop("flags", None)
+        facts = {"epoch": r.get("epoch"), "val MSE": r.get("val_mse"), "SNR dB": r.get("val_snr_db")}
+        if r.get("partial"):
+            facts["partial epoch"] = True
+        clip = Clip("sample", f"epoch {r.get('epoch')} sample", run_dir / r["sample"], metrics=sample or None,
+                    flags=tuple(flags) if flags is not None else None, facts=facts, compare_start=compare_start)
+        if error:
+            clip.note = f"not scored: {error}"
+        samples.append(clip)
+    for path in sorted((run_dir / "samples").glob("*.wav")):
+        if path.relative_to(run_dir).as_posix() not in listed:
+            samples.append(Clip("sample", path.stem, path, note="not listed in metrics.jsonl: no scores",
+                                compare_start=compare_start))
+    return samples
 
 
 def _generated_start(cfg: RunConfig, song, n_train: int, settings: dict) -> int:
