@@ -436,8 +436,9 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
 
         plot_clip(figure, y, rate, song=stretch, top=top, title=clip.title, song_title=label)
         clip.figure = figure
-    except OSError as e:
-        clip.note = (clip.note + "; " if clip.note else "") + f"cannot draw {figure.name} ({e.strerror or e})"
+    except (OSError, ValueError, RuntimeError) as e:  # one odd clip must not cost the page
+        why = (getattr(e, "strerror", None) or str(e).splitlines()[0]) if str(e) else type(e).__name__
+        clip.note = (clip.note + "; " if clip.note else "") + f"cannot draw {figure.name} ({why})"
 
 
 # ---------------------------------------------------------------------------------------------------- reading a sweep

@@ -229,11 +229,13 @@ def test_missing_wavs_and_a_missing_song_are_named_on_the_page(run_dir, tmp_path
     cfg = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps({**cfg, "song": str(song)}))
     (run_dir / "samples" / "epoch-002.wav").unlink()
+    (run_dir / "generated" / "broken.wav").write_bytes(b"RIFF\x00\x00")
     song.unlink()
     r = invoke(run_dir)
     assert r.exit_code == 0, r.output
     text = (run_dir / "report.html").read_text()
     assert "samples/epoch-002.wav is missing" in text and "listed in metrics.jsonl are missing: epoch-002.wav" in text
+    assert "cannot read broken.wav" in text
     assert f"the run&#x27;s song {song} is missing" in text
     assert 'src="samples/epoch-001.wav"' in text  # what is there is still shown
 
