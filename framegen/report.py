@@ -276,7 +276,8 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
     paths += [Path(k) for k in scores if os.path.isabs(k) and Path(k).is_file() and Path(k) not in paths]
     for path in paths:  # generate's own folder, and clips it wrote elsewhere (--out) that the CLI handed over
         settings = scores.get(_key(run_dir, path), {}).get("settings") or {}
-        generated.append(Clip("generated", path.name, path, facts=dict(settings),
+        facts = {k: v for k, v in settings.items() if k not in ("stream", "streams") or settings.get("streams", 1) > 1}
+        generated.append(Clip("generated", path.name, path, facts=facts,
                               compare_start=_generated_start(cfg, song, n_train, settings)))
 
     for clip in ([seed] if seed else []) + samples + generated:
