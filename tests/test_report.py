@@ -325,6 +325,8 @@ def check_page(driver, page: Path) -> None:
         if url.fragment:
             target = (page.parent / unquote(url.path)) if url.path else page
             assert f'id="{url.fragment}"' in target.read_text(), href
+    toc = driver.execute_script("return [...document.querySelectorAll('nav.toc a')].map(a => a.getAttribute('href'))")
+    assert len(toc) >= 3 and all(h.startswith("#") for h in toc), toc  # a table of contents, checked above
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
     driver.set_window_size(390, 844)  # a phone
