@@ -126,17 +126,24 @@ def write_report(target=None, *, out=None, embed: bool = False, clips: dict | No
     if out.is_dir():
         out = out / REPORT_FILE
     songs = _Songs()
-    if kind == "run":
-        view = collect_run(target, songs=songs, clips=clips)
-        from framegen.sweep import RESULTS_FILE
+    if kind == "sweep":
+        doc, trials, missing = collect_sweep(target, songs=songs)
+        _write_page(out, sweep_page(target, doc, trials, missing, out.parent, embed=embed))
+        return Page(out, kind, missing)
+    from framegen.sweep import RESULTS_FILE
 
-        # a sweep's trial links back to the sweep's page, when there is one
-        sweep = target.parent if all((target.parent / f).is_file() for f in (RESULTS_FILE, REPORT_FILE)) else None
-        _write_page(out, run_page(view, out.parent, embed=embed, sweep=sweep))
-        return Page(out, kind, view.missing)
-    doc, trials, missing = collect_sweep(target, songs=songs)
-    _write_page(out, sweep_page(target, doc, trials, missing, out.parent, embed=embed))
-    return Page(out, kind, missing)
+    view = collect_run(target, songs=songs, clips=clips)
+    # a sweep's trial links back to the sweep's page, when there is one, and refreshes it (a clip generated from
+    # the sweep's best run belongs in its table)
+    sweep = target.parent if all((target.parent / f).is_file() for f in (RESULTS_FILE, REPORT_FILE)) else None
+    _write_page(out, run_page(view, out.parent, embed=embed, sweep=sweep))
+    if sweep is not None:
+        try:
+            doc, trials, missing = collect_sweep(sweep, songs=songs)
+            _write_page(sweep / REPORT_FILE, sweep_page(sweep, doc, trials, missing, sweep))
+        except FramegenError as e:
+            view.missing.append(f"the sweep's page {sweep / REPORT_FILE} was not refreshed: {e}")
+    return Page(out, kind, view.missing)
 
 
 def open_in_browser(path) -> None:

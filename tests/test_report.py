@@ -187,6 +187,14 @@ def test_sweep_page_has_heatmap_table_players_and_trial_pages(built):
     assert 'href="../report.html"' in trial_page  # back to the sweep
 
 
+def test_a_trial_s_report_refreshes_its_sweep_page(built, tmp_path):
+    sweep_dir = Path(shutil.copytree(built["sweep"], tmp_path / "sweep", symlinks=True))
+    (sweep_dir / "f40-t50" / "generated" / "best-2s.wav").rename(sweep_dir / "f40-t50" / "generated" / "new.wav")
+    report.write_report(sweep_dir / "f40-t50")  # as 'framegen generate --run SWEEP/f40-t50' does at its end
+    text = (sweep_dir / "report.html").read_text()
+    assert 'src="f40-t50/generated/new.wav"' in text
+
+
 # ---------------------------------------------------------------------------------------------------- bad input
 
 
