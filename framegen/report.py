@@ -153,16 +153,13 @@ def open_in_browser(path) -> None:
 
 
 def _write_page(out: Path, text: str) -> None:
-    tmp = out.with_name(f".{out.name}.tmp")
+    from framegen.atomic import atomic_path
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise RunError(f"cannot write the report {out} ({e.strerror or e}): pass --out FILE in a writable place") \
             from None
 
@@ -210,10 +207,11 @@ def _load_scores(assets: Path) -> dict:
 
 
 def _save_scores(assets: Path, scores: dict) -> None:
+    from framegen.atomic import write_text
+
     try:
-        tmp = assets / f".{CLIPS_FILE}.tmp"
-        tmp.write_text(json.dumps({"version": CLIPS_VERSION, "clips": scores}, indent=1, default=_jsonable) + "\n")
-        tmp.replace(assets / CLIPS_FILE)
+        write_text(assets / CLIPS_FILE,
+                   json.dumps({"version": CLIPS_VERSION, "clips": scores}, indent=1, default=_jsonable) + "\n")
     except OSError:
         pass  # scores are a cache: the next report recomputes them
 
@@ -876,7 +874,13 @@ def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], pag
         body.append(f'<section id="heatmap"><h2>Heatmap</h2>{picture}</section>')
 
     toc.append(("results", "Results table"))
-    headings = ["trial", *(h for _, h in SWEEP_FIRST), "sample flags", "clip flags", *(h for _, h in SWEEP_COLUMNS)]
+    # the sample scores a sweep records per trial (sample_pulse_ratio, ...), whichever they are
+    scores = []
+    for r, _ in trials:
+        scores += [k for k, v in r.items() if k.startswith("sample_") and k not in scores
+                   and (v is None or isinstance(v, (int, float)))]
+    columns = [*((k, k.replace("_", " ")) for k in scores), *SWEEP_COLUMNS]
+    headings = ["trial", *(h for _, h in SWEEP_FIRST), "sample flags", "clip flags", *(h for _, h in columns)]
     head = "".join(f'<th scope="col"><button type="button">{_e(h)}</button></th>' for h in headings)
 
     def cell(k, v):
@@ -893,7 +897,7 @@ def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], pag
         for clip in ((view.last_sample() if view else None), (view.best_generated() if view else None)):
             flags = "" if clip is None or clip.flags is None else (", ".join(clip.flags) or "none")
             cells.append(f'<td data-v="{_e(flags)}">{_flags(clip.flags, clip.note) if clip else "–"}</td>')
-        cells += [cell(k, r.get(k)) for k, _ in SWEEP_COLUMNS]
+        cells += [cell(k, r.get(k)) for k, _ in columns]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     body.append(f'<section id="results"><h2>Results</h2><p class="muted">Click a column heading to sort; again to '
                 f'reverse.</p><div class="scroll"><table class="sortable" id="results-table"><thead><tr>{head}'

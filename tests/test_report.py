@@ -90,7 +90,7 @@ def make_sweep(root: Path, song: Path) -> Path:
         trials.append({"key": key, "frame_size": f, "seq_len": 50, "status": "done", "reason": "", "error": "",
                        "run_dir": key, "score": score, "val_snr_db": -10 * np.log10(score), "val_mse": score,
                        "zero_mse": 1.0, "copy_mse": 1.2, "vs_copy": score / 1.2, "steps": 20, "samples_seen": 8000,
-                       "budget_kind": "samples", "budget": 8000})
+                       "budget_kind": "samples", "budget": 8000, "sample_pulse_ratio": score, "sample_flags": []})
     trials.append({"key": "f160-t50", "frame_size": 160, "seq_len": 50, "status": "failed", "reason": "",
                    "error": "training diverged: the loss became NaN/inf at step 3", "run_dir": "f160-t50"})
     doc = {"results_version": 1, "sweep": "tiny", "experiment": None, "command": "framegen sweep sine.wav",
@@ -182,6 +182,7 @@ def test_sweep_page_has_heatmap_table_players_and_trial_pages(built):
     assert 'href="f40-t50/report.html"' in text and (sweep_dir / "f40-t50" / "report.html").is_file()
     assert 'src="f80-t50/samples/epoch-001.wav"' in text and 'src="f80-t50/generated/best-2s.wav"' in text
     assert '<span class="flag ok">best</span>' in text and 'class="sortable"' in text
+    assert '<button type="button">sample pulse ratio</button>' in text  # what results.json records, as it is
     assert "training diverged: the loss became NaN/inf at step 3" in text  # the failed trial says why
     trial_page = (sweep_dir / "f40-t50" / "report.html").read_text()
     assert 'href="../report.html"' in trial_page  # back to the sweep
