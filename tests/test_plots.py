@@ -33,3 +33,22 @@ def test_evaluation_plot_shows_both_spectrograms(tmp_path):
     ev = evaluate(noise, rate, song, rate)
     plots.plot_evaluation(tmp_path / "e.png", noise, song, rate, ev)
     assert (tmp_path / "e.png").read_bytes()[:8] == PNG
+
+
+def test_training_plot_draws_vq_cross_entropy_beside_mse_for_one_epoch(tmp_path):
+    rows = [{"epoch": 1, "train_ce": 3.4, "val_ce": 2.4, "val_mse": 0.9, "zero_mse": 0.7, "copy_mse": 1.5}]
+    plots.plot_training(tmp_path / "t.png", rows)
+    assert (tmp_path / "t.png").read_bytes()[:8] == PNG
+    assert [p.name for p in tmp_path.iterdir()] == ["t.png"]
+
+
+def test_clip_plot_draws_a_clip_beside_the_song_and_a_clip_alone_even_if_shorter_than_a_window(tmp_path):
+    rate = 8000
+    t = np.arange(2 * rate) / rate
+    clip = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    song = (0.3 * np.random.default_rng(0).standard_normal(rate)).astype(np.float32)
+    plots.plot_clip(tmp_path / "c.png", clip, rate, song=song, top=1.0, title="clip", song_title="song")
+    plots.plot_clip(tmp_path / "short.png", clip[:100], rate)
+    for name in ("c.png", "short.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+    assert (tmp_path / "c.png").stat().st_size > (tmp_path / "short.png").stat().st_size
