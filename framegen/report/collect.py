@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -331,7 +332,9 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
             entry["evaluation"] = None
         else:
             try:
-                d = evaluate(np.clip(y, -1.0, 1.0), rate, song, rate).to_dict()
+                with warnings.catch_warnings():  # numpy/librosa chatter on clips of about a second, not for a page
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    d = evaluate(np.clip(y, -1.0, 1.0), rate, song, rate).to_dict()
                 entry["evaluation"] = d
                 clip.metrics, clip.flags = _split_evaluation(d)
             except (FramegenError, ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
