@@ -207,7 +207,7 @@ def bench_matmul(configs, compare: bool, reps: int = 5, log=print) -> list[dict]
                 secs[impl] = statistics.median(timed(fn[what], reps))
             for impl, sec in secs.items():
                 row = {"what": "matmul", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b, "shape": what,
-                       "ms": round(sec / n * 1e3, 4), "gflops": round(flop * n / sec / 1e9, 1), "compile_s": None}
+                       "ms": round(sec / n * 1e3, 4), "gflops": round(flop * n / sec / 1e9, 3), "compile_s": None}
                 if "torch" in secs:
                     row["ratio_vs_torch"] = round(sec / secs["torch"], 3)
                 rows.append(row)
