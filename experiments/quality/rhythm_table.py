@@ -22,7 +22,8 @@ def main(path):
         print(f"| {t['song']} | {t['model']} | {t['steps']} | {t['best_val_ce']:.3f} | {t['val_acc']:.3f} | "
               f"{t['seconds']} |")
     print()
-    print("| song | mechanism | " + " | ".join(COLUMNS) + " | tempo (song) | flags (of 3 seeds) | real: pulse, rhythm |")
+    tail = " | tempo (song) | flags (of 3 seeds) | real: pulse, rhythm |"
+    print("| song | mechanism | " + " | ".join(COLUMNS) + tail)
     print("|---|---|" + "---|" * (len(COLUMNS) + 3))
     for (song, mech), rs in clips.items():
         cells = []
