@@ -87,9 +87,7 @@ def rollout_units(model: FrameGRU, params, seed, seed_clock, first_prev, clock_p
         logits, h, k, prev, run = carry
         pos_k, clk = xs
         k, k_code, k_pick = jax.random.split(k, 3)
-        if top_k and top_k < logits.shape[-1]:
-            kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
-            logits = jnp.where(logits < kth, -jnp.inf, logits)
+        logits = vq.keep_top_k(logits, top_k)
         scale = 1.0 / max(temperature, 1e-6)
         cont = prev + f
         cont_ok = (run < max_run) & (cont + f <= n_train)

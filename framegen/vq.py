@@ -273,11 +273,15 @@ def sample_codes(key, logits, temperature: float, top_k: int = 0):
     Temperature 0 takes the most likely code."""
     if temperature == 0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    logits = logits / temperature
+    return jax.random.categorical(key, keep_top_k(logits / temperature, top_k), axis=-1).astype(jnp.int32)
+
+
+def keep_top_k(logits, top_k: int):
+    """``logits`` (..., K) with all but the ``top_k`` largest set to -inf (0 or K and more: unchanged)."""
     if 0 < top_k < logits.shape[-1]:
         kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
         logits = jnp.where(logits < kth, -jnp.inf, logits)
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+    return logits
 
 
 # ---------------------------------------------------------------------------------------------------- the file
