@@ -70,6 +70,13 @@ def _drop_closed_loop_noise() -> None:
 
     hook.framegen_filter = True
     sys.unraisablehook = hook
+    # With params and the rest saved as two items, the item whose write did not fail first is left with failed
+    # futures nobody awaits, and asyncio logs each ("... exception was never retrieved") when it is collected.
+    logging.getLogger("asyncio").addFilter(_unretrieved_futures)
+
+
+def _unretrieved_futures(record) -> bool:
+    return "exception was never retrieved" not in record.getMessage()
 
 
 def _remove_tmp_dirs(directory: Path) -> None:
