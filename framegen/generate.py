@@ -35,15 +35,24 @@ def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_
     new frame, and every new frame is fed back as the next input. The seed itself is not returned.
 
     The same function as feeding ``FrameGRU.step``'s output back (tests/test_generate.py), arranged for speed
-    (MSE mode only: the fed-back frame is the head's output itself): the loop carries the top layer's state and
-    layer 0's input gates; the head runs once on all frames after the loop; and when F > 3H/4 the head and layer
-    0's input projection are folded into one (H, 3H) matrix, W_o W_i0, which is smaller than the two.
+    for the flat model (MSE mode only: the fed-back frame is the head's output itself): the loop carries the top
+    layer's state and layer 0's input gates; the head runs once on all frames after the loop; and when F > 3H/4 the
+    head and layer 0's input projection are folded into one (H, 3H) matrix, W_o W_i0, which is smaller than the
+    two. A tiered model is fed back through ``step`` itself (its tiers step inside it).
     A model with a beat clock reads ``seed_clock`` (B, S, C) with the seed and ``clock_in`` (n_frames, B, C) with
     each generated frame (its gates add ``clock @ W_c``).
     """
     variables = {"params": params}
     out, state = model.apply(variables, seed, clock=seed_clock)
     first = out[:, -1]
+    if model.tiers:  # the tower steps its tiers inside FrameGRU.step: feed each output back through it
+        def step_tower(carry, clk):
+            frame, st = carry
+            nxt, st = model.apply(variables, frame, st, clk, method=FrameGRU.step)
+            return (nxt, st), frame
+
+        _, frames = jax.lax.scan(step_tower, (first, state), clock_in, length=n_frames, unroll=unroll)
+        return jnp.swapaxes(frames, 0, 1)
     cells = [tuple(params[f"{n}_{i}"] for n in ("w_i", "b_i", "w_h", "b_h")) for i in range(model.layers)]
     w_o, b_o = params["head"]["kernel"], params["head"]["bias"]
     w_i0, b_i0 = cells[0][:2]
