@@ -108,6 +108,13 @@ def _train_options(f):
         click.option("--clock", type=click.Choice(CLOCKS), default=TRAIN_CLOCK, show_default=True,
                      help="Beat clock: every input frame also reads the song's beat and bar phase (tracked once), "
                           "continued at the song's tempo when generating. auto: on when the song has a pulse."),
+        click.option("--tiers", default=None,
+                     help="Slower GRU tiers above the frame GRU, fastest first: '8' steps a tier once per 8 frames, "
+                          "'8,4' adds one more per 32 frames. Each conditions the tier below (SampleRNN's tower). "
+                          "--seq-len must be a multiple of their product. Default: none (one tier)."),
+        click.option("--tier-hidden", type=int, default=None,
+                     help="GRU units per layer of each tier (default: --hidden)."),
+        click.option("--tier-layers", type=int, default=None, help=f"GRU layers per tier (default {_M.tier_layers})."),
         click.option("--hold", type=float, default=None,
                      help=f"vq unit selection: weight of the frame that followed the previous one in the song "
                           f"against any other candidate (generate's default; {VQ_HOLD:g} for --output vq, else 0)."),
@@ -193,6 +200,7 @@ def train(song, run_dir, resume, **opts):
       framegen train song.wav
       framegen train song.wav --frame-size 400 --seq-len 200 --epochs 10
       framegen train song.wav --max-minutes 20
+      framegen train song.wav --output vq -F 400 -T 96 --tiers 8,4
       framegen train --resume runs/song-f800-t100-20261123-120000 --epochs 60
     """
     from framegen.train import resume_run, train_song
@@ -374,6 +382,9 @@ def _sweep_flags(f):
         click.option("--input-noise", type=float, default=None, help="Std of noise added to input frames."),
         click.option("--clock", type=click.Choice(CLOCKS), default=None,
                      help="Beat clock input (see train --help)."),
+        click.option("--tiers", default=None, help="Slower GRU tiers, e.g. 8 or 8,4 (see train --help)."),
+        click.option("--tier-hidden", type=int, default=None, help="GRU units per tier layer (default: --hidden)."),
+        click.option("--tier-layers", type=int, default=None, help="GRU layers per tier."),
         click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
         click.option("--max-run", "max_run_s", type=float, default=None,
                      help="vq unit selection: longest contiguous run, seconds."),

@@ -38,8 +38,9 @@ def fits(n_total: int, cfg: DataConfig) -> bool:
     return min(s.n_train, s.n_val) >= cfg.example_samples
 
 
-def check_fits(n_total: int, cfg: DataConfig) -> Split:
-    """The split, or SongTooShortError saying the song length, what F x T needs and which smaller sizes fit."""
+def check_fits(n_total: int, cfg: DataConfig, multiple: int = 1) -> Split:
+    """The split, or SongTooShortError saying the song length, what F x T needs and which smaller sizes fit (a
+    --seq-len hint is a ``multiple`` of the tiers' span)."""
     s = split_song(n_total, cfg)
     need = cfg.example_samples
     if min(s.n_train, s.n_val) >= need:
@@ -47,7 +48,7 @@ def check_fits(n_total: int, cfg: DataConfig) -> Split:
     room = min(s.n_train, s.n_val)
     rate = cfg.sample_rate
     hints = []
-    max_t = min(room // cfg.frame_size - 1, SEQ_RANGE[1])
+    max_t = min(room // cfg.frame_size - 1, SEQ_RANGE[1]) // multiple * multiple
     if max_t >= SEQ_RANGE[0]:
         hints.append(f"--seq-len {max_t}")
     max_f = min(room // (cfg.seq_len + 1), FRAME_RANGE[1])
