@@ -124,6 +124,10 @@ class FrameGRU(nn.Module):
             for i, fan_in in enumerate(fan_ins)
         ]
 
+    def create_params(self):
+        """Touches every parameter (``init_params``): setup's, and the head's, which Dense makes on its first call."""
+        return self.head(jnp.zeros((1, self.hidden), jnp.float32))
+
     @property
     def span(self) -> int:
         """Frames one step of the slowest tier spans (1: flat)."""
@@ -245,7 +249,6 @@ def build(cfg: ModelConfig, frame_size: int) -> FrameGRU:
 
 
 def init_params(model: FrameGRU, key):
-    """Parameters for ``model`` (shapes do not depend on T or B)."""
-    dummy = jnp.zeros((1, 1, model.frame_size), jnp.float32)
-    clock = jnp.zeros((1, 1, model.clock_dim), jnp.float32) if model.clock_dim else None
-    return model.init(key, dummy, clock=clock)["params"]
+    """Parameters for ``model`` (shapes do not depend on T or B): setup's and the head's, without running a
+    sequence (a tower's would trace a scan of ``step``)."""
+    return model.init(key, method=FrameGRU.create_params)["params"]

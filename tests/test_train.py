@@ -64,6 +64,23 @@ def test_resume_after_ctrl_c_reproduces_the_uninterrupted_run(song_path, tmp_pat
     assert [r["val_mse"] for r in cut.metrics] == [r["val_mse"] for r in whole.metrics]
 
 
+@pytest.mark.slow
+def test_resume_with_tiers_reproduces_the_uninterrupted_run_bit_for_bit(song_path, tmp_path):
+    base = tiny_config(epochs=2, log_every=3)
+    cfg = replace(base, model=replace(base.model, tiers=(5, 2), tier_hidden=32))
+    whole = train_song(song_path, cfg, run_dir=tmp_path / "whole")
+    with pytest.raises(Interrupted):
+        train_song(song_path, cfg, run_dir=tmp_path / "cut", reporter=_InterruptAt(6))
+    cut = resume_run(tmp_path / "cut")
+    assert cut.step == whole.step
+    a, _ = checkpoint.restore(whole.run_dir, "last", _like(cfg, whole))
+    b, _ = checkpoint.restore(cut.run_dir, "last", _like(cfg, whole))
+    assert any(k.startswith("tier2_") for k in a["params"])
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert [r["val_mse"] for r in cut.metrics] == [r["val_mse"] for r in whole.metrics]
+
+
 def _like(cfg, result):
     from framegen.train import init_state
 
