@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from framegen import __version__
-from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, TRAIN_CLOCK, VQ_CROSSFADE_MS, VQ_EMITS,
+from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, PRECISIONS, TRAIN_CLOCK, VQ_CROSSFADE_MS, VQ_EMITS,
                              VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig, TrainConfig)
 from framegen.display import RichReporter, RichSweepDisplay
 from framegen.errors import FramegenError, UsageError
@@ -101,6 +101,9 @@ def _train_options(f):
                      show_default=True,
                      help="vq: what a sampled code plays and feeds back: one of its real training frames "
                           "(exemplar), its centroid, or the centroid at its frames' mean loudness (scaled)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="Matmul precision: bf16 (float32 accumulation, float32 weights and state) or fp32; auto "
+                          "is bf16 on GPUs and bf16-capable CPUs. Saved in the run."),
         click.option("--crossfade", "crossfade_ms", type=float, default=None,
                      help="Smooth frame borders of sample clips over this many ms, and generate's default (0: off). "
                           f"Default: {VQ_CROSSFADE_MS:g} for --output vq (exemplars are overlap-added with their real "
