@@ -32,7 +32,7 @@ def _sigmoid(x):
     return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
-def _dot(a, b):
+def dot(a, b):
     """``a @ b`` in ``b``'s precision with a float32 result: ``a`` is cast to b's dtype (a bfloat16 weight makes a
     bfloat16 product that accumulates in float32). Contracts a's last axis with b's first."""
     if b.dtype != jnp.bfloat16:
@@ -64,17 +64,17 @@ def matmul(x, w, dtype=jnp.float32):
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _matmul(dtype, x, w):
-    return _dot(x, w.astype(dtype))
+    return dot(x, w.astype(dtype))
 
 
 def _matmul_fwd(dtype, x, w):
     xc, wc = x.astype(dtype), w.astype(dtype)
-    return _dot(xc, wc), (xc, wc)
+    return dot(xc, wc), (xc, wc)
 
 
 def _matmul_bwd(dtype, residuals, g):
     xc, wc = residuals
-    dx = _dot(g, wc.T)
+    dx = dot(g, wc.T)
     dw = _einsum("...k,...n->kn", xc, g, dtype)
     return dx, dw
 
@@ -86,7 +86,7 @@ def _gates(w_h, b_h, gx_t, h):
     """Gate activations of one step: r, z, n: (B, H) and gh_n = h W_hn + b_hn: (B, H); w_h's dtype is the
     product's precision (h is cast to it), everything else is float32."""
     hidden = h.shape[-1]
-    gh = _dot(h, w_h) + b_h
+    gh = dot(h, w_h) + b_h
     r = _sigmoid(gx_t[..., :hidden] + gh[..., :hidden])
     z = _sigmoid(gx_t[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden])
     gh_n = gh[..., 2 * hidden :]
@@ -179,7 +179,7 @@ def _bwd_step(w_h, b_h, dtype=jnp.float32):
         da_z = g * (hp - n) * z * (1.0 - z)
         da_r = da_n * gh_n * r * (1.0 - r)
         dgh = jnp.concatenate([da_r, da_z, da_n * r], axis=-1)  # dL/d(h W_h + b_h): (B, 3H)
-        return g * z + _dot(dgh, w_h_t), (dgh, da_n)
+        return g * z + dot(dgh, w_h_t), (dgh, da_n)
 
     return step
 
@@ -225,7 +225,7 @@ def _gru_layer_x_fwd(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0):
     w_ic = _cast(w_i, dtype)
 
     def outer(h, x_c):
-        hs_c = _scan_forward(w_h, b_h, _dot(x_c, w_ic) + b_i, h, unroll, dtype)
+        hs_c = _scan_forward(w_h, b_h, dot(x_c, w_ic) + b_i, h, unroll, dtype)
         return hs_c[-1], hs_c
 
     _, hs = jax.lax.scan(outer, h0, _chunked(x, chunk))
@@ -251,12 +251,12 @@ def _gru_layer_x_bwd(chunk, unroll, dtype, residuals, dhs):
         (dh, dw_i, db_i, dw_h, db_h), out = carry
         x_c, hs_cc, dhs_c = x_all[c], hs_c[c], (out if in_place else dhs_all)[c]
         h_prev = jnp.concatenate([starts[c][None], hs_cc[:-1]], axis=0)
-        dh, (dgh, da_n) = _scan(step, dh, (_dot(x_c, w_ic) + b_i, h_prev, dhs_c), reverse=True, unroll=unroll)
+        dh, (dgh, da_n) = _scan(step, dh, (dot(x_c, w_ic) + b_i, h_prev, dhs_c), reverse=True, unroll=unroll)
         dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (chunk, B, 3H)
         dw_i = dw_i + _einsum("tbf,tbg->fg", x_c, dgx, dtype)
         dw_h = dw_h + _einsum("tbh,tbg->hg", h_prev, dgh, dtype)
         grads = (dh, dw_i, db_i + jnp.sum(dgx, axis=(0, 1)), dw_h, db_h + jnp.sum(dgh, axis=(0, 1)))
-        return grads, out.at[c].set(_dot(dgx, w_ic.T).astype(out.dtype))
+        return grads, out.at[c].set(dot(dgx, w_ic.T).astype(out.dtype))
 
     grads = (jnp.zeros_like(h0), jnp.zeros_like(w_i), jnp.zeros_like(b_i), jnp.zeros_like(w_h), jnp.zeros_like(b_h))
     out = dhs_all if in_place else jnp.zeros(x_all.shape, x.dtype)
