@@ -382,6 +382,8 @@ def _sweep_flags(f):
         click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
         click.option("--max-run", "max_run_s", type=float, default=None,
                      help="vq unit selection: longest contiguous run, seconds."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help="Matmul precision of every trial (default auto: bf16 where the device has fast bf16)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
