@@ -162,17 +162,30 @@ def _key(r) -> str:
     return f"{r.impl} {getattr(r, 'mode', r.precision)}"
 
 
-def bench_train(configs, steps: int, compare: bool, gflops: float, log=print, precisions=("fp32",)) -> list[dict]:
+def bench_train(configs, steps: int, compare: bool, gflops: float, log=print, precisions=("fp32",),
+                probe: bool = False) -> list[dict]:
     """Per config: framegen's step at each of ``precisions`` (and torch's: fp32, autocast and bf16-cast for bf16),
-    all timed alternately step by step, median ms of ``steps`` after a warm-up.
+    all timed alternately step by step, median ms of ``steps`` after a warm-up. With ``probe``, torch's two bf16
+    modes are first timed 2 steps each and only the faster is timed alongside the rest (the other's row says
+    ``probe_only``): on a loaded CPU a torch step can take a minute.
 
     ``ratio_vs_torch``: against torch's fastest of all its modes (its best precision); ``ratio_vs_torch_same``:
     against torch's fastest at the row's precision. The floor is float32 FLOPs / the float32 matmul rate."""
     rows = []
     for f, t, b in configs:
         runners = [FramegenStep(f, t, b, p) for p in precisions]
+        probed = []  # torch bf16's slower mode: 2 steps to show it lost, not timed alongside
         if compare:
-            runners += [TorchStep(f, t, b, m) for p in precisions for m in TORCH_MODES[p]]
+            for p in precisions:
+                modes = [TorchStep(f, t, b, m) for m in TORCH_MODES[p]]
+                for r in modes:
+                    r()  # warm-up
+                if len(modes) > 1 and probe:
+                    probe_ms = [statistics.median(timed(r, 2)) * 1e3 for r in modes]
+                    order = sorted(range(len(modes)), key=probe_ms.__getitem__)
+                    probed += [(modes[i], probe_ms[i]) for i in order[1:]]
+                    modes = [modes[order[0]]]
+                runners += modes
         for r in runners:
             r()  # warm-up (first real step after compile)
         times = {_key(r): [] for r in runners}
@@ -183,17 +196,21 @@ def bench_train(configs, steps: int, compare: bool, gflops: float, log=print, pr
         base = {"what": "train_step", "frame_size": f, "seq_len": t, "batch_size": b, "steps": steps,
                 "floor_ms": round(floor_ms, 2), "gflop": round(step_flops(f, t, b) / 1e9, 2)}
         ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        ms.update({_key(r): p_ms for r, p_ms in probed})
         torch_ms = {r.precision: [] for r in runners if r.impl == "torch"}
         for r in runners:
             if r.impl == "torch":
                 torch_ms[r.precision].append(ms[_key(r)])
-        for r in runners:
+        for r in runners + [r for r, _ in probed]:
             mine = ms[_key(r)]
             row = {**base, "impl": r.impl, "precision": r.precision, "median_ms": round(mine, 2),
                    "compile_s": round(r.compile_s, 2), "samples_per_s": round(b * t * f / mine * 1e3),
                    "pct_floor": round(100 * floor_ms / mine, 1)}
             if r.impl == "torch":
                 row["mode"] = r.mode
+            if any(r is q for q, _ in probed):
+                row["steps"] = 2  # probed only (and lost); not in the ratios
+                row["probe_only"] = True
             if torch_ms:
                 row["ratio_vs_torch"] = round(mine / min(min(v) for v in torch_ms.values()), 4)
                 if r.precision in torch_ms:
@@ -461,7 +478,8 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
     log(rows[0])
     gflops = rows[0]["matmul_gflops"]
     if "train" in parts:
-        rows += bench_train(configs, steps, with_torch, gflops, log=log, precisions=precisions)
+        rows += bench_train(configs, steps, with_torch, gflops, log=log, precisions=precisions,
+                            probe=jax.default_backend() == "cpu")
     if "matmul" in parts:
         rows += bench_matmul(configs, with_torch, reps=2 if quick else 5, log=log)
     if "generate" in parts:
@@ -498,7 +516,8 @@ def format_tables(rows: list[dict]) -> str:
         return f"{r[key]:.2f}" if key in r else ""
 
     def impl(r):  # "framegen bf16", "torch bf16-cast"; rows from before precisions: the impl alone
-        return f"{r['impl']} {r.get('mode', r.get('precision', ''))}".strip()
+        probe = " (2-step probe, lost)" if r.get("probe_only") else ""
+        return f"{r['impl']} {r.get('mode', r.get('precision', ''))}".strip() + probe
 
     table("train_step", ["F x T x B", "impl", "median ms", "/ torch best", "/ torch same precision", "% of floor",
                          "floor ms", "audio samples/s", "compile s"],
