@@ -38,12 +38,13 @@ def threads() -> int:
         return os.cpu_count() or 1
 
 
-def run_config(frame_size: int, seq_len: int, batch_size: int, **train):
+def run_config(frame_size: int, seq_len: int, batch_size: int, precision: str = "fp32", **train):
     """The RunConfig of a bench step: GRU 2x256, MSE, Adam with clipping: framegen's defaults."""
     from framegen.config import RunConfig
 
     return RunConfig.from_options(frame_size=frame_size, seq_len=seq_len, sample_rate=RATE, hidden=HIDDEN,
-                                  layers=LAYERS, batch_size=batch_size, **{"sample_every": 0, **train})
+                                  layers=LAYERS, batch_size=batch_size, precision=precision,
+                                  **{"sample_every": 0, **train})
 
 
 def noise_song(cfg, seed: int = 0, scale: int = 1) -> np.ndarray:
@@ -89,12 +90,13 @@ class FramegenStep:
 
     impl = "framegen"
 
-    def __init__(self, f: int, t: int, b: int):
+    def __init__(self, f: int, t: int, b: int, precision: str = "fp32"):
         import jax.numpy as jnp
 
         from framegen import data, train
 
-        cfg = run_config(f, t, b)
+        self.precision = precision
+        cfg = run_config(f, t, b, precision)
         song = noise_song(cfg)
         split = data.check_fits(len(song), cfg.data)
         mesh = train.data_mesh(b)
@@ -108,57 +110,111 @@ class FramegenStep:
         return float(loss)  # blocks: the step is done
 
 
+def torch_device() -> str:
+    """Where torch runs: the GPU when there is one (cuDNN's GRU), as JAX does, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+TORCH_MODES = {"fp32": ("fp32",), "bf16": ("autocast", "bf16-cast")}
+
+
 class TorchStep:
     """The same step in PyTorch: nn.GRU(2 layers, batch_first) + nn.Linear, MSE, Adam (no clipping: conservative
-    for the ratio), fresh random batches (two, alternated), ``torch.set_num_threads`` = ``threads()``."""
+    for the ratio), fresh random batches (two, alternated), ``torch.set_num_threads`` = ``threads()``; on the GPU
+    when there is one. ``mode``: "fp32"; "autocast" (``torch.autocast(bfloat16)``, float32 weights); "bf16-cast"
+    (model, Adam and data all bfloat16: what a PyTorch user gets by casting, fastest on CPU)."""
 
     impl = "torch"
     compile_s = 0.0
 
-    def __init__(self, f: int, t: int, b: int):
+    def __init__(self, f: int, t: int, b: int, mode: str = "fp32"):
         import torch
 
         torch.set_num_threads(threads())
         torch.manual_seed(0)
-        self.torch = torch
-        self.gru = torch.nn.GRU(f, HIDDEN, num_layers=LAYERS, batch_first=True)
-        self.head = torch.nn.Linear(HIDDEN, f)
+        self.torch, self.mode, self.device = torch, mode, torch_device()
+        self.precision = "fp32" if mode == "fp32" else "bf16"
+        dtype = torch.bfloat16 if mode == "bf16-cast" else torch.float32
+        self.gru = torch.nn.GRU(f, HIDDEN, num_layers=LAYERS, batch_first=True).to(self.device, dtype)
+        self.head = torch.nn.Linear(HIDDEN, f).to(self.device, dtype)
         self.opt = torch.optim.Adam([*self.gru.parameters(), *self.head.parameters()], lr=1e-3)
-        self.batches = [(torch.randn(b, t, f), torch.randn(b, t, f)) for _ in range(2)]
+        self.batches = [(torch.randn(b, t, f, device=self.device, dtype=dtype),
+                         torch.randn(b, t, f, device=self.device, dtype=dtype)) for _ in range(2)]
         self.i = 0
 
     def __call__(self) -> float:
+        torch = self.torch
         x, y = self.batches[self.i % 2]
         self.i += 1
         self.opt.zero_grad(set_to_none=True)
-        out, _ = self.gru(x)
-        loss = self.torch.nn.functional.mse_loss(self.head(out), y)
+        with torch.autocast(self.device, torch.bfloat16, enabled=self.mode == "autocast"):
+            out, _ = self.gru(x)
+            pred = self.head(out)
+        loss = torch.nn.functional.mse_loss(pred.float(), y.float())
         loss.backward()
         self.opt.step()
-        return loss.item()
+        return loss.item()  # blocks (GPU too): the step is done
 
 
-def bench_train(configs, steps: int, compare: bool, gflops: float, log=print) -> list[dict]:
-    """Per config: framegen's (and torch's) step, timed alternately, median ms of ``steps`` after a warm-up."""
+def _key(r) -> str:
+    return f"{r.impl} {getattr(r, 'mode', r.precision)}"
+
+
+def bench_train(configs, steps: int, compare: bool, gflops: float, log=print, precisions=("fp32",),
+                probe: bool = False) -> list[dict]:
+    """Per config: framegen's step at each of ``precisions`` (and torch's: fp32, autocast and bf16-cast for bf16),
+    all timed alternately step by step, median ms of ``steps`` after a warm-up. With ``probe``, torch's two bf16
+    modes are first timed 2 steps each and only the faster is timed alongside the rest (the other's row says
+    ``probe_only``): on a loaded CPU a torch step can take a minute.
+
+    ``ratio_vs_torch``: against torch's fastest of all its modes (its best precision); ``ratio_vs_torch_same``:
+    against torch's fastest at the row's precision. The floor is float32 FLOPs / the float32 matmul rate."""
     rows = []
     for f, t, b in configs:
-        runners = [FramegenStep(f, t, b)] + ([TorchStep(f, t, b)] if compare else [])
+        runners = [FramegenStep(f, t, b, p) for p in precisions]
+        probed = []  # torch bf16's slower mode: 2 steps to show it lost, not timed alongside
+        if compare:
+            for p in precisions:
+                modes = [TorchStep(f, t, b, m) for m in TORCH_MODES[p]]
+                for r in modes:
+                    r()  # warm-up
+                if len(modes) > 1 and probe:
+                    probe_ms = [statistics.median(timed(r, 2)) * 1e3 for r in modes]
+                    order = sorted(range(len(modes)), key=probe_ms.__getitem__)
+                    probed += [(modes[i], probe_ms[i]) for i in order[1:]]
+                    modes = [modes[order[0]]]
+                runners += modes
         for r in runners:
             r()  # warm-up (first real step after compile)
-        times = {r.impl: [] for r in runners}
+        times = {_key(r): [] for r in runners}
         for _ in range(steps):
-            for r in runners:  # alternated, so both see the same machine state
-                times[r.impl] += timed(r, 1)
+            for r in runners:  # alternated, so all see the same machine state
+                times[_key(r)] += timed(r, 1)
         floor_ms = step_flops(f, t, b) / gflops / 1e6
         base = {"what": "train_step", "frame_size": f, "seq_len": t, "batch_size": b, "steps": steps,
                 "floor_ms": round(floor_ms, 2), "gflop": round(step_flops(f, t, b) / 1e9, 2)}
         ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        ms.update({_key(r): p_ms for r, p_ms in probed})
+        torch_ms = {r.precision: [] for r in runners if r.impl == "torch"}
         for r in runners:
-            row = {**base, "impl": r.impl, "median_ms": round(ms[r.impl], 2), "compile_s": round(r.compile_s, 2),
-                   "samples_per_s": round(b * t * f / ms[r.impl] * 1e3),
-                   "pct_floor": round(100 * floor_ms / ms[r.impl], 1)}
-            if "torch" in ms:
-                row["ratio_vs_torch"] = round(ms[r.impl] / ms["torch"], 4)
+            if r.impl == "torch":
+                torch_ms[r.precision].append(ms[_key(r)])
+        for r in runners + [r for r, _ in probed]:
+            mine = ms[_key(r)]
+            row = {**base, "impl": r.impl, "precision": r.precision, "median_ms": round(mine, 2),
+                   "compile_s": round(r.compile_s, 2), "samples_per_s": round(b * t * f / mine * 1e3),
+                   "pct_floor": round(100 * floor_ms / mine, 1)}
+            if r.impl == "torch":
+                row["mode"] = r.mode
+            if any(r is q for q, _ in probed):
+                row["steps"] = 2  # probed only (and lost); not in the ratios
+                row["probe_only"] = True
+            if torch_ms:
+                row["ratio_vs_torch"] = round(mine / min(min(v) for v in torch_ms.values()), 4)
+                if r.precision in torch_ms:
+                    row["ratio_vs_torch_same"] = round(mine / min(torch_ms[r.precision]), 4)
             rows.append(row)
             log(row)
     return rows
@@ -218,8 +274,10 @@ def bench_matmul(configs, compare: bool, reps: int = 5, log=print) -> list[dict]
 # ------------------------------------------------------------------------------------------------ generation
 
 
-def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, reps: int = 3, log=print) -> list[dict]:
-    """Seconds of audio per wall second (all streams together) for ``seconds`` of audio, compile excluded."""
+def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, reps: int = 3, log=print,
+                   precisions=("fp32",)) -> list[dict]:
+    """Seconds of audio per wall second (all streams together) for ``seconds`` of audio, compile excluded; framegen
+    at each of ``precisions``, torch in float32 (and with its model cast to bfloat16 when bf16 is asked for)."""
     import jax
 
     from framegen.generate import rollout
@@ -227,19 +285,23 @@ def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, rep
 
     rows = []
     for f in frame_sizes:
-        model = FrameGRU(frame_size=f, hidden=HIDDEN, layers=LAYERS)
-        params = init_params(model, jax.random.key(0))
         n_frames = -(-int(seconds * RATE) // f)
         for streams in streams_list:
             seed = jax.random.normal(jax.random.key(streams), (streams, 10, f)) * 0.3
-            call = partial(lambda *args: jax.block_until_ready(rollout(*args)), model, params, seed, n_frames)
-            first = timed(call, 1)[0]  # compile + one run
-            fg = statistics.median(timed(call, reps))
-            impls = [("framegen", fg, max(first - fg, 0.0))]
+            impls = []
+            for p in precisions:
+                model = FrameGRU(frame_size=f, hidden=HIDDEN, layers=LAYERS, precision=p)
+                params = init_params(model, jax.random.key(0))
+                call = partial(lambda *args: jax.block_until_ready(rollout(*args)), model, params, seed, n_frames)
+                first = timed(call, 1)[0]  # compile + one run
+                fg = statistics.median(timed(call, reps))
+                impls.append(("framegen", p, fg, max(first - fg, 0.0)))
             if compare:
-                impls.append(("torch", _torch_generate(f, streams, n_frames, reps), 0.0))
-            for impl, wall, compile_s in impls:
-                row = {"what": "generate", "impl": impl, "frame_size": f, "seq_len": n_frames, "batch_size": streams,
+                for p in precisions:
+                    impls.append(("torch", p, _torch_generate(f, streams, n_frames, reps, precision=p), 0.0))
+            for impl, precision, wall, compile_s in impls:
+                row = {"what": "generate", "impl": impl, "precision": precision, "frame_size": f,
+                       "seq_len": n_frames, "batch_size": streams,
                        "streams": streams, "seconds": seconds, "wall_s": round(wall, 4),
                        "realtime_factor": round(streams * seconds / wall, 1),
                        "realtime_factor_per_stream": round(seconds / wall, 1), "compile_s": round(compile_s, 2),
@@ -249,17 +311,20 @@ def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, rep
     return rows
 
 
-def _torch_generate(f: int, streams: int, n_frames: int, reps: int, budget_s: float = 5.0) -> float:
+def _torch_generate(f: int, streams: int, n_frames: int, reps: int, budget_s: float = 5.0,
+                    precision: str = "fp32") -> float:
     """Wall seconds a stateful PyTorch loop (one frame per GRU call, hidden state carried) needs for ``n_frames``:
     the median of ``reps`` runs, each stopped after ``budget_s`` and scaled to n_frames (the cost per frame is
-    constant, and under CPU contention PyTorch's OpenMP loop can take milliseconds a frame)."""
+    constant, and under CPU contention PyTorch's OpenMP loop can take milliseconds a frame). bf16: the model and
+    seed cast to bfloat16."""
     import torch
 
     torch.set_num_threads(threads())
     torch.manual_seed(0)
-    gru = torch.nn.GRU(f, HIDDEN, num_layers=LAYERS, batch_first=True)
-    head = torch.nn.Linear(HIDDEN, f)
-    seed = 0.3 * torch.randn(streams, 10, f)
+    device, dtype = torch_device(), torch.bfloat16 if precision == "bf16" else torch.float32
+    gru = torch.nn.GRU(f, HIDDEN, num_layers=LAYERS, batch_first=True).to(device, dtype)
+    head = torch.nn.Linear(HIDDEN, f).to(device, dtype)
+    seed = 0.3 * torch.randn(streams, 10, f, device=device, dtype=dtype)
 
     def run(frames_max):
         t0 = time.perf_counter()
@@ -271,7 +336,7 @@ def _torch_generate(f: int, streams: int, n_frames: int, reps: int, budget_s: fl
                 frames.append(frame)
                 out, h = gru(frame, h)
                 frame = head(out)
-            torch.cat(frames, dim=1)
+            torch.cat(frames, dim=1).sum().item()  # waits for the GPU
         return (time.perf_counter() - t0) * n_frames / len(frames)
 
     run(10)  # warm-up
@@ -295,31 +360,43 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def memory_child(impl: str, f: int, t: int, b: int, steps: int) -> dict:
-    """Run ``steps`` train steps in this (fresh) process and report its peak resident memory."""
-    runner = FramegenStep(f, t, b) if impl == "framegen" else TorchStep(f, t, b)
+def memory_child(impl: str, f: int, t: int, b: int, steps: int, precision: str = "fp32") -> dict:
+    """Run ``steps`` train steps in this (fresh) process and report its peak resident memory (and, on a GPU, the
+    device's peak bytes in use)."""
+    if impl == "framegen":
+        runner = FramegenStep(f, t, b, precision)
+    else:
+        runner = TorchStep(f, t, b, "fp32" if precision == "fp32" else "bf16-cast")
     times = timed(runner, steps)
-    row = {"what": "memory", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b,
+    row = {"what": "memory", "impl": impl, "precision": precision, "frame_size": f, "seq_len": t, "batch_size": b,
            "peak_rss_mb": round(peak_rss_mb()), "compile_s": round(runner.compile_s, 2),
            "step_ms": round(statistics.median(times[1:] or times) * 1e3, 1)}
     if impl == "framegen":  # XLA's own figure: the step's scratch buffer, allocated per call
+        import jax
+
         row["xla_temp_mb"] = round(runner.fn.memory_analysis().temp_size_in_bytes / 2**20)
+        stats = jax.devices()[0].memory_stats() or {}
+        if "peak_bytes_in_use" in stats and jax.default_backend() != "cpu":
+            row["device_peak_mb"] = round(stats["peak_bytes_in_use"] / 2**20)
+    elif runner.device == "cuda":
+        row["device_peak_mb"] = round(runner.torch.cuda.max_memory_allocated() / 2**20)
     return row
 
 
-def bench_memory(config, compare: bool, steps: int = 2, log=print) -> list[dict]:
-    """Peak RSS of training at ``config``, each implementation in its own subprocess."""
+def bench_memory(config, compare: bool, steps: int = 2, log=print, precisions=("fp32",)) -> list[dict]:
+    """Peak RSS of training at ``config``, each implementation and precision in its own subprocess."""
     rows = []
-    for impl in ["framegen"] + (["torch"] if compare else []):
+    for impl, precision in [(i, p) for i in ["framegen"] + (["torch"] if compare else []) for p in precisions]:
         f, t, b = config
         code = f"import json; from framegen.bench import memory_child; print('RESULT', json.dumps(memory_child(" \
-               f"{impl!r}, {f}, {t}, {b}, {steps})))"
+               f"{impl!r}, {f}, {t}, {b}, {steps}, {precision!r})))"
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
         if lines:
             row = json.loads(lines[-1][len("RESULT "):])
         else:
-            row = {"what": "memory", "impl": impl, "frame_size": f, "seq_len": t, "batch_size": b,
+            row = {"what": "memory", "impl": impl, "precision": precision, "frame_size": f, "seq_len": t,
+                   "batch_size": b,
                    "peak_rss_mb": None, "compile_s": None, "error": f"rc={r.returncode}: {r.stderr[-300:]}"}
         rows.append(row)
         log(row)
@@ -367,9 +444,12 @@ PARTS = ("train", "matmul", "generate", "memory", "host")
 
 
 def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, steps: int | None = None,
-        parts=PARTS, log=print) -> list[dict]:
+        parts=PARTS, log=print, precisions=("fp32", "bf16")) -> list[dict]:
     """Every measurement of ``framegen bench`` (or only ``parts`` of it) as a list of rows, each row logged as
-    soon as it is made."""
+    soon as it is made; framegen at each of ``precisions`` (fp32, bf16, auto), torch at the same ones."""
+    from framegen.model import resolve_precision
+
+    precisions = tuple(dict.fromkeys(resolve_precision(p) for p in precisions))
     if compare not in (None, "torch"):
         raise ValueError(f"unknown --compare {compare!r}")
     if compare:
@@ -389,7 +469,8 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
 
     rows = [{"what": "machine", "impl": "framegen", "threads": threads(), "devices": len(jax.local_devices()),
              "backend": jax.default_backend(), "load_avg_1m": round(os.getloadavg()[0], 2),
-             "jax": jax.__version__, "matmul_gflops": round(matmul_gflops(512 if quick else 2048), 1)}]
+             "jax": jax.__version__, "matmul_gflops": round(matmul_gflops(512 if quick else 2048), 1),
+             "device": jax.devices()[0].device_kind, "precisions": list(precisions)}]
     if with_torch:
         import torch
 
@@ -397,14 +478,16 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
     log(rows[0])
     gflops = rows[0]["matmul_gflops"]
     if "train" in parts:
-        rows += bench_train(configs, steps, with_torch, gflops, log=log)
+        rows += bench_train(configs, steps, with_torch, gflops, log=log, precisions=precisions,
+                            probe=jax.default_backend() == "cpu")
     if "matmul" in parts:
         rows += bench_matmul(configs, with_torch, reps=2 if quick else 5, log=log)
     if "generate" in parts:
         rows += bench_generate(q.get("gen_frames", GEN_FRAMES), q.get("gen_streams", GEN_STREAMS),
-                               q.get("gen_seconds", 30.0), with_torch, reps=1 if quick else 3, log=log)
+                               q.get("gen_seconds", 30.0), with_torch, reps=1 if quick else 3, log=log,
+                               precisions=precisions)
     if "memory" in parts:
-        rows += bench_memory(q.get("memory", MEMORY_CONFIG), with_torch, log=log)
+        rows += bench_memory(q.get("memory", MEMORY_CONFIG), with_torch, log=log, precisions=precisions)
     if "host" in parts and not quick:
         rows += bench_host_overhead(HOST_CONFIG, log=log)
     rows.append({"what": "end", "impl": "framegen", "load_avg_1m": round(os.getloadavg()[0], 2)})
@@ -417,8 +500,8 @@ def format_tables(rows: list[dict]) -> str:
     out = []
     m = next((r for r in rows if r["what"] == "machine"), None)
     if m:
-        out.append(f"{m['backend']} x{m['devices']}, {m['threads']} threads, matmul {m['matmul_gflops']} GFLOP/s, "
-                   f"load average {m['load_avg_1m']} at start")
+        out.append(f"{m['backend']} x{m['devices']} ({m.get('device', '')}), {m['threads']} threads, matmul "
+                   f"{m['matmul_gflops']} GFLOP/s fp32, load average {m['load_avg_1m']} at start")
 
     def table(what: str, header: list[str], cells) -> None:
         picked = [r for r in rows if r["what"] == what]
@@ -429,23 +512,28 @@ def format_tables(rows: list[dict]) -> str:
     def shape(r):
         return f"{r['frame_size']}x{r['seq_len']}x{r['batch_size']}"
 
-    def ratio(r):
-        return f"{r['ratio_vs_torch']:.2f}" if "ratio_vs_torch" in r else ""
+    def ratio(r, key="ratio_vs_torch"):
+        return f"{r[key]:.2f}" if key in r else ""
 
-    table("train_step", ["F x T x B", "impl", "median ms", "/ torch", "% of floor", "floor ms", "audio samples/s",
-                         "compile s"],
-          lambda r: [shape(r), r["impl"], f"{r['median_ms']:.1f}", ratio(r), f"{r['pct_floor']:.0f}%",
-                     f"{r['floor_ms']:.1f}", f"{r['samples_per_s']:,}", f"{r['compile_s']:.1f}"])
+    def impl(r):  # "framegen bf16", "torch bf16-cast"; rows from before precisions: the impl alone
+        probe = " (2-step probe, lost)" if r.get("probe_only") else ""
+        return f"{r['impl']} {r.get('mode', r.get('precision', ''))}".strip() + probe
+
+    table("train_step", ["F x T x B", "impl", "median ms", "/ torch best", "/ torch same precision", "% of floor",
+                         "floor ms", "audio samples/s", "compile s"],
+          lambda r: [shape(r), impl(r), f"{r['median_ms']:.1f}", ratio(r), ratio(r, "ratio_vs_torch_same"),
+                     f"{r['pct_floor']:.0f}%", f"{r['floor_ms']:.1f}", f"{r['samples_per_s']:,}",
+                     f"{r['compile_s']:.1f}"])
     table("matmul", ["F x T x B", "matmul", "impl", "ms per product", "GFLOP/s", "/ torch"],
           lambda r: [shape(r), r["shape"], r["impl"], f"{r['ms']:.3f}", f"{r['gflops']:.0f}", ratio(r)])
     table("generate", ["F", "streams", "impl", "x real time (all streams)", "x real time per stream", "us/frame",
                        "compile s"],
-          lambda r: [r["frame_size"], r["streams"], r["impl"], f"{r['realtime_factor']:.0f}",
+          lambda r: [r["frame_size"], r["streams"], impl(r), f"{r['realtime_factor']:.0f}",
                      f"{r['realtime_factor_per_stream']:.1f}", f"{r['us_per_frame']:.0f}", f"{r['compile_s']:.1f}"])
-    table("memory", ["F x T x B", "impl", "peak RSS MB", "XLA temp MB", "step ms", "compile s"],
-          lambda r: [shape(r), r["impl"],
+    table("memory", ["F x T x B", "impl", "peak RSS MB", "device peak MB", "XLA temp MB", "step ms", "compile s"],
+          lambda r: [shape(r), impl(r),
                      r["peak_rss_mb"] if r["peak_rss_mb"] is not None else f"failed ({r.get('error', '')[:60]})",
-                     r.get("xla_temp_mb", ""), r.get("step_ms", ""), r["compile_s"]])
+                     r.get("device_peak_mb", ""), r.get("xla_temp_mb", ""), r.get("step_ms", ""), r["compile_s"]])
     table("host_overhead", ["F x T x B", "loop ms/step", "step ms (blocked)", "host overhead ms/step",
                             "host sync every"],
           lambda r: [shape(r), f"{r['loop_ms_per_step']:.1f}", f"{r['median_ms']:.1f}", f"{r['overhead_ms']:.1f}",

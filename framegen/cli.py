@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from framegen import __version__
-from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, TRAIN_CLOCK, VQ_CROSSFADE_MS, VQ_EMITS,
-                             VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig, TrainConfig)
+from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, PRECISIONS, TRAIN_CLOCK, VQ_CROSSFADE_MS,
+                             VQ_EMITS, VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig, TrainConfig)
 from framegen.display import RichReporter, RichSweepDisplay
 from framegen.errors import FramegenError, UsageError
 
@@ -101,6 +101,9 @@ def _train_options(f):
                      show_default=True,
                      help="vq: what a sampled code plays and feeds back: one of its real training frames "
                           "(exemplar), its centroid, or the centroid at its frames' mean loudness (scaled)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="Matmul precision: bf16 (float32 accumulation, float32 weights and state) or fp32; auto "
+                          "is bf16 on GPUs and bf16-capable CPUs. Saved in the run."),
         click.option("--crossfade", "crossfade_ms", type=float, default=None,
                      help="Smooth frame borders of sample clips over this many ms, and generate's default (0: off). "
                           f"Default: {VQ_CROSSFADE_MS:g} for --output vq (exemplars are overlap-added with their real "
@@ -252,8 +255,10 @@ def train(song, run_dir, resume, **opts):
               help="VQ runs, unit selection: weight of the continuation of the previous frame (default: the run's).")
 @click.option("--max-run", "max_run_s", type=float, default=None,
               help="VQ runs, unit selection: longest contiguous run of song audio, seconds (default: the run's).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help="Matmul precision of generation (default: the run's, the one it was trained in).")
 def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, overwrite, streams, temperature,
-             top_k, vq_emit, crossfade_ms, sample_seed, no_score, hold, max_run_s):
+             top_k, vq_emit, crossfade_ms, sample_seed, no_score, hold, max_run_s, precision):
     """Continue the song: warm the model on a seed from it, feed predictions back, write a 16-bit WAV.
 
     Each WAV is then scored against the song ('framegen evaluate') and its flags printed; a silent, noise-like or
@@ -273,7 +278,7 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
     written = gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
                   seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams, temperature=temperature,
                   top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms, sample_seed=sample_seed,
-                  score=not no_score, hold=hold, max_run_s=max_run_s)
+                  score=not no_score, hold=hold, max_run_s=max_run_s, precision=precision)
     for g in written:
         click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
         if g.evaluation is not None:
@@ -388,6 +393,8 @@ def _sweep_flags(f):
         click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
         click.option("--max-run", "max_run_s", type=float, default=None,
                      help="vq unit selection: longest contiguous run, seconds."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help="Matmul precision of every trial (default auto: bf16 where the device has fast bf16)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -533,10 +540,13 @@ def _write_report(target, **kw) -> None:
               help="Time PyTorch doing the same work in the same run (pip install 'framegen[bench]').")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per measurement instead of tables.")
 @click.option("--quick", is_flag=True, help="A tiny config, a few steps: checks the bench runs (seconds).")
+@click.option("--precision", "precisions", default="fp32,bf16", show_default=True,
+              help="framegen's precisions to time, comma-separated (fp32, bf16, auto); torch runs the same ones "
+                   "(bf16: autocast and a bf16-cast model).")
 @click.option("--steps", type=int, default=None, help="Timed train steps per config (default 10, --quick 3).")
 @click.option("--only", default=None,
               help="Comma-separated parts to run: train, matmul, generate, memory, host (default: all).")
-def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only):
+def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only, precisions):
     """Time framegen's train step, generation, memory and host overhead (optionally against PyTorch).
 
     Train step: F x T x B = 800x100x128, 40x1000x32, 4000x50x32, 100x1000x128 (plus the one given by flags),
@@ -570,7 +580,12 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only)
     unknown = sorted(set(parts) - set(benchmark.PARTS))
     if unknown:
         raise UsageError(f"unknown --only part(s) {', '.join(unknown)}: pass some of {', '.join(benchmark.PARTS)}")
-    rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, parts=parts, log=log)
+    precisions = tuple(p.strip() for p in precisions.split(","))
+    bad = sorted(set(precisions) - {"fp32", "bf16", "auto"})
+    if bad:
+        raise UsageError(f"unknown --precision {', '.join(bad)}: pass some of fp32, bf16, auto")
+    rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, parts=parts, log=log,
+                         precisions=precisions)
     if not as_json:
         click.echo(benchmark.format_tables(rows), nl=False)
 

@@ -35,6 +35,7 @@ TIER_RATIO_RANGE = (2, 64)  # SampleRNN's frame tiers span 2-16x the tier below;
 TIER_HIDDEN_RANGE = (16, 1024)  # a tier steps once per R frames, so it can afford more (or fewer) units
 CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
 DEMO_MINUTES = 2.0  # `framegen demo`'s training: a couple of minutes on a 2-core CPU bring the song's patterns back
+PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 where the device has fast bf16 (framegen.model.resolve_precision)
 
 
 def _check_range(name: str, value, lo, hi, flag: str) -> None:
@@ -80,6 +81,10 @@ class ModelConfig:
     # "beat": every input frame also carries the song's beat and bar phase (framegen.clock), continued at the
     # song's tempo when generating. Runs written before the clock existed load as "none".
     clock: str = "none"
+    # matmul operands: "bf16" (float32 accumulation, float32 params/state/gates) or "fp32"; "auto" is resolved to
+    # one of them when a run starts (bf16 on GPUs and bf16-capable CPUs: measured faster, experiments/bench/) and
+    # saved resolved in config.json; a config.json from before this field is "fp32", what it was trained in
+    precision: str = "auto"
     # Multi-scale tiers (SampleRNN's tower): each ratio R_k adds a GRU above the frame GRU that steps once per R_k
     # steps of the tier below and conditions it (framegen.model). () = the flat model; runs from before the tiers
     # load as flat. tier_hidden 0 means the frame GRU's --hidden.
@@ -109,6 +114,8 @@ class ModelConfig:
             raise UsageError(f"unknown --vq-emit {self.vq_emit!r}: pass one of {', '.join(VQ_EMITS)}")
         if self.clock not in CLOCKS:
             raise UsageError(f"unknown clock {self.clock!r}: pass --clock auto, beat or none")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown --precision {self.precision!r}: pass one of {', '.join(PRECISIONS)}")
 
     @property
     def span(self) -> int:
@@ -216,7 +223,7 @@ class RunConfig:
         d.pop("config_version", None)
         return cls(
             data=DataConfig(**d.pop("data")),
-            model=ModelConfig(**d.pop("model")),
+            model=ModelConfig(**{"precision": "fp32", **d.pop("model")}),  # runs before --precision were fp32
             train=TrainConfig(**d.pop("train")),
             norm=Norm(**d.pop("norm")),
             **d,

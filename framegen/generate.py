@@ -4,7 +4,7 @@
 finds a run, restores its checkpoint, takes the seed from the song, strips it and writes the WAV.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from framegen.config import RunConfig, load_config
 from framegen.data import seed_of, split_song, stream_seeds  # noqa: F401 - seed_of re-exported likewise
 from framegen.errors import RunError, UsageError
 from framegen.evaluate import score_clip
-from framegen.gru import gru_cell
+from framegen.gru import dot, gru_cell
 from framegen.model import FrameGRU, build, init_params
 from framegen.units import Units, bars_in, code_grid, rollout_units
 
@@ -41,6 +41,7 @@ def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_
     two. A tiered model is fed back through ``step`` itself (its tiers step inside it).
     A model with a beat clock reads ``seed_clock`` (B, S, C) with the seed and ``clock_in`` (n_frames, B, C) with
     each generated frame (its gates add ``clock @ W_c``).
+    A bf16 model reads its weights in bfloat16 inside the loop (cast once, before it; half the bytes per frame).
     """
     variables = {"params": params}
     out, state = model.apply(variables, seed, clock=seed_clock)
@@ -53,28 +54,32 @@ def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_
 
         _, frames = jax.lax.scan(step_tower, (first, state), clock_in, length=n_frames, unroll=unroll)
         return jnp.swapaxes(frames, 0, 1)
-    cells = [tuple(params[f"{n}_{i}"] for n in ("w_i", "b_i", "w_h", "b_h")) for i in range(model.layers)]
+    low = (lambda w: w.astype(model.dtype)) if model.precision == "bf16" else (lambda w: w)
+    cells = [(low(params[f"w_i_{i}"]), params[f"b_i_{i}"], low(params[f"w_h_{i}"]), params[f"b_h_{i}"])
+             for i in range(model.layers)]
     w_o, b_o = params["head"]["kernel"], params["head"]["bias"]
-    w_i0, b_i0 = cells[0][:2]
-    w_c, w_i0 = w_i0[model.frame_size :], w_i0[: model.frame_size]  # the clock's rows (none without a clock)
+    w_i0, b_i0 = params["w_i_0"], params["b_i_0"]
+    w_c, w_i0 = low(w_i0[model.frame_size :]), w_i0[: model.frame_size]  # the clock's rows (none without a clock)
     fold = 4 * model.frame_size > 3 * model.hidden  # H*3H < H*F + F*3H
+    w_fold, b_fold = low(w_o @ w_i0), b_o @ w_i0 + b_i0  # folded in float32, then cast
+    w_o_low, w_i0_low = low(w_o), low(w_i0)
 
     def feed_back(top, clk):  # layer 0's input gates of the frame the head makes from the top state: (B, H) -> (B, 3H)
-        gx = top @ (w_o @ w_i0) + (b_o @ w_i0 + b_i0) if fold else (top @ w_o + b_o) @ w_i0 + b_i0
-        return gx if clk is None else gx + clk @ w_c
+        gx = dot(top, w_fold) + b_fold if fold else dot(dot(top, w_o_low) + b_o, w_i0_low) + b_i0
+        return gx if clk is None else gx + dot(clk, w_c)
 
     def step(carry, clk):
         gx0, h = carry
         x, new = None, []
         for i, (w_i, b_i, w_h, b_h) in enumerate(cells):
-            x = gru_cell(w_h, b_h, gx0 if i == 0 else x @ w_i + b_i, h[i])
+            x = gru_cell(w_h, b_h, gx0 if i == 0 else dot(x, w_i) + b_i, h[i])
             new.append(x)
         return (feed_back(x, clk), jnp.stack(new)), x
 
-    gx_first = first @ w_i0 + b_i0 + (0.0 if clock_in is None else clock_in[0] @ w_c)
+    gx_first = dot(first, w_i0_low) + b_i0 + (0.0 if clock_in is None else dot(clock_in[0], w_c))
     _, tops = jax.lax.scan(step, (gx_first, state), None if clock_in is None else clock_in[1:],
                            length=max(n_frames - 1, 0), unroll=unroll)
-    frames = jnp.concatenate([first[None], tops @ w_o + b_o], axis=0)[:n_frames]  # (n_frames, B, F)
+    frames = jnp.concatenate([first[None], dot(tops, w_o_low) + b_o], axis=0)[:n_frames]  # (n_frames, B, F)
     return jnp.swapaxes(frames, 0, 1)
 
 
@@ -324,12 +329,14 @@ def generate(
     score: bool = True,
     hold: float | None = None,
     max_run_s: float | None = None,
+    precision: str | None = None,
 ) -> list[Generated]:
     """Write ``streams`` WAVs of ``seconds`` each continuing the run's song; returns what was written.
 
     VQ runs sample codes at ``temperature`` among the ``top_k`` likeliest (0: all) from ``sample_seed`` and emit
     ``vq_emit`` frames (default: the run's). ``crossfade_ms`` defaults to the run's. With ``score`` every clip is
-    measured against the song (``framegen.evaluate``) and its flags returned.
+    measured against the song (``framegen.evaluate``) and its flags returned. ``precision`` (fp32, bf16, auto)
+    overrides the run's (default: the precision it was trained in).
     """
     if not (seconds > 0):
         raise UsageError(f"--seconds must be positive, got {seconds}")
@@ -363,6 +370,8 @@ def generate(
     start = seed_start(cfg, len(song), seed_offset, seed_frames)
     prompts, starts = stream_seeds(song, start, seed_frames, cfg.data.frame_size, streams)  # each its own place
     n_samples = int(round(seconds * cfg.data.sample_rate))
+    if precision is not None:
+        cfg = replace(cfg, model=replace(cfg.model, precision=precision))
     model = build(cfg.model, cfg.data.frame_size)
     emission = vq_emission_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None
     grid = clock.load(run_dir) if cfg.model.clock == "beat" else None

@@ -14,6 +14,10 @@ The input side ``gx = x W_i + b_i`` is computed for all time steps outside the r
 ``gru_layer`` has a hand-written VJP: the reverse scan carries only dh, recomputes the gates from the saved hidden
 states, and emits the per-step gate gradients; the weight gradients are then one matmul and one sum outside the
 scan. See experiments/bench/gru-kernels-cpu.md for why (measured on XLA CPU).
+
+Mixed precision (``dtype=jnp.bfloat16``): every matmul, forward and backward, takes bfloat16 operands and
+accumulates in float32 (``matmul``); parameters, their gradients, the hidden-state carry and the gate arithmetic
+stay float32. ``dtype=jnp.float32`` is the plain float32 code, unchanged.
 """
 
 from functools import partial
@@ -28,10 +32,61 @@ def _sigmoid(x):
     return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
+def dot(a, b):
+    """``a @ b`` in ``b``'s precision with a float32 result: ``a`` is cast to b's dtype (a bfloat16 weight makes a
+    bfloat16 product that accumulates in float32). Contracts a's last axis with b's first."""
+    if b.dtype != jnp.bfloat16:
+        return a @ b
+    dims = (((a.ndim - 1,), (0,)), ((), ()))
+    return jax.lax.dot_general(a.astype(b.dtype), b, dims, preferred_element_type=jnp.float32)
+
+
+def _einsum(spec, a, b, dtype):
+    """``jnp.einsum(spec, a, b)`` with operands in ``dtype``, accumulated and returned in float32."""
+    if dtype == jnp.float32:
+        return jnp.einsum(spec, a, b)
+    return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def _cast(a, dtype):
+    """``a`` in ``dtype`` when that is bfloat16; as it is otherwise (float32, or float64 in the reference tests)."""
+    return a.astype(dtype) if dtype == jnp.bfloat16 else a
+
+
+def matmul(x, w, dtype=jnp.float32):
+    """``x @ w``: x (..., K), w (K, N) -> (..., N) float32, its operands in ``dtype`` (float32 or bfloat16; the
+    product accumulates in float32). Differentiable: the two backward products run in ``dtype`` too, and the
+    gradients come back float32 (autodiff of a cast would leave them mixed float32 x bfloat16 products)."""
+    if jnp.dtype(dtype) == jnp.float32:
+        return x @ w
+    return _matmul(jnp.dtype(dtype), x, w)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _matmul(dtype, x, w):
+    return dot(x, w.astype(dtype))
+
+
+def _matmul_fwd(dtype, x, w):
+    xc, wc = x.astype(dtype), w.astype(dtype)
+    return dot(xc, wc), (xc, wc)
+
+
+def _matmul_bwd(dtype, residuals, g):
+    xc, wc = residuals
+    dx = dot(g, wc.T)
+    dw = _einsum("...k,...n->kn", xc, g, dtype)
+    return dx, dw
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
 def _gates(w_h, b_h, gx_t, h):
-    """Gate activations of one step: r, z, n: (B, H) and gh_n = h W_hn + b_hn: (B, H)."""
+    """Gate activations of one step: r, z, n: (B, H) and gh_n = h W_hn + b_hn: (B, H); w_h's dtype is the
+    product's precision (h is cast to it), everything else is float32."""
     hidden = h.shape[-1]
-    gh = h @ w_h + b_h
+    gh = dot(h, w_h) + b_h
     r = _sigmoid(gx_t[..., :hidden] + gh[..., :hidden])
     z = _sigmoid(gx_t[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden])
     gh_n = gh[..., 2 * hidden :]
@@ -40,7 +95,8 @@ def _gates(w_h, b_h, gx_t, h):
 
 
 def gru_cell(w_h, b_h, gx_t, h):
-    """One GRU step. w_h: (H, 3H), b_h: (3H,), gx_t: (B, 3H) precomputed input gates, h: (B, H) -> (B, H)."""
+    """One GRU step. w_h: (H, 3H), b_h: (3H,), gx_t: (B, 3H) precomputed input gates, h: (B, H) -> (B, H).
+    A bfloat16 ``w_h`` makes the recurrent product bfloat16 (float32 accumulation); the rest stays float32."""
     _, z, n, _ = _gates(w_h, b_h, gx_t, h)
     return n + z * (h - n)  # == (1 - z) * n + z * h, one op fewer
 
@@ -77,7 +133,9 @@ def _scan(f, init, xs, *, reverse=False, unroll=1):
     return carry, ys
 
 
-def _scan_forward(w_h, b_h, gx, h0, unroll):
+def _scan_forward(w_h, b_h, gx, h0, unroll, dtype=jnp.float32):
+    w_h = _cast(w_h, dtype)  # cast once, outside the loop
+
     def step(h, gx_t):
         h = gru_cell(w_h, b_h, gx_t, h)
         return h, h
@@ -86,28 +144,31 @@ def _scan_forward(w_h, b_h, gx, h0, unroll):
     return hs
 
 
-def gru_layer(w_h, b_h, gx, h0, *, unroll=1):
+def gru_layer(w_h, b_h, gx, h0, *, unroll=1, dtype=jnp.float32):
     """Run one GRU layer over time. gx: (T, B, 3H) time-major input gates, h0: (B, H) -> hs: (T, B, H).
 
     Differentiable in all four arguments. The backward pass keeps only ``hs`` (and the inputs) from the forward
     pass and recomputes the gates, so it stores O(T*B*H) and not the O(T*B*9H) of autodiff through the scan.
-    ``unroll`` is passed to both scans (a fixed small factor; compile time does not depend on T).
+    ``unroll`` is passed to both scans (a fixed small factor; compile time does not depend on T). ``dtype``: the
+    matmuls' operand precision (float32 or bfloat16), see the module docstring; w_h stays float32 and so does its
+    gradient.
     """
-    return _gru_layer(unroll, w_h, b_h, gx, h0)
+    return _gru_layer(unroll, jnp.dtype(dtype), w_h, b_h, gx, h0)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _gru_layer(unroll, w_h, b_h, gx, h0):
-    return _scan_forward(w_h, b_h, gx, h0, unroll)
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _gru_layer(unroll, dtype, w_h, b_h, gx, h0):
+    return _scan_forward(w_h, b_h, gx, h0, unroll, dtype)
 
 
-def _gru_layer_fwd(unroll, w_h, b_h, gx, h0):
-    hs = _scan_forward(w_h, b_h, gx, h0, unroll)
+def _gru_layer_fwd(unroll, dtype, w_h, b_h, gx, h0):
+    hs = _scan_forward(w_h, b_h, gx, h0, unroll, dtype)
     return hs, (w_h, b_h, gx, h0, hs)
 
 
-def _bwd_step(w_h, b_h):
+def _bwd_step(w_h, b_h, dtype=jnp.float32):
     """Reverse-scan step: carry dL/dh_t, emit (dL/d gh_t: (B, 3H), dL/d a_n,t: (B, H)); gates recomputed."""
+    w_h = _cast(w_h, dtype)
     w_h_t = w_h.T
 
     def step(dh, inputs):
@@ -118,19 +179,19 @@ def _bwd_step(w_h, b_h):
         da_z = g * (hp - n) * z * (1.0 - z)
         da_r = da_n * gh_n * r * (1.0 - r)
         dgh = jnp.concatenate([da_r, da_z, da_n * r], axis=-1)  # dL/d(h W_h + b_h): (B, 3H)
-        return g * z + dgh @ w_h_t, (dgh, da_n)
+        return g * z + dot(dgh, w_h_t), (dgh, da_n)
 
     return step
 
 
-def _gru_layer_bwd(unroll, residuals, dhs):
+def _gru_layer_bwd(unroll, dtype, residuals, dhs):
     w_h, b_h, gx, h0, hs = residuals
     hidden = h0.shape[-1]
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)  # (T, B, H): the state each step started from
-    dh0, (dgh, da_n) = _scan(_bwd_step(w_h, b_h), jnp.zeros_like(h0), (gx, h_prev, dhs), reverse=True,
+    dh0, (dgh, da_n) = _scan(_bwd_step(w_h, b_h, dtype), jnp.zeros_like(h0), (gx, h_prev, dhs), reverse=True,
                              unroll=unroll)
     dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (T, B, 3H)
-    dw_h = jnp.einsum("tbh,tbg->hg", h_prev, dgh)
+    dw_h = _einsum("tbh,tbg->hg", h_prev, dgh, dtype)
     db_h = jnp.sum(dgh, axis=(0, 1))
     return dw_h.astype(w_h.dtype), db_h.astype(b_h.dtype), dgx.astype(gx.dtype), dh0.astype(h0.dtype)
 
@@ -138,15 +199,18 @@ def _gru_layer_bwd(unroll, residuals, dhs):
 _gru_layer.defvjp(_gru_layer_fwd, _gru_layer_bwd)
 
 
-def upsample(o, w, b):
+def upsample(o, w, b, dtype=jnp.float32):
     """A slower input at the rate of the layer it conditions: o (S, B, Hs), w (R, Hs, G), b (R, G) -> (S*R, B, G).
 
     Step s*R + j of the fast layer reads ``o[s] @ w[j] + b[j]``: one learned projection per sub-step of the slow
-    step (SampleRNN's upsampling), added to the fast layer's input gates.
+    step (SampleRNN's upsampling), added to the fast layer's input gates. One (S*B, Hs) x (Hs, R*G) ``matmul`` in
+    ``dtype``; ``b`` None: no bias.
     """
-    s, batch, _ = o.shape
+    s, batch, hs = o.shape
     r, _, g = w.shape
-    return (jnp.einsum("sbh,rhg->srbg", o, w) + b[None, :, None, :]).reshape(s * r, batch, g)
+    y = matmul(o, jnp.swapaxes(w, 0, 1).reshape(hs, r * g), dtype).reshape(s, batch, r, g)
+    y = y if b is None else y + b[None, None]
+    return jnp.swapaxes(y, 1, 2).reshape(s * r, batch, g)
 
 
 def chunk_size(length: int, chunk: int, ratio: int = 1) -> int:
@@ -154,7 +218,7 @@ def chunk_size(length: int, chunk: int, ratio: int = 1) -> int:
     return max(c for c in range(ratio, max(chunk, ratio) + 1, ratio) if length % c == 0)
 
 
-def gru_layer_x(w_i, b_i, w_h, b_h, x, h0, *, chunk=100, unroll=1, slow=None):
+def gru_layer_x(w_i, b_i, w_h, b_h, x, h0, *, chunk=100, unroll=1, dtype=jnp.float32, slow=None):
     """``gru_layer(w_h, b_h, x @ w_i + b_i [+ upsample(*slow)], h0)`` in O(T*B*(H + F)) memory: the layer for long
     sequences.
 
@@ -167,7 +231,7 @@ def gru_layer_x(w_i, b_i, w_h, b_h, x, h0, *, chunk=100, unroll=1, slow=None):
     """
     length = x.shape[0]
     chunk = chunk_size(length, chunk, 1 if slow is None else slow[1].shape[0])
-    return _gru_layer_x(chunk, unroll, w_i, b_i, w_h, b_h, x, h0, slow)
+    return _gru_layer_x(chunk, unroll, jnp.dtype(dtype), w_i, b_i, w_h, b_h, x, h0, slow)
 
 
 def _chunked(a, chunk):
@@ -179,20 +243,22 @@ def _slow_chunks(slow, chunk):
     return None if slow is None else _chunked(slow[0], chunk // slow[1].shape[0])
 
 
-def _gx(w_i, b_i, slow, x_c, o_c):
-    gx = x_c @ w_i + b_i
-    return gx if slow is None else gx + upsample(o_c, slow[1], slow[2])
+def _gx(w_ic, b_i, slow, x_c, o_c, dtype):
+    gx = dot(x_c, w_ic) + b_i
+    return gx if slow is None else gx + upsample(o_c, slow[1], slow[2], dtype)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _gru_layer_x(chunk, unroll, w_i, b_i, w_h, b_h, x, h0, slow):
-    return _gru_layer_x_fwd(chunk, unroll, w_i, b_i, w_h, b_h, x, h0, slow)[0]
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _gru_layer_x(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0, slow):
+    return _gru_layer_x_fwd(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0, slow)[0]
 
 
-def _gru_layer_x_fwd(chunk, unroll, w_i, b_i, w_h, b_h, x, h0, slow):
+def _gru_layer_x_fwd(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0, slow):
+    w_ic = _cast(w_i, dtype)
+
     def outer(h, xs):
         x_c, o_c = xs
-        hs_c = _scan_forward(w_h, b_h, _gx(w_i, b_i, slow, x_c, o_c), h, unroll)
+        hs_c = _scan_forward(w_h, b_h, _gx(w_ic, b_i, slow, x_c, o_c, dtype), h, unroll, dtype)
         return hs_c[-1], hs_c
 
     _, hs = jax.lax.scan(outer, h0, (_chunked(x, chunk), _slow_chunks(slow, chunk)))
@@ -200,12 +266,13 @@ def _gru_layer_x_fwd(chunk, unroll, w_i, b_i, w_h, b_h, x, h0, slow):
     return hs, (w_i, b_i, w_h, b_h, x, h0, slow, hs)
 
 
-def _gru_layer_x_bwd(chunk, unroll, residuals, dhs):
+def _gru_layer_x_bwd(chunk, unroll, dtype, residuals, dhs):
     w_i, b_i, w_h, b_h, x, h0, slow, hs = residuals
     hidden = h0.shape[-1]
     hs_c = _chunked(hs, chunk)
     starts = jnp.concatenate([h0[None], hs_c[:-1, -1]], axis=0)  # (T/chunk, B, H): state before each chunk
-    step = _bwd_step(w_h, b_h)
+    step = _bwd_step(w_h, b_h, dtype)
+    w_ic = _cast(w_i, dtype)
 
     x_all, dhs_all, o_all = _chunked(x, chunk), _chunked(dhs, chunk), _slow_chunks(slow, chunk)
     # An upper layer's input has dhs's shape (H): its dx overwrites dhs chunk by chunk in the loop carry, in
@@ -218,17 +285,17 @@ def _gru_layer_x_bwd(chunk, unroll, residuals, dhs):
         x_c, hs_cc, dhs_c = x_all[c], hs_c[c], (out if in_place else dhs_all)[c]
         o_c = None if slow is None else o_all[c]
         h_prev = jnp.concatenate([starts[c][None], hs_cc[:-1]], axis=0)
-        dh, (dgh, da_n) = _scan(step, dh, (_gx(w_i, b_i, slow, x_c, o_c), h_prev, dhs_c), reverse=True,
+        dh, (dgh, da_n) = _scan(step, dh, (_gx(w_ic, b_i, slow, x_c, o_c, dtype), h_prev, dhs_c), reverse=True,
                                 unroll=unroll)
         dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (chunk, B, 3H)
-        dw_i = dw_i + jnp.einsum("tbf,tbg->fg", x_c, dgx)
-        dw_h = dw_h + jnp.einsum("tbh,tbg->hg", h_prev, dgh)
+        dw_i = dw_i + _einsum("tbf,tbg->fg", x_c, dgx, dtype)
+        dw_h = dw_h + _einsum("tbh,tbg->hg", h_prev, dgh, dtype)
         if slow is not None:  # upsample's gradients: per slow row s and sub-step r
             dg = dgx.reshape(o_c.shape[0], -1, *dgx.shape[1:])  # (chunk/R, R, B, 3H)
-            dslow = (dslow[0] + jnp.einsum("sbh,srbg->rhg", o_c, dg), dslow[1] + jnp.sum(dg, axis=(0, 2)))
-            do = do.at[c].set(jnp.einsum("srbg,rhg->sbh", dg, slow[1]).astype(do.dtype))
+            dslow = (dslow[0] + _einsum("sbh,srbg->rhg", o_c, dg, dtype), dslow[1] + jnp.sum(dg, axis=(0, 2)))
+            do = do.at[c].set(_einsum("srbg,rhg->sbh", dg, slow[1], dtype).astype(do.dtype))
         grads = (dh, dw_i, db_i + jnp.sum(dgx, axis=(0, 1)), dw_h, db_h + jnp.sum(dgh, axis=(0, 1)), dslow)
-        return grads, out.at[c].set((dgx @ w_i.T).astype(out.dtype)), do
+        return grads, out.at[c].set(dot(dgx, w_ic.T).astype(out.dtype)), do
 
     dslow0 = None if slow is None else (jnp.zeros_like(slow[1]), jnp.zeros_like(slow[2]))
     grads = (jnp.zeros_like(h0), jnp.zeros_like(w_i), jnp.zeros_like(b_i), jnp.zeros_like(w_h), jnp.zeros_like(b_h),

@@ -3,16 +3,44 @@
 ``FrameGRU`` reads frames (B, T, F) and returns one output vector per frame: the predicted next frame (F samples,
 ``output="mse"``) or logits over a codebook (K, ``output="vq"``). ``__call__`` runs whole sequences (training,
 seed warm-up); ``step`` advances one frame (generation). No training logic lives here.
+``precision`` "bf16" runs every matmul on bfloat16 operands with float32 accumulation (parameters, state and
+gates stay float32; see framegen.gru); "fp32" is plain float32.
 """
 
 import math
+from functools import partial
+from pathlib import Path
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from framegen.config import CLOCK_FEATURES, ModelConfig
-from framegen.gru import chunk_size, gru_cell, gru_layer, gru_layer_x, upsample
+from framegen.gru import chunk_size, gru_cell, gru_layer, gru_layer_x, matmul, upsample
+
+DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+
+
+def fast_bf16(device=None) -> bool:
+    """Whether ``device`` (default: JAX's first) multiplies bfloat16 faster than float32: every GPU and TPU; a CPU
+    whose flags list ``amx_bf16`` or ``avx512_bf16`` (Linux /proc/cpuinfo; unknown elsewhere: no)."""
+    platform = (device or jax.devices()[0]).platform
+    if platform != "cpu":
+        return True
+    try:
+        flags = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+
+
+def resolve_precision(precision: str) -> str:
+    """"auto" -> "bf16" where the device has fast bfloat16 (``fast_bf16``), else "fp32"; others unchanged."""
+    if precision == "auto":
+        return "bf16" if fast_bf16() else "fp32"
+    if precision not in DTYPES:
+        raise ValueError(f"unknown precision {precision!r}")
+    return precision
 
 # Input gates gx (T, B, 3H) float32 above this size are never materialised: the layer runs ``gru_layer_x`` (input
 # projection fused into time chunks, recomputed in the backward pass; T=10,000, F=40, B=32 trains in ~1.9 GB
@@ -22,47 +50,55 @@ GX_BYTES = 256 * 2**20
 CHUNK = 100  # time steps per chunk of gru_layer_x (the largest divisor of T not above it)
 
 
-def _layer(cell, x, h0, slow=None):
+def _layer(cell, x, h0, slow=None, dtype=jnp.float32):
     """One GRU layer over time-major x: (T, B, I) -> hs (T, B, H), by the cheaper path for its size. ``slow``:
-    a slower tier's conditioning (o, w, b) added to the input gates (``gru.upsample``)."""
+    a slower tier's conditioning (o, w, b) added to the input gates (``gru.upsample``); ``dtype``: the matmuls'
+    operand precision."""
     t, b = x.shape[:2]
     three_h = cell["w_h"].shape[1]
     chunk = chunk_size(t, CHUNK, 1 if slow is None else slow[1].shape[0])
     if t * b * three_h * 4 > GX_BYTES and chunk >= 10:  # a T with no divisor near CHUNK keeps the plain path
-        return gru_layer_x(cell["w_i"], cell["b_i"], cell["w_h"], cell["b_h"], x, h0, chunk=chunk, slow=slow)
-    gx = x @ cell["w_i"] + cell["b_i"]  # all T projections at once
-    return gru_layer(cell["w_h"], cell["b_h"], gx if slow is None else gx + upsample(*slow), h0)
+        return gru_layer_x(cell["w_i"], cell["b_i"], cell["w_h"], cell["b_h"], x, h0, chunk=chunk, dtype=dtype,
+                           slow=slow)
+    gx = matmul(x, cell["w_i"], dtype) + cell["b_i"]  # all T projections at once
+    gx = gx if slow is None else gx + upsample(*slow, dtype)
+    return gru_layer(cell["w_h"], cell["b_h"], gx, h0, dtype=dtype)
 
 
-def _stack(cells, x, state, slow=None):
+def _head_product(dtype, x, w, *_, **__):
+    """nn.Dense's dot_general (x's last axis with w's first) in ``dtype``, accumulated in float32."""
+    return matmul(x, w, dtype)
+
+
+def _stack(cells, x, state, slow=None, dtype=jnp.float32):
     """GRU layers over time-major x (T, B, I), layer 0 conditioned by ``slow`` -> (hs of the top layer (T, B, H),
     the state after the last step (L, B, H))."""
     last = []
     for i, (cell, h0) in enumerate(zip(cells, state)):
-        x = _layer(cell, x, h0, slow if i == 0 else None)
+        x = _layer(cell, x, h0, slow if i == 0 else None, dtype)
         last.append(x[-1])
     return x, jnp.stack(last)
 
 
-def _cell_stack(cells, x, state, cond=None):
+def _cell_stack(cells, x, state, cond=None, dtype=jnp.float32):
     """One step of GRU layers: x (B, I), state (L, B, H), ``cond`` (B, 3H) added to layer 0's input gates ->
     (top (B, H), new state)."""
     new = []
     for i, (cell, h) in enumerate(zip(cells, state)):
-        gx = x @ cell["w_i"] + cell["b_i"]
-        x = gru_cell(cell["w_h"], cell["b_h"], gx if cond is None or i else gx + cond, h)
+        gx = matmul(x, cell["w_i"], dtype) + cell["b_i"]
+        x = gru_cell(cell["w_h"].astype(dtype), cell["b_h"], gx if cond is None or i else gx + cond, h)
         new.append(x)
     return x, jnp.stack(new)
 
 
-def _embed(tier, lower):
+def _embed(tier, lower, dtype=jnp.float32):
     """A tier's input: each span of R rows of the tier below's input (time-major (S*R, B, D): frames for tier 1)
     concatenated and projected: -> (S, B, Hk). Tier k's input is thus a learned summary of the R_1*...*R_k frames it
     spans, built from the summaries of its R_k sub-spans (so its size does not grow with the span or with F)."""
     t, b, d = lower.shape
     r = tier["embed_w"].shape[0] // d
     spans = jnp.swapaxes(lower.reshape(t // r, r, b, d), 1, 2).reshape(t // r, b, r * d)
-    return spans @ tier["embed_w"] + tier["embed_b"]
+    return matmul(spans, tier["embed_w"], dtype) + tier["embed_b"]
 
 
 def _with_clock(frames, clock, clock_dim: int):
@@ -90,11 +126,13 @@ class FrameGRU(nn.Module):
     tiers: tuple = ()  # ratios R_1..R_K of the slower tiers above the frame GRU (SampleRNN's tower); (): flat
     tier_hidden: int = 256  # units per tier GRU layer
     tier_layers: int = 2
+    precision: str = "fp32"  # matmul operands: "fp32", or "bf16" with float32 accumulation
 
     def setup(self):
         h = self.hidden
         self.cells = self._gru_cells("", [self.frame_size + self.clock_dim] + [h] * (self.layers - 1), h)
-        self.head = nn.Dense(self.out_dim or self.frame_size, name="head")
+        self.head = nn.Dense(self.out_dim or self.frame_size, name="head",
+                             dot_general=partial(_head_product, DTYPES[self.precision]))
         # Tier k: an input projection of its span (embed), a GRU stack, and R_k projections of its output onto the
         # input gates of layer 0 of the tier below (up_w/up_b: one per sub-step). Tiers read frames only, never
         # the clock.
@@ -129,6 +167,10 @@ class FrameGRU(nn.Module):
         return self.head(jnp.zeros((1, self.hidden), jnp.float32))
 
     @property
+    def dtype(self):
+        return DTYPES[self.precision]
+
+    @property
     def span(self) -> int:
         """Frames one step of the slowest tier spans (1: flat)."""
         return math.prod(self.tiers)
@@ -147,7 +189,7 @@ class FrameGRU(nn.Module):
         clk = None if clock is None else (clock if time_major else jnp.swapaxes(clock, 0, 1))
         if not self.tiers:
             top, state = _stack(self.cells, _with_clock(x, clk, self.clock_dim),
-                                self.initial_state(x.shape[1]) if state is None else state)
+                                self.initial_state(x.shape[1]) if state is None else state, dtype=self.dtype)
             out = self.head(top)
         else:
             full = 0 if state is not None else x.shape[0] // self.span * self.span
@@ -167,7 +209,7 @@ class FrameGRU(nn.Module):
         """One frame for every stream: frame (B, F), state -> (output (B, out), new state). The state is (L, B, H)
         for the flat model; with tiers the whole tower's (``initial_state``): every tier steps when its span ends."""
         if not self.tiers:
-            top, state = _cell_stack(self.cells, _with_clock(frame, clock, self.clock_dim), state)
+            top, state = _cell_stack(self.cells, _with_clock(frame, clock, self.clock_dim), state, dtype=self.dtype)
         else:
             top, state = self._tower_step(frame, state, clock)
         return self.head(top), state
@@ -194,16 +236,16 @@ class FrameGRU(nn.Module):
         batch = x.shape[1]
         inputs, lower = [], x
         for tier in self.tower:
-            lower = _embed(tier, lower)
+            lower = _embed(tier, lower, self.dtype)
             inputs.append(lower)  # (T / (R_1...R_k), B, H_k)
         slow, states = None, []
         for tier, u in zip(reversed(self.tower), reversed(inputs)):
             h0 = jnp.zeros((self.tier_layers, batch, self.tier_hidden), jnp.float32)
-            o, h = _stack(tier["cells"], u, h0, slow)
+            o, h = _stack(tier["cells"], u, h0, slow, self.dtype)
             slow = (jnp.concatenate([h0[-1][None], o[:-1]], axis=0), tier["up_w"], tier["up_b"])  # shifted a span
-            states.append({"h": h, "cond": jnp.einsum("bh,rhg->rbg", o[-1], tier["up_w"])})
+            states.append({"h": h, "cond": upsample(o[-1:], tier["up_w"], None, self.dtype)})
         top, frame_state = _stack(self.cells, _with_clock(x, clk, self.clock_dim),
-                                  jnp.zeros((self.layers, batch, self.hidden), jnp.float32), slow)
+                                  jnp.zeros((self.layers, batch, self.hidden), jnp.float32), slow, self.dtype)
         # the buffer holds the last span read, as stepping frame by frame leaves it
         state = {"frame": frame_state, "tiers": tuple(reversed(states)), "buf": x[-self.span :],
                  "pos": jnp.zeros((), jnp.int32)}
@@ -217,7 +259,8 @@ class FrameGRU(nn.Module):
         first = self.tower[0]
         j = pos % self.tiers[0]
         cond = tiers[0]["cond"][j] + first["up_b"][j]
-        top, frame_state = _cell_stack(self.cells, _with_clock(frame, clock, self.clock_dim), state["frame"], cond)
+        top, frame_state = _cell_stack(self.cells, _with_clock(frame, clock, self.clock_dim), state["frame"], cond,
+                                       self.dtype)
         buf = jax.lax.dynamic_update_index_in_dim(state["buf"], frame, pos, 0)
         new, span = [], 1
         for k, (tier, r) in enumerate(zip(self.tower, self.tiers)):
@@ -227,14 +270,14 @@ class FrameGRU(nn.Module):
             def advance(old, k=k, tier=tier, span=span, above=above):
                 lower = jax.lax.dynamic_slice_in_dim(buf, pos + 1 - span, span, 0)  # the span's frames
                 for t in self.tower[: k + 1]:
-                    lower = _embed(t, lower)  # -> (1, B, H_k)
+                    lower = _embed(t, lower, self.dtype)  # -> (1, B, H_k)
                 cond = None
                 if above is not None:  # this step's sub-step within the tier above's span
                     st, up, r_up = above
                     i = ((pos + 1) // span - 1) % r_up
                     cond = st["cond"][i] + up["up_b"][i]
-                o, h = _cell_stack(tier["cells"], lower[0], old["h"], cond)
-                return {"h": h, "cond": jnp.einsum("bh,rhg->rbg", o, tier["up_w"])}
+                o, h = _cell_stack(tier["cells"], lower[0], old["h"], cond, self.dtype)
+                return {"h": h, "cond": upsample(o[None], tier["up_w"], None, self.dtype)}
 
             new.append(jax.lax.cond((pos + 1) % span == 0, advance, lambda old: old, tiers[k]))
         state = {"frame": frame_state, "tiers": tuple(new), "buf": buf, "pos": (pos + 1) % self.span}
@@ -245,7 +288,8 @@ def build(cfg: ModelConfig, frame_size: int) -> FrameGRU:
     out_dim = cfg.codebook if cfg.output == "vq" else 0
     clock_dim = CLOCK_FEATURES if cfg.clock == "beat" else 0
     return FrameGRU(frame_size=frame_size, hidden=cfg.hidden, layers=cfg.layers, out_dim=out_dim, clock_dim=clock_dim,
-                    tiers=tuple(cfg.tiers), tier_hidden=cfg.tier_size, tier_layers=cfg.tier_layers)
+                    tiers=tuple(cfg.tiers), tier_hidden=cfg.tier_size, tier_layers=cfg.tier_layers,
+                    precision=resolve_precision(cfg.precision))
 
 
 def init_params(model: FrameGRU, key):

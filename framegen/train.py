@@ -23,6 +23,7 @@ from framegen.errors import Interrupted, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
 from framegen.generate import continue_audio, units_for  # generation is a client of the model
 from framegen.model import build
+from framegen.model import resolve_precision as model_precision
 from framegen.step import (  # noqa: F401 - re-exported: the training API
     VAL_CHUNK,
     data_mesh,
@@ -219,6 +220,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
           reporter: Reporter | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir`` on the normalised song until its epochs or time budget end."""
     reporter = reporter or Reporter()
+    cfg = resolve_precision(cfg)  # "auto" -> what this device runs fastest; saved resolved, so resume keeps it
+    reporter.message(f"precision: {cfg.model.precision}")
     run_dir = runs.make_run_dir(run_dir)
     split = data.check_fits(len(song_norm), cfg.data, cfg.model.span)
     steps_per_epoch = data.steps_per_epoch(split, cfg.data, cfg.train.batch_size)
@@ -366,6 +369,11 @@ def _plot_loss(run_dir: Path, rows: list) -> None:
         plot_loss(Path(run_dir) / "loss.png", rows)
     except OSError:
         pass  # a missing plot must never stop training
+
+
+def resolve_precision(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``model.precision`` "auto" replaced by this device's choice (``model.resolve_precision``)."""
+    return replace(cfg, model=replace(cfg.model, precision=model_precision(cfg.model.precision)))
 
 
 def resume_config(run_dir: Path, epochs: int | None = None, max_minutes: float | None = None) -> RunConfig:

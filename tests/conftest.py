@@ -30,13 +30,14 @@ def song_path(tmp_path):
     return write(tmp_path / "sine.wav", sine_song())
 
 
-def tiny_config(**train) -> RunConfig:
-    """F=40, T=50, GRU 2x199: the smallest sizes framegen allows, so each test compiles and runs in seconds."""
+def tiny_config(precision: str = "fp32", **train) -> RunConfig:
+    """F=40, T=50, GRU 2x199: the smallest sizes framegen allows, so each test compiles and runs in seconds.
+    float32 unless asked: "auto" would make the same test bf16 on one machine and fp32 on another."""
     defaults = dict(epochs=2, batch_size=8, lr=3e-3, sample_every=0, log_every=5)
     defaults.update(train)
     return RunConfig(
         data=DataConfig(frame_size=40, seq_len=50, sample_rate=RATE),
-        model=ModelConfig(hidden=199, layers=2),
+        model=ModelConfig(hidden=199, layers=2, precision=precision),
         train=TrainConfig(**defaults),
     )
 

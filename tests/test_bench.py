@@ -81,3 +81,22 @@ def test_child_peak_memory_is_its_own_not_its_parents():
     code = "from framegen.bench import peak_rss_mb; print(peak_rss_mb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 0 < child < 200 < ballast.nbytes / 2**20
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_both_precisions_against_torch_fp32_and_its_faster_bf16(probe):
+    pytest.importorskip("torch")
+    rows = bench.bench_train([(40, 50, 2)], 2, True, 100.0, log=lambda r: None, precisions=("fp32", "bf16"),
+                             probe=probe)
+    got = {(r["impl"], r.get("mode", r["precision"])): r for r in rows}
+    assert set(got) == {("framegen", "fp32"), ("framegen", "bf16"), ("torch", "fp32"), ("torch", "autocast"),
+                        ("torch", "bf16-cast")}
+    timed_torch = [r for r in rows if r["impl"] == "torch" and not r.get("probe_only")]
+    assert len([r for r in rows if r.get("probe_only")]) == (1 if probe else 0)
+    best = min(r["median_ms"] for r in timed_torch)
+    for r in rows:
+        assert r["ratio_vs_torch"] == pytest.approx(r["median_ms"] / best, rel=0.02, abs=1e-4)
+    same = min(r["median_ms"] for r in timed_torch if r["precision"] == "bf16")
+    assert got["framegen", "bf16"]["ratio_vs_torch_same"] == pytest.approx(got["framegen", "bf16"]["median_ms"] / same,
+                                                                           rel=0.02, abs=1e-4)
+    assert "| 40x50x2 | framegen bf16 |" in bench.format_tables(rows)

@@ -203,6 +203,28 @@ def test_rollout_vq_samples_from_the_model_and_feeds_the_emitted_frame_back():
     assert not np.array_equal(a, c)
 
 
+def test_bf16_rollout_is_the_bf16_model_fed_back_and_near_fp32():
+    params = init_params(FrameGRU(frame_size=40, hidden=199, layers=2), jax.random.key(0))
+    seed = jax.random.normal(jax.random.key(1), (2, 5, 40))
+    frames = {p: gen.rollout(FrameGRU(frame_size=40, hidden=199, layers=2, precision=p), params, seed, 4)
+              for p in ("fp32", "bf16")}
+    model = FrameGRU(frame_size=40, hidden=199, layers=2, precision="bf16")
+    for k in range(4):
+        ctx = jnp.concatenate([seed, frames["bf16"][:, :k]], axis=1)
+        out, _ = model.apply({"params": params}, ctx)
+        np.testing.assert_allclose(frames["bf16"][:, k], out[:, -1], atol=2e-3)
+    rel = np.linalg.norm(frames["bf16"] - frames["fp32"]) / np.linalg.norm(frames["fp32"])
+    assert 0 < rel < 0.03
+
+
+def test_generate_in_bf16_from_an_fp32_run(trained_run, tmp_path):
+    (g32,) = gen.generate(trained_run, seconds=0.5, out=tmp_path / "a.wav", score=False)
+    (g16,) = gen.generate(trained_run, seconds=0.5, out=tmp_path / "b.wav", score=False, precision="bf16")
+    a, b = sf.read(g32.path)[0], sf.read(g16.path)[0]
+    assert len(a) == len(b) == 4000 and np.all(np.isfinite(b))
+    assert np.linalg.norm(a - b) < 0.1 * np.linalg.norm(a)
+
+
 TOWER = dict(frame_size=F, hidden=16, layers=2, tiers=(2, 3), tier_hidden=12)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from framegen.gru import gru_cell, gru_layer, gru_layer_x, upsample
+from framegen.gru import gru_cell, gru_layer, gru_layer_x, matmul, upsample
 
 T, B, H = 6, 3, 4
 
@@ -205,3 +205,85 @@ def test_fused_chunked_layer_with_a_slow_input_equals_the_materialised_gates_flo
     np.testing.assert_allclose(l1, l2, rtol=1e-12)
     for name, a, b in zip(("w_i", "b_i", "w_h", "b_h", "x", "h0", "o", "w_o", "b_o"), g1, g2):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def _rel_l2(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bfloat16_layer_and_grads_stay_float32_and_near_float32(fused):
+    """bf16 operands, float32 accumulation: outputs and every gradient float32, within bf16's rounding (2^-8 per
+    operand; 2% relative L2 allowed) of the float32 layer; the fused chunked layer is the same function."""
+    t, f_in = 12, 5
+    rng = np.random.default_rng(11)
+    w_i, b_i = 0.5 * rng.standard_normal((f_in, 3 * H)), 0.5 * rng.standard_normal(3 * H)
+    w_h, b_h, _, h0 = make_args(seed=12, t=t)
+    x, cot = rng.standard_normal((t, B, f_in)), rng.standard_normal((t, B, H))
+    args = [jnp.asarray(a, jnp.float32) for a in (w_i, b_i, w_h, b_h, x, h0)]
+
+    def loss(dtype):
+        def fn(w_i, b_i, w_h, b_h, x, h0):
+            if fused:
+                hs = gru_layer_x(w_i, b_i, w_h, b_h, x, h0, chunk=4, dtype=dtype)
+            else:
+                hs = gru_layer(w_h, b_h, matmul(x, w_i, dtype) + b_i, h0, dtype=dtype)
+            return jnp.sum(jnp.sin(hs) * cot)
+
+        return jax.jit(jax.value_and_grad(fn, argnums=tuple(range(6))))(*args)
+
+    (l32, g32), (l16, g16) = loss(jnp.float32), loss(jnp.bfloat16)
+    assert l16.dtype == jnp.float32 and abs(float(l16) - float(l32)) < 0.02 * abs(float(l32)) + 1e-3
+    for name, a, b in zip(("w_i", "b_i", "w_h", "b_h", "x", "h0"), g16, g32):
+        assert a.dtype == jnp.float32, name
+        assert _rel_l2(a, b) < 0.02, name
+    assert _rel_l2(g16[0], g32[0]) > 0  # it did run in bf16
+
+
+def test_bfloat16_matmul_grads_are_bfloat16_products_of_the_float32_ones():
+    rng = np.random.default_rng(13)
+    x, w = jnp.asarray(rng.standard_normal((7, 3, 16)), jnp.float32), jnp.asarray(rng.standard_normal((16, 5)),
+                                                                                   jnp.float32)
+    cot = jnp.asarray(rng.standard_normal((7, 3, 5)), jnp.float32)
+    bf = jnp.bfloat16
+    y, vjp = jax.vjp(lambda x, w: matmul(x, w, bf), x, w)
+    dx, dw = vjp(cot)
+    np.testing.assert_allclose(y, x.astype(bf).astype(jnp.float32) @ w.astype(bf).astype(jnp.float32), rtol=1e-5)
+    np.testing.assert_allclose(dx, cot.astype(bf).astype(jnp.float32) @ w.astype(bf).astype(jnp.float32).T,
+                               rtol=1e-5, atol=1e-5)
+    want_dw = jnp.einsum("tbk,tbn->kn", x.astype(bf).astype(jnp.float32), cot.astype(bf).astype(jnp.float32))
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-5, atol=1e-5)
+    assert dx.dtype == dw.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bfloat16_slow_input_grads_stay_float32_and_near_float32(fused):
+    """A tier's conditioning in bf16 (the precision of the frame GRU's matmuls): float32 gradients within bf16's
+    rounding of the float32 ones, chunked or materialised."""
+    t, r, hs = 12, 2, 5
+    rng = np.random.default_rng(14)
+    w_i, b_i = 0.5 * rng.standard_normal((3, 3 * H)), 0.5 * rng.standard_normal(3 * H)
+    w_h, b_h, _, h0 = make_args(seed=15, t=t)
+    x, cot = rng.standard_normal((t, B, 3)), rng.standard_normal((t, B, H))
+    o, w_o, b_o = rng.standard_normal((t // r, B, hs)), 0.5 * rng.standard_normal((r, hs, 3 * H)), \
+        0.5 * rng.standard_normal((r, 3 * H))
+    args = [jnp.asarray(a, jnp.float32) for a in (w_i, b_i, w_h, b_h, x, h0, o, w_o, b_o)]
+
+    def loss(dtype):
+        def fn(w_i, b_i, w_h, b_h, x, h0, o, w_o, b_o):
+            if fused:
+                out = gru_layer_x(w_i, b_i, w_h, b_h, x, h0, chunk=4, dtype=dtype, slow=(o, w_o, b_o))
+            else:
+                gx = matmul(x, w_i, dtype) + b_i + upsample(o, w_o, b_o, dtype)
+                out = gru_layer(w_h, b_h, gx, h0, dtype=dtype)
+            return jnp.sum(jnp.sin(out) * cot)
+
+        return jax.jit(jax.value_and_grad(fn, argnums=tuple(range(9))))(*args)
+
+    (l32, g32), (l16, g16) = loss(jnp.float32), loss(jnp.bfloat16)
+    assert abs(float(l16) - float(l32)) < 0.02 * abs(float(l32)) + 1e-3
+    for name, a, b in zip(("w_i", "b_i", "w_h", "b_h", "x", "h0", "o", "w_o", "b_o"), g16, g32):
+        assert a.dtype == jnp.float32, name
+        assert _rel_l2(a, b) < 0.02, name
+    assert _rel_l2(g16[7], g32[7]) > 0  # it did run in bf16

@@ -230,3 +230,17 @@ def test_long_sequence_tower_path_matches_the_plain_one(tower, monkeypatch):
     np.testing.assert_allclose(chunked[0], plain[0], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(chunked[1]), jax.tree.leaves(plain[1])):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_bf16_tower_is_near_fp32_and_its_steps_agree_with_its_sequence(tower):
+    """The tiers' matmuls take the frame GRU's precision: a bf16 tower stays within bf16 rounding of the fp32 one."""
+    _, params = tower
+    frames = jax.random.normal(jax.random.key(7), (2, 14, 8))
+    out = {}
+    for p in ("fp32", "bf16"):
+        model = FrameGRU(**TOWER, precision=p)
+        out[p] = np.asarray(jax.jit(lambda x, m=model: m.apply({"params": params}, x)[0])(frames))
+    rel = np.linalg.norm(out["bf16"] - out["fp32"]) / np.linalg.norm(out["fp32"])
+    assert 0 < rel < 0.03
+    stepped, _ = _stepped(FrameGRU(**TOWER, precision="bf16"), params, frames)
+    np.testing.assert_allclose(stepped, out["bf16"], atol=1e-5)

@@ -344,3 +344,9 @@ def test_a_trial_carries_its_last_scored_sample_and_the_table_shows_it():
     assert sample_scores([{"step": 1}]) == {}
     assert sample_text(got) == "0.900, 0.990, no flags"
     assert sample_text({"sample_flags": None}) == "-"
+def test_precision_flag_reaches_every_trial(song):
+    spec = sweeps.make_spec(None, song=song, frame_sizes="40,100", seq_lens="50", flags={"precision": "bf16"})
+    for f in (40, 100):
+        assert sweeps.run_config(f, 50, spec.options_for(f, 50)).model.precision == "bf16"
+    assert sweeps.run_config(40, 50, sweeps.make_spec(None, song=song, frame_sizes="40", seq_lens="50")
+                             .options_for(40, 50)).model.precision == "auto"  # resolved when the trial trains

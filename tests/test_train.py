@@ -147,3 +147,26 @@ def test_vq_resume_reuses_the_saved_codebook(vq_run, monkeypatch):
     np.testing.assert_array_equal(emission.table, vq.emission_table(saved, song, "exemplar"))
     np.testing.assert_array_equal(emission.offsets, saved.exemplar_offsets)
     assert _codebook(replace(cfg, model=replace(cfg.model, output="mse")), run_dir, song, None, None) == (None, None)
+
+
+def test_precision_is_resolved_saved_and_kept_on_resume(song_path, tmp_path):
+    from framegen.config import load_config
+    from framegen.model import fast_bf16
+    from framegen.train import resume_config
+
+    messages = []
+
+    class Say(Reporter):
+        def message(self, text):
+            messages.append(text)
+
+    run = train_song(song_path, tiny_config("bf16", epochs=1), run_dir=tmp_path / "bf16", reporter=Say()).run_dir
+    assert load_config(run).model.precision == "bf16" and "precision: bf16" in messages
+    assert resume_config(run, epochs=2).model.precision == "bf16"
+    assert resume_run(run, epochs=2).step > 0 and load_config(run).model.precision == "bf16"
+    auto = train_song(song_path, tiny_config("auto", epochs=1), run_dir=tmp_path / "auto").run_dir
+    assert load_config(auto).model.precision == ("bf16" if fast_bf16() else "fp32")  # never "auto"
+    old = json.loads((run / "config.json").read_text())
+    del old["model"]["precision"]  # a run from before --precision was float32
+    (run / "config.json").write_text(json.dumps(old))
+    assert load_config(run).model.precision == "fp32"

@@ -3,7 +3,7 @@ a reason, done earlier, resumed, or to run, with its batch, step budget and memo
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from framegen.config import DataConfig, RunConfig, load_config
@@ -117,6 +117,15 @@ def _config_core(cfg: RunConfig) -> dict:
     return {k: d[k] for k in ("data", "model", "train")}
 
 
+def _same_settings(saved: RunConfig, planned: RunConfig) -> bool:
+    """Whether a trial's run directory was trained with the planned settings. A planned precision "auto" is
+    resolved by the machine that trains the trial (a Ray worker may have a GPU the planner lacks), so it matches
+    whichever precision the run saved."""
+    if planned.model.precision == "auto":
+        planned = replace(planned, model=replace(planned.model, precision=saved.model.precision))
+    return _config_core(saved) == _config_core(planned)
+
+
 def plan_sweep(spec: SweepSpec, out: Path | None = None, *, retry_failed: bool = False) -> SweepPlan:
     """Decide every cell before anything runs: skipped (song, memory, budget) with a reason, done, or to run."""
     from framegen import audio, data
@@ -191,7 +200,7 @@ def _resolve_earlier(trial: Trial, sweep_dir: Path, record: dict | None, song: s
     has_run = (run_dir / "config.json").is_file()
     if has_run:
         saved = load_config(run_dir)
-        if _config_core(saved) != _config_core(trial.config) or saved.song != song or saved.song_samples != n:
+        if not _same_settings(saved, trial.config) or saved.song != song or saved.song_samples != n:
             what = "another song" if (saved.song != song or saved.song_samples != n) else "other settings"
             raise RunError(f"{run_dir} was trained on {what} than this sweep plans: pass --out to start a new "
                            f"sweep, or remove that directory to retrain it")
