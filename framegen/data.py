@@ -3,7 +3,8 @@
 Generation seeds (the song's frames a continuation starts from) are cut here too.
 An example is T+1 consecutive frames of F samples starting at any sample offset; inputs are frames 0..T-1 and
 targets frames 1..T. Training offsets are drawn inside the first part of the song only; validation examples tile
-the held-out tail. The song is put on the device once and every batch is sliced out of it there.
+the held-out tail. The song is put on the device once and every batch is sliced out of it there. A model with slower
+tiers reads whole spans of its slowest tier: its T is a multiple of their ratios' product (config.check_span).
 """
 
 from dataclasses import dataclass

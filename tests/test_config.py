@@ -82,9 +82,9 @@ def test_tiers_parse_check_their_ranges_and_the_sequence_length():
     assert ModelConfig(tiers="8,4").tiers == (8, 4) == ModelConfig(tiers=[8, 4]).tiers
     assert ModelConfig(tiers=8).tiers == (8,) and ModelConfig().tiers == () and ModelConfig().span == 1
     assert ModelConfig(tiers=(8, 4)).span == 32
-    assert ModelConfig(hidden=200).tier_size == 200 and ModelConfig(hidden=200, tier_hidden=512).tier_size == 512
-    cfg = RunConfig.from_options(seq_len=96, tiers="8,4", tier_hidden=128)
-    assert (cfg.model.tiers, cfg.model.tier_hidden, cfg.model.tier_layers) == ((8, 4), 128, 2)
+    cfg = RunConfig.from_options(seq_len=96, tiers="8,4", tier_hidden=64)
+    assert (cfg.model.tiers, cfg.model.tier_hidden, cfg.model.tier_layers) == ((8, 4), 64, 2)
+    assert RunConfig.from_options(seq_len=96, tiers="8").model.tier_hidden == 128
     for make, fragment in [
         (lambda: ModelConfig(tiers=(8, 1)), "tier ratio 1 is outside 2-64"),
         (lambda: ModelConfig(tiers="8,a"), "are not whole numbers: pass --tiers like 8 or 8,4"),

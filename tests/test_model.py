@@ -105,14 +105,23 @@ def test_long_sequence_path_matches_float64_reference(monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ tiers
 
-TOWER = dict(frame_size=8, hidden=16, layers=2, tiers=(2, 3), tier_hidden=12, tier_layers=2)
+TOWER = dict(frame_size=40, hidden=16, layers=2, tiers=(2, 3), tier_hidden=12, tier_layers=2)
+
+
+def _np_log_mel(frames, frame_size):
+    """Each frame's log-mel bands in float64: log(1 + 10^4 x (rFFT power / F) through the mel filterbank) / 8."""
+    from framegen.model import mel_bands
+
+    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 / frame_size
+    return np.log(1 + 1e4 * (power @ mel_bands(frame_size).astype(np.float64))) / 8
 
 
 def reference_tower(params, frames, tiers):
     """The tower frame by frame in NumPy float64, written from its definition (SampleRNN's wiring): the frame GRU
     at position s reads frame s, its layer 0's gates plus tier 1's projection number s mod R_1 of tier 1's output
     after its last whole span (zeros before the first); when frame s ends a span of tier k (P_k = R_1...R_k frames),
-    tier k reads that span (R_1 frames concatenated and projected, R_2 of those concatenated and projected, ...)
+    tier k reads that span (R_1 frames' log-mel bands concatenated and projected, R_2 of those concatenated and
+    projected, ...)
     with its own gates plus tier k+1's projection of its sub-step, as it was before this frame."""
     p = _np(params)
     x = np.asarray(frames, np.float64)
@@ -135,7 +144,7 @@ def reference_tower(params, frames, tiers):
             span *= r
             if (s + 1) % span:
                 continue
-            u = x[:, s + 1 - span : s + 1]  # (B, span, F)
+            u = _np_log_mel(x[:, s + 1 - span : s + 1], x.shape[2])  # (B, span, n)
             for kk in range(k + 1):
                 u = u.reshape(b, -1, tiers[kk] * u.shape[2]) @ p[f"tier{kk + 1}_embed_w"] + p[f"tier{kk + 1}_embed_b"]
             u = u[:, 0]
@@ -169,7 +178,7 @@ def test_tower_sequence_and_step_match_a_naive_per_step_reference(tower):
     """Whole spans run as one scan per tier with learned upsampling; the 2 frames after the last whole span (14 =
     2 spans of 6 + 2) and ``step`` run frame by frame: all three agree with the float64 loop."""
     model, params = tower
-    frames = jax.random.normal(jax.random.key(2), (3, 14, 8))
+    frames = jax.random.normal(jax.random.key(2), (3, 14, 40))
     want = reference_tower(params, frames, TOWER["tiers"])
     got, _ = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, frames)
     assert np.linalg.norm(np.asarray(got, np.float64) - want) / np.linalg.norm(want) < 1e-5
@@ -183,14 +192,14 @@ def test_tower_sequence_and_step_match_a_naive_per_step_reference(tower):
 @pytest.mark.parametrize("length", [12, 14, 5])  # whole spans, whole spans + a part, less than one span
 def test_seed_warm_up_leaves_the_state_stepping_leaves(tower, length):
     model, params = tower
-    frames = jax.random.normal(jax.random.key(3), (2, length, 8))
+    frames = jax.random.normal(jax.random.key(3), (2, length, 40))
     _, state = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, frames)
     _, want = _stepped(model, params, frames)
     assert jax.tree.structure(state) == jax.tree.structure(want)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), state, want)
     assert int(state["pos"]) == length % 6
     # a sequence from a state part-way through a span (the generation of a second clip, say) continues it exactly
-    more = jax.random.normal(jax.random.key(4), (2, 7, 8))
+    more = jax.random.normal(jax.random.key(4), (2, 7, 40))
     got, after = jax.jit(lambda p, x, st: model.apply({"params": p}, x, st))(params, more, state)
     out, again = _stepped(model, params, more, want)
     np.testing.assert_allclose(got, out, atol=1e-5)
@@ -202,7 +211,7 @@ def test_tower_is_causal_no_output_reads_a_later_frame(tower):
     span borders and inside spans), and changes output j."""
     model, params = tower
     apply = jax.jit(lambda x: model.apply({"params": params}, x)[0])
-    frames = jax.random.normal(jax.random.key(5), (2, 18, 8))
+    frames = jax.random.normal(jax.random.key(5), (2, 18, 40))
     base = np.asarray(apply(frames))
     for j in (0, 1, 5, 6, 7, 11, 12, 17):
         got = np.asarray(apply(frames.at[:, j].add(3.0)))
@@ -217,7 +226,7 @@ def test_long_sequence_tower_path_matches_the_plain_one(tower, monkeypatch):
     import framegen.model as m
 
     model, params = tower
-    frames = jax.random.normal(jax.random.key(6), (2, 60, 8))
+    frames = jax.random.normal(jax.random.key(6), (2, 60, 40))
 
     def run():
         loss = lambda p: jnp.sum(jnp.sin(model.apply({"params": p}, frames)[0]))  # noqa: E731
@@ -235,7 +244,7 @@ def test_long_sequence_tower_path_matches_the_plain_one(tower, monkeypatch):
 def test_bf16_tower_is_near_fp32_and_its_steps_agree_with_its_sequence(tower):
     """The tiers' matmuls take the frame GRU's precision: a bf16 tower stays within bf16 rounding of the fp32 one."""
     _, params = tower
-    frames = jax.random.normal(jax.random.key(7), (2, 14, 8))
+    frames = jax.random.normal(jax.random.key(7), (2, 14, 40))
     out = {}
     for p in ("fp32", "bf16"):
         model = FrameGRU(**TOWER, precision=p)
