@@ -116,7 +116,7 @@ def _train_options(f):
                           "'8,4' adds one more per 32 frames. Each conditions the tier below (SampleRNN's tower). "
                           "--seq-len must be a multiple of their product. Default: none (one tier)."),
         click.option("--tier-hidden", type=int, default=None,
-                     help="GRU units per layer of each tier (default: --hidden)."),
+                     help=f"GRU units per layer of each tier (default {_M.tier_hidden})."),
         click.option("--tier-layers", type=int, default=None, help=f"GRU layers per tier (default {_M.tier_layers})."),
         click.option("--hold", type=float, default=None,
                      help=f"vq unit selection: weight of the frame that followed the previous one in the song "
@@ -388,7 +388,7 @@ def _sweep_flags(f):
         click.option("--clock", type=click.Choice(CLOCKS), default=None,
                      help="Beat clock input (see train --help)."),
         click.option("--tiers", default=None, help="Slower GRU tiers, e.g. 8 or 8,4 (see train --help)."),
-        click.option("--tier-hidden", type=int, default=None, help="GRU units per tier layer (default: --hidden)."),
+        click.option("--tier-hidden", type=int, default=None, help="GRU units per tier layer."),
         click.option("--tier-layers", type=int, default=None, help="GRU layers per tier."),
         click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
         click.option("--max-run", "max_run_s", type=float, default=None,
@@ -543,10 +543,13 @@ def _write_report(target, **kw) -> None:
 @click.option("--precision", "precisions", default="fp32,bf16", show_default=True,
               help="framegen's precisions to time, comma-separated (fp32, bf16, auto); torch runs the same ones "
                    "(bf16: autocast and a bf16-cast model).")
+@click.option("--tiers", default=None,
+              help="Also time and measure framegen with these slower tiers (e.g. 8 or 8,4; see train --help) beside "
+                   "the flat model, at the same F, T, B (each T rounded down to a multiple of their product).")
 @click.option("--steps", type=int, default=None, help="Timed train steps per config (default 10, --quick 3).")
 @click.option("--only", default=None,
               help="Comma-separated parts to run: train, matmul, generate, memory, host (default: all).")
-def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only, precisions):
+def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only, precisions, tiers):
     """Time framegen's train step, generation, memory and host overhead (optionally against PyTorch).
 
     Train step: F x T x B = 800x100x128, 40x1000x32, 4000x50x32, 100x1000x128 (plus the one given by flags),
@@ -560,6 +563,7 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
       framegen bench --compare torch
       framegen bench --compare torch --json > bench.jsonl
       framegen bench -F 400 -T 200 -B 64 --quick
+      framegen bench -F 400 -T 96 -B 32 --quick --tiers 8 --precision fp32
     """
     from framegen import bench as benchmark
 
@@ -584,8 +588,9 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
     bad = sorted(set(precisions) - {"fp32", "bf16", "auto"})
     if bad:
         raise UsageError(f"unknown --precision {', '.join(bad)}: pass some of fp32, bf16, auto")
+    tiers = ModelConfig(tiers=tiers).tiers  # parsed and range-checked as train's --tiers
     rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, parts=parts, log=log,
-                         precisions=precisions)
+                         precisions=precisions, tiers=tiers)
     if not as_json:
         click.echo(benchmark.format_tables(rows), nl=False)
 
