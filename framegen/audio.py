@@ -180,14 +180,9 @@ def write_wav(path, y: np.ndarray, sample_rate: int, *, overwrite: bool = True) 
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             sf.write(str(tmp), np.clip(y, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    except (OSError, RuntimeError) as e:  # libsndfile reports a full disk as a RuntimeError ("System error.")
-        reason = getattr(e, "strerror", None) or str(e).strip() or type(e).__name__
-        try:
-            if not isinstance(e, OSError) and shutil.disk_usage(path.parent).free < 2 * y.size + 4096:
-                reason = os.strerror(errno.ENOSPC)
-        except OSError:
-            pass
-        raise RunError(f"cannot write {path} ({reason}): free disk space or choose a writable --out") from None
+    except (OSError, RuntimeError) as e:
+        raise RunError(f"cannot write {path} ({_why(e, path, 2 * y.size)}): free disk space or choose a writable "
+                       f"--out") from None
     return path
 
 

@@ -286,6 +286,7 @@ def test_generate_streams_the_same_wav_as_the_in_memory_clip(trained_run, tmp_pa
     assert not gen.partial_path(g.path).exists()
 
 
+@pytest.mark.slow
 def test_vq_streams_write_the_in_memory_clips(vq_run, tmp_path):
     """VQ with unit selection and overlap-add, 2 streams, chunks of 7 frames: each WAV is the in-memory clip's."""
     from framegen.audio import write_wav
@@ -377,7 +378,7 @@ def test_an_interrupted_generation_keeps_a_valid_wav_of_what_was_written(trained
     from framegen.errors import Interrupted
 
     out = tmp_path / "x.wav"
-    gen.generate(trained_run, seconds=0.2, out=out, score=False)
+    out.write_bytes(b"an earlier good file")
     before = out.read_bytes()
 
     def stop():
@@ -407,3 +408,14 @@ def test_long_clips_are_scored_on_their_last_part(trained_run, tmp_path, monkeyp
     assert g.seconds == 1.5 and g.scored_seconds == 1.0 and g.evaluation is not None
     (g,) = gen.generate(trained_run, seconds=1.0, out=tmp_path / "k.wav")
     assert g.scored_seconds == 1.0
+
+
+def test_audio_turning_non_finite_is_never_written_and_what_came_before_is_kept(trained_run, tmp_path, monkeypatch):
+    good = np.full((1, 4000), 0.25, np.float32)
+    monkeypatch.setattr(gen, "stream_audio", lambda *a, **k: iter([good, np.full((1, 4000), np.nan, np.float32)]))
+    out = tmp_path / "n.wav"
+    with pytest.raises(RunError, match=r"NaN or infinite samples from .* after 0.5 s: the 0.5 s written are kept "
+                                       r"as a valid WAV in .*n.partial.wav"):
+        gen.generate(trained_run, seconds=1.0, out=out, score=False)
+    np.testing.assert_array_equal(sf.read(gen.partial_path(out), dtype="float32")[0], good[0])
+    assert not out.exists()
