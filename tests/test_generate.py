@@ -354,6 +354,10 @@ def test_a_too_short_seed_file_names_the_length_it_needs(tmp_path):
         gen.seed_file_start(6 * 16000, cfg, "x.wav", 3.0, 100)
     assert gen.seed_file_start(6 * 16000, cfg, "x.wav", None, 100) == 16000  # the seed ends at the file's end
     assert gen.seed_file_start(6 * 16000, cfg, "x.wav", 0.5, 100) == 8000
+    # two streams: the latest start leaving room for both, which stream_seeds then spreads over the file
+    start = gen.seed_file_start(6 * 16000, cfg, "x.wav", None, 100, streams=2)
+    _, starts = gen.stream_seeds(np.zeros(6 * 16000, np.float32), start, 100, 800, 2)
+    assert list(starts) == [0, 16000]
 
 
 def _stop_after(chunks: int, stop):
