@@ -95,13 +95,13 @@ def _reason(e: Exception, path: Path) -> str:
     return "unrecognised or corrupt audio data" if "does not exist" in text else text.rstrip(".")
 
 
-def read_audio(path, *, allow_nonfinite: bool = False) -> tuple[np.ndarray, int]:
-    """Decode a file to mono float32 at its own rate. Raises AudioError naming the file and the problem.
+def read_audio(path, *, allow_nonfinite: bool = False, what: str = "song file") -> tuple[np.ndarray, int]:
+    """Decode a file to mono float32 at its own rate. Raises AudioError naming the file (as ``what``) and the problem.
 
     NaN/inf samples are refused unless ``allow_nonfinite`` (evaluate counts them in generated audio)."""
     path = Path(path)
     if not path.exists():
-        raise AudioError(f"song file not found: {path} (check the path)")
+        raise AudioError(f"{what} not found: {path} (check the path)")
     if path.is_dir():
         raise AudioError(f"{path} is a directory, not an audio file: pass a WAV, FLAC, OGG or MP3 file")
     if not path.is_file():  # a pipe or a device: reading it could block forever
@@ -139,9 +139,9 @@ def resample(y: np.ndarray, orig_rate: int, rate: int) -> np.ndarray:
     return soxr.resample(y, orig_rate, rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_song(path, sample_rate: int) -> tuple[np.ndarray, int]:
+def load_song(path, sample_rate: int, what: str = "song file") -> tuple[np.ndarray, int]:
     """Mono float32 song at ``sample_rate`` and its original rate. Refuses empty and all-silent audio."""
-    y, orig = read_audio(path)
+    y, orig = read_audio(path, what=what)
     y = resample(y, orig, sample_rate)
     # a song of a sample or two is too short, not silent: data.check_fits says so with the sizes it needs
     if y.size and float(np.max(np.abs(y))) < 1e-6:
@@ -180,15 +180,79 @@ def write_wav(path, y: np.ndarray, sample_rate: int, *, overwrite: bool = True) 
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             sf.write(str(tmp), np.clip(y, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    except (OSError, RuntimeError) as e:  # libsndfile reports a full disk as a RuntimeError ("System error.")
-        reason = getattr(e, "strerror", None) or str(e).strip() or type(e).__name__
-        try:
-            if not isinstance(e, OSError) and shutil.disk_usage(path.parent).free < 2 * y.size + 4096:
-                reason = os.strerror(errno.ENOSPC)
-        except OSError:
-            pass
-        raise RunError(f"cannot write {path} ({reason}): free disk space or choose a writable --out") from None
+    except (OSError, RuntimeError) as e:
+        raise RunError(f"cannot write {path} ({_why(e, path, 2 * y.size)}): free disk space or choose a writable "
+                       f"--out") from None
     return path
+
+
+# libsndfile's sf_command codes (sndfile.h), which soundfile does not name: rewrite the header now.
+_SFC_UPDATE_HEADER_NOW = 0x1060
+WAV_MAX_BYTES = 2**32 - 1  # a RIFF WAV's sizes are 32-bit
+
+
+class WavStream:
+    """A 16-bit PCM WAV written a piece at a time (soundfile's streaming writer), its header rewritten after every
+    piece: the file is a valid WAV of everything written so far at any moment, even after a kill -9 (a reader sees
+    the samples the header counts; a piece half-written when the process died lies past them, unread).
+
+    ``write`` clips to [-1, 1] as ``write_wav`` does and refuses non-finite audio; a write or disk error is a
+    ``RunError`` naming the file. Use as a context manager (``close`` finalises the header)."""
+
+    def __init__(self, path, sample_rate: int):
+        import soundfile as sf
+
+        self.path, self._closed_frames = Path(path), 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = sf.SoundFile(str(self.path), "w", sample_rate, 1, "PCM_16", format="WAV")
+        except (OSError, RuntimeError) as e:
+            raise RunError(f"cannot write {self.path} ({_why(e)}): choose a writable --out") from None
+
+    def write(self, y: np.ndarray) -> None:
+        from soundfile import _ffi, _snd
+
+        y = np.asarray(y, np.float32)
+        if not np.all(np.isfinite(y)):
+            raise RunError(f"refusing to write {self.path}: the audio contains NaN or infinite samples")
+        try:
+            self.file.write(np.clip(y, -1.0, 1.0))
+            _snd.sf_command(self.file._file, _SFC_UPDATE_HEADER_NOW, _ffi.NULL, 0)
+            self.file.flush()
+        except (OSError, RuntimeError) as e:
+            raise RunError(f"cannot write {self.path} ({_why(e, self.path, 2 * y.size)}): free disk space or "
+                           f"choose another --out") from None
+
+    @property
+    def frames(self) -> int:
+        """Samples written so far: libsndfile's own count, so a Ctrl-C between two calls of ``write`` cannot make
+        it disagree with the file."""
+        return self._closed_frames if self.file.closed else int(self.file.tell())
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self._closed_frames = self.frames
+            try:
+                self.file.close()
+            except (OSError, RuntimeError):
+                pass  # the header was rewritten after the last complete piece: the file stands as it is
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _why(e: Exception, path: Path | None = None, size: int = 0) -> str:
+    """The reason of a write error; libsndfile reports a full disk as a RuntimeError ("System error.")."""
+    reason = getattr(e, "strerror", None) or str(e).strip() or type(e).__name__
+    try:
+        if path is not None and not isinstance(e, OSError) and shutil.disk_usage(path.parent).free < size + 4096:
+            reason = os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    return reason
 
 
 def describe(path) -> dict:

@@ -226,14 +226,48 @@ def train(song, run_dir, resume, **opts):
     click.echo(f"next: framegen generate --run {result.run_dir} --seconds 30")
 
 
+class _Duration(click.ParamType):
+    """A length of audio: seconds (``90``, ``2.5``), with units (``90m``, ``10h``, ``1h30m``, ``45s``) or H:MM:SS."""
+
+    name = "SECONDS"
+    _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+    def convert(self, value, param, ctx):
+        import re
+
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        try:
+            if ":" in text:
+                total = 0.0
+                for part in text.split(":"):
+                    total = 60.0 * total + float(part)
+                return total
+            if re.fullmatch(r"(\d+(\.\d*)?[hms])+", text):
+                return sum(float(n) * self._UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d*)?)([hms])", text))
+            return float(text)
+        except ValueError:
+            pass
+        self.fail(f"{value!r} is not a length: pass seconds (90), a unit (90m, 10h, 1h30m) or H:MM:SS", param, ctx)
+
+
 @cli.command()
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory (default: the most recent under runs/).")
 @click.option("--checkpoint", "checkpoint_kind", type=click.Choice(["best", "last"]), default="best",
               show_default=True)
-@click.option("--seconds", type=float, default=30.0, show_default=True, help="Length of the new audio.")
+@click.option("--seconds", type=_Duration(), default=30.0, show_default=True,
+              help="Length of the new audio: seconds, or with a unit (90m, 10h, 1h30m) or as H:MM:SS. Any length "
+                   "streams to disk in constant memory.")
+@click.option("--seed-file", type=click.Path(path_type=Path), default=None,
+              help="Prime with your own audio: warm the model on frames of FILE (WAV, FLAC, OGG, MP3, any rate or "
+                   "channels; mixed to mono and resampled to the run's rate) instead of the song. FILE is "
+                   "normalised with the run's normalisation (the training song's mean and std), not its own, so "
+                   "the model hears the levels it was trained on. Default seed: the file's last frames.")
 @click.option("--seed-offset", type=float, default=None,
-              help="Where the seed starts in the song, in seconds (default: the held-out tail's start).")
+              help="Where the seed starts in the song (or in --seed-file), in seconds (default: the held-out "
+                   "tail's start; with --seed-file, so the seed ends at the file's end).")
 @click.option("--seed-frames", type=int, default=None, help="Seed length in frames (default: the run's T).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output WAV (default RUN/generated/<checkpoint>-<seconds>s.wav).")
@@ -257,33 +291,46 @@ def train(song, run_dir, resume, **opts):
               help="VQ runs, unit selection: longest contiguous run of song audio, seconds (default: the run's).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Matmul precision of generation (default: the run's, the one it was trained in).")
-def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, overwrite, streams, temperature,
-             top_k, vq_emit, crossfade_ms, sample_seed, no_score, hold, max_run_s, precision):
-    """Continue the song: warm the model on a seed from it, feed predictions back, write a 16-bit WAV.
+def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_frames, out, overwrite, streams,
+             temperature, top_k, vq_emit, crossfade_ms, sample_seed, no_score, hold, max_run_s, precision):
+    """Continue the song: warm the model on a seed from it (or from your own --seed-file), feed predictions back,
+    write a 16-bit WAV.
 
-    Each WAV is then scored against the song ('framegen evaluate') and its flags printed; a silent, noise-like or
-    stuck result is also reported on stderr.
+    The WAV is streamed to OUT.partial.wav a chunk at a time (memory does not grow with --seconds; a bar shows the
+    seconds written and the real-time factor) and renamed to OUT when complete. Ctrl-C or a kill leaves
+    OUT.partial.wav as a valid WAV of what was written, and an earlier OUT untouched.
+    Each WAV is then scored against the song ('framegen evaluate'; a clip over a minute on its last minute) and its
+    flags printed; a silent, noise-like or stuck result is also reported on stderr.
 
     \b
     Examples:
       framegen generate --seconds 30
       framegen generate --run runs/song-f800-t100-20261123-120000 --seed-offset 42.5 --out cont.wav
       framegen generate --run runs/song-vq --temperature 0.9 --top-k 50 --crossfade 2
+      framegen generate --seed-file my-intro.flac --seconds 60
+      framegen generate --seconds 10h --no-score
     """
     from framegen import runs
     from framegen.config import load_config
+    from framegen.display import GenerateProgress
     from framegen.generate import generate as gen
 
     run_dir = run_dir or runs.latest_run()
-    written = gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
-                  seed_frames=seed_frames, out=out, overwrite=overwrite, streams=streams, temperature=temperature,
-                  top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms, sample_seed=sample_seed,
-                  score=not no_score, hold=hold, max_run_s=max_run_s, precision=precision)
+    bar = GenerateProgress()
+    try:
+        written = gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
+                      seed_frames=seed_frames, seed_file=seed_file, out=out, overwrite=overwrite, streams=streams,
+                      temperature=temperature, top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms,
+                      sample_seed=sample_seed, score=not no_score, hold=hold, max_run_s=max_run_s, precision=precision,
+                      progress=bar)
+    finally:
+        bar.close()
     for g in written:
         click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
         if g.evaluation is not None:
             ev = g.evaluation
-            click.echo(f"  flags: {', '.join(ev.flags) or 'none'}  (audible {ev.audible_ratio:.2f}, loudness "
+            part = f" (scored on its last {g.scored_seconds:g} s)" if g.scored_seconds < g.seconds else ""
+            click.echo(f"  flags: {', '.join(ev.flags) or 'none'}{part}  (audible {ev.audible_ratio:.2f}, loudness "
                        f"{ev.loudness_ratio:.2f}, noise-likeness {ev.noise_likeness:.2f}, Frechet ratio "
                        f"{ev.frechet_ratio:.2f}, novelty {ev.novelty:.2f})")
             click.echo(f"  rhythm: pulse ratio {ev.pulse_ratio:.2f}, rhythm similarity {ev.rhythm_similarity:.2f} "
@@ -296,6 +343,7 @@ def generate(run_dir, checkpoint_kind, seconds, seed_offset, seed_frames, out, o
                 if hint:
                     click.echo(f"next: {hint}", err=True)
     settings = {k: v for k, v in dict(checkpoint=checkpoint_kind, seed_offset=seed_offset, seed_frames=seed_frames,
+                                      seed_file=str(seed_file) if seed_file else None,
                                       temperature=temperature, top_k=top_k, vq_emit=vq_emit,
                                       crossfade_ms=crossfade_ms, sample_seed=sample_seed, hold=hold,
                                       max_run_s=max_run_s).items() if v is not None}

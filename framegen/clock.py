@@ -113,15 +113,32 @@ def example_features(grid_beats, offsets, seq_len: int, frame_size: int, time_ma
     return f if time_major else jnp.swapaxes(f, 0, 1)
 
 
-def continued(grid: BeatGrid, start_sample, n_frames: int, frame_size: int) -> np.ndarray:
+def continued(grid: BeatGrid, start_sample, n_frames: int, frame_size: int, first: int = 0) -> np.ndarray:
     """(S, n) beat positions of n frame starts after sample ``start_sample`` (S,) (each stream's first generated
-    frame starts there), continuing the song's beat at the local tempo of the last stretch before it."""
+    frame starts there), continuing the song's beat at the local tempo of the last stretch before it.
+
+    ``first`` skips that many frames: frames first..first+n-1, each computed exactly as in one call from frame 0
+    (streamed generation asks for the clock a chunk at a time)."""
     start = np.atleast_1d(np.asarray(start_sample, np.float64))
     b = grid.beats
     i = np.clip(np.searchsorted(b, start) - 1, 1, len(b) - 1)
     local = b[i] - b[i - 1]  # the beat period where the seed ends: the clock keeps the song's tempo from there
     pos0 = beat_position(b, start)
-    return pos0[:, None] + np.arange(n_frames)[None, :] * frame_size / local[:, None]
+    return pos0[:, None] + np.arange(first, first + n_frames)[None, :] * frame_size / local[:, None]
+
+
+def steady(period: float, n_samples: int, sample_rate: int) -> BeatGrid:
+    """A grid of beats every ``period`` samples from sample 0, covering ``n_samples``: the clock of audio whose own
+    beat the tracker cannot find (a seed file too short or without a pulse), at the song's tempo."""
+    count = max(int(np.ceil(n_samples / period)) + 2, 2)
+    return BeatGrid(beats=period * np.arange(count, dtype=np.float64), sample_rate=int(sample_rate))
+
+
+def of_seed(y: np.ndarray, sample_rate: int, song: BeatGrid) -> BeatGrid:
+    """The beat grid a seed from another file (``y`` (N,) at the run's rate) continues: its own tracked beats when
+    the tracker finds them (the output keeps the seed's beat and tempo), else a steady grid at the song's tempo
+    from the file's start."""
+    return track(y, sample_rate) or steady(song.period, len(y), sample_rate)
 
 
 # ---------------------------------------------------------------------------------------------------- the file

@@ -1,5 +1,6 @@
-"""Every rich progress display: the training progress bar with one line per epoch (``RichReporter``) and the live
-sweep table (``RichSweepDisplay``). The library's defaults (``train.Reporter``, ``sweep.SweepDisplay``) are silent.
+"""Every rich progress display: the training progress bar with one line per epoch (``RichReporter``), the live
+sweep table (``RichSweepDisplay``) and generation's bar (``GenerateProgress``). The library's defaults
+(``train.Reporter``, ``sweep.SweepDisplay``, no ``progress`` for ``generate``) are silent.
 """
 
 import time
@@ -49,6 +50,39 @@ class RichReporter:
 
     def message(self, text):
         self.console.print(text)
+
+    def close(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+class GenerateProgress:
+    """A rich bar for ``generate(progress=...)``: seconds of audio written of the total, and the real-time factor
+    (seconds of audio per wall second, each stream), counted from the first call (compiling excluded)."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.progress = None
+
+    def __call__(self, done_s: float, total_s: float):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        now = time.monotonic()
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("generating"), BarColumn(),
+                TextColumn("{task.completed:,.0f} / {task.total:,.0f} s written"),
+                TextColumn("{task.fields[rtf]}"), TimeRemainingColumn(), console=self.console, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("generate", total=total_s, completed=done_s, rtf="")
+            self.t0, self.s0 = now, done_s
+            return
+        rtf = (done_s - self.s0) / max(now - self.t0, 1e-9)
+        self.progress.update(self.task, completed=done_s, rtf=f"{rtf:,.0f}x real time")
 
     def close(self):
         if self.progress is not None:

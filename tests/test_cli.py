@@ -146,7 +146,7 @@ def test_a_collapsed_mse_run_is_pointed_to_the_vq_mode():
 
 def test_generate_warns_loudly_on_stderr_when_the_result_is_silent(vq_run, tmp_path, monkeypatch):
     run_dir, _ = vq_run
-    monkeypatch.setattr(gen, "continue_audio", lambda *a, **k: np.zeros((1, 12000), np.float32))
+    monkeypatch.setattr(gen, "stream_audio", lambda *a, **k: iter([np.zeros((1, 12000), np.float32)]))
     r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seconds", "1.5", "--out",
                                  str(tmp_path / "s.wav")])
     assert r.exit_code == 0
@@ -181,3 +181,67 @@ def test_evaluate_help_documents_every_metric_and_errors_are_one_line(tmp_path):
     assert all(f"{f}:" in r.output for f in Evaluation.__dataclass_fields__)
     r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "missing.wav"), "--reference", str(tmp_path / "x.wav")])
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+# ------------------------------------------------------------------------------------------------ generate II
+
+
+def test_generate_primes_with_a_44k_stereo_seed_file(vq_run, tmp_path):
+    """Any file the loader reads seeds a run: 44.1 kHz stereo on this 8 kHz run is mixed, resampled and continued;
+    the settings the report keeps name the file."""
+    run_dir, _ = vq_run
+    t = np.arange(int(0.6 * 44100)) / 44100
+    seed = tmp_path / "mine.wav"
+    sf.write(seed, np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.1 * np.sin(2 * np.pi * 330 * t)], axis=1), 44100)
+    out = tmp_path / "primed.wav"
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seed-file", str(seed), "--seconds", "1.5",
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    y, rate = sf.read(out, dtype="float32")
+    assert rate == RATE and len(y) == 12000 and np.all(np.isfinite(y)) and np.abs(y).max() > 0.01
+    assert "flags:" in r.output and "scored on" not in r.output  # a short clip is scored whole
+    clips = json.loads((run_dir / "report" / "clips.json").read_text())
+    assert any(v.get("settings", {}).get("seed_file") == str(seed) for v in clips["clips"].values())
+
+
+def test_generate_with_a_too_short_seed_file_is_one_line(vq_run, tmp_path):
+    run_dir, _ = vq_run
+    seed = write(tmp_path / "short.wav", sine_song(0.1))
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seed-file", str(seed), "--seconds", "1"])
+    assert r.exit_code == 1 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert "short.wav is too short: 0.10 s at 8000 Hz, but 50 seed frames of 40 samples need 0.25 s" in r.output
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seed-file", str(tmp_path / "none.wav")])
+    assert r.exit_code == 1 and "seed file not found" in r.output
+
+
+def test_generate_ctrl_c_says_where_the_partial_wav_is(vq_run, tmp_path, monkeypatch):
+    """Ctrl-C inside the chunk loop (raised after the first chunk): exit 130, one line naming the partial WAV,
+    which holds what was written."""
+    run_dir, _ = vq_run
+    real = gen.stream_audio
+
+    def interrupted(*a, **k):
+        pieces = real(*a, **k)
+        yield next(pieces)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen, "stream_audio", interrupted)
+    out = tmp_path / "long.wav"
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seconds", "1h", "--out", str(out)])
+    assert r.exit_code == 130 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "interrupted by SIGINT after" in r.output and "of 3600 s" in r.output
+    assert str(gen.partial_path(out)) in r.output and not out.exists()
+    assert sf.info(str(gen.partial_path(out))).frames > 0
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90.0), ("2.5", 2.5), ("90m", 5400.0), ("10h", 36000.0),
+                                          ("1h30m", 5400.0), ("1:00:00", 3600.0), ("0:01:30.5", 90.5)])
+def test_seconds_accept_hours(text, seconds):
+    from framegen.cli import _Duration
+
+    assert _Duration().convert(text, None, None) == seconds
+
+
+def test_seconds_that_are_not_a_length_exit_2(tmp_path):
+    r = CliRunner().invoke(cli, ["generate", "--run", str(tmp_path), "--seconds", "ten"])
+    assert r.exit_code == 2 and "'ten' is not a length" in r.output

@@ -105,3 +105,19 @@ def test_train_and_generate_with_a_beat_clock(tmp_path):
     assert load_config(run).model.clock == "beat" and (run / clock.BEATS_FILE).is_file()
     (g,) = gen.generate(run, seconds=1.0, out=tmp_path / "c.wav", score=False)
     assert g.seconds == pytest.approx(1.0) and g.rms > 0
+
+
+def test_the_clock_continued_a_chunk_at_a_time_is_the_same_clock():
+    grid = clock.BeatGrid(beats=np.arange(0.0, 80000.0, 4000.0) + 0.3 * np.arange(20) ** 1.5, sample_rate=8000)
+    start = np.array([5000.0, 39000.0])
+    whole = clock.continued(grid, start, 50, 1000)
+    parts = np.concatenate([clock.continued(grid, start, 7, 1000, first=i) for i in range(0, 50, 7)], axis=1)
+    np.testing.assert_array_equal(parts[:, :50], whole)
+
+
+def test_a_seed_without_a_trackable_beat_gets_a_steady_clock_at_the_songs_tempo():
+    song = clock.BeatGrid(beats=np.arange(0.0, 80000.0, 4000.0), sample_rate=8000)
+    noise = np.random.default_rng(0).standard_normal(4000).astype(np.float32)  # half a second: no 8 beats in it
+    grid = clock.of_seed(noise, 8000, song)
+    assert grid.period == 4000 and grid.beats[0] == 0 and grid.beats[-1] >= 4000
+    np.testing.assert_allclose(clock.beat_position(grid.beats, np.array([0.0, 2000.0, 6000.0])), [0.0, 0.5, 1.5])

@@ -225,6 +225,230 @@ def test_generate_in_bf16_from_an_fp32_run(trained_run, tmp_path):
     assert np.linalg.norm(a - b) < 0.1 * np.linalg.norm(a)
 
 
+# ------------------------------------------------------------------------------------------------ streaming
+
+
+def _synthetic(case: str):
+    """(model, params, cfg, kwargs for continue_audio/stream_audio) of an untrained model in every generation path:
+    MSE or VQ, exemplar or centroid emission, unit selection, a beat clock, a seed from another signal, tiers."""
+    from dataclasses import replace
+
+    from framegen import clock, vq
+    from framegen.config import ModelConfig
+    from framegen.model import build
+    from framegen.units import Units
+
+    k, e = 16, 3
+    vq_mode = not case.startswith("mse")
+    clocked = case.endswith("clock")
+    base = tiny_config()
+    cfg = replace(base, model=ModelConfig(hidden=199, layers=2, output="vq" if vq_mode else "mse", codebook=k,
+                                          clock="beat" if clocked else "none", tiers=(5, 2) if "tiers" in case else (),
+                                          tier_hidden=16))
+    model = build(cfg.model, F)
+    params = init_params(model, jax.random.key(0))
+    rng = np.random.default_rng(3)
+    song = rng.standard_normal(200 * F).astype(np.float32)
+    grid = clock.steady(0.5 * RATE, len(song), RATE) if clocked else None
+    seed_at = np.array([100 * F + 7, 120 * F])
+    seeds = np.stack([song[s : s + 5 * F].reshape(5, F) for s in seed_at])
+    kw = dict(crossfade_ms=1.0, seed_start=seed_at, grid=grid, key=jax.random.key(4))
+    if vq_mode:
+        offsets = rng.integers(0, 150 * F, (k, e))
+        table = song[offsets[..., None] + np.arange(F)]
+        kw["emission"] = (vq.Emission(table[:, :1]) if case == "vq-centroid" else
+                          vq.Emission(table, offsets, song))
+    if case.startswith("units"):
+        codes = rng.integers(0, k, 150 * F // 10)
+        kw["units"] = Units(song=song, n_train=150 * F, codes=codes, stride=10, hold=5.0, max_run=3,
+                            beats=grid.beats if clocked else None)
+    if case == "units-seedfile":  # the seed cut from another signal: its own surroundings, never continued
+        kw["seed_source"] = rng.standard_normal(30 * F).astype(np.float32)
+        kw["seed_start"] = np.array([3, 11 * F])
+        seeds = np.stack([kw["seed_source"][s : s + 5 * F].reshape(5, F) for s in kw["seed_start"]])
+    return model, params, cfg, seeds, kw
+
+
+STREAM_CASES = ["mse", "units-clock", "units-seedfile"] + [
+    pytest.param(c, marks=pytest.mark.slow) for c in ("mse-clock", "vq-exemplar", "vq-centroid", "units", "mse-tiers",
+                                                      "units-tiers-clock")]
+
+
+@pytest.mark.parametrize("case", STREAM_CASES)
+def test_streamed_audio_equals_the_in_memory_clip_bit_for_bit(case):
+    """Chunks of 1 frame (every border a chunk border; MSE scans run 16 at least) and 23 (dividing neither the 71
+    frames of 2834 samples nor F): the same samples as one scan and one smoothing of the whole clip, in every path:
+    the carried state, key, clock and unit-selection state, the seam ramp and the overlap-add all continue across
+    chunk borders."""
+    model, params, cfg, seeds, kw = _synthetic(case)
+    whole = gen.continue_audio(model, params, seeds, 2834, cfg, 2, **kw)
+    assert not np.array_equal(whole[0], whole[1])  # two streams from two seeds
+    for chunk in (1, 23):
+        pieces = list(gen.stream_audio(model, params, seeds, 2834, cfg, 2, chunk_frames=chunk, **kw))
+        assert len(pieces) >= 3 and {p.shape[0] for p in pieces} == {2}
+        np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
+
+
+def _int16(path):
+    return sf.read(path, dtype="int16")[0]
+
+
+@pytest.mark.slow
+def test_generate_streams_the_same_wav_as_the_in_memory_clip(trained_run, tmp_path):
+    """The edge: 1.2345 s written in chunks of 16 frames (not dividing its 247 frames) is the in-memory clip's WAV,
+    sample for sample; the partial file is renamed away when done."""
+    from framegen.config import load_config
+
+    cfg = load_config(trained_run)
+    model, params, seeds, _, kw = gen.inputs_for(trained_run, cfg, crossfade_ms=1.0)
+    want = gen.continue_audio(model, params, seeds, 9876, cfg, **kw)[0]
+    (g,) = gen.generate(trained_run, seconds=1.2345, crossfade_ms=1.0, out=tmp_path / "s.wav", chunk_frames=16,
+                        score=False)
+    from framegen.audio import write_wav
+
+    np.testing.assert_array_equal(_int16(g.path), _int16(write_wav(tmp_path / "m.wav", want, RATE)))
+    assert not gen.partial_path(g.path).exists()
+
+
+@pytest.mark.slow
+def test_vq_streams_write_the_in_memory_clips(vq_run, tmp_path):
+    """VQ with unit selection and overlap-add, 2 streams, chunks of 7 frames: each WAV is the in-memory clip's."""
+    from framegen.audio import write_wav
+    from framegen.config import load_config
+
+    run_dir, _ = vq_run
+    cfg = load_config(run_dir)
+    model, params, seeds, _, kw = gen.inputs_for(run_dir, cfg, streams=2, sample_seed=3)
+    want = gen.continue_audio(model, params, seeds, 8000, cfg, 2, **kw)
+    gs = gen.generate(run_dir, seconds=1.0, streams=2, sample_seed=3, out=tmp_path / "v.wav", chunk_frames=7,
+                      score=False)
+    assert kw["units"] is not None and [g.path.name for g in gs] == ["v-0.wav", "v-1.wav"]
+    for g, y in zip(gs, want):
+        np.testing.assert_array_equal(_int16(g.path), _int16(write_wav(tmp_path / "m.wav", y, RATE)))
+
+
+def test_a_seed_file_of_the_songs_own_excerpt_gives_the_seed_offset_output(vq_run, tmp_path):
+    """The song's held-out audio saved as a file (with a little of what follows, which the crossfade after the
+    seed reads) seeds exactly what --seed-offset at that place does: same levels (the run's normalisation), same
+    frames, same unit selection and overlap-add."""
+    from framegen.config import load_config
+
+    run_dir, song = vq_run
+    cfg = load_config(run_dir)
+    start = gen.split_song(cfg.song_samples, cfg.data).n_train
+    need = cfg.data.seq_len * F
+    raw, _ = sf.read(song, dtype="float32")
+    excerpt = tmp_path / "excerpt.wav"
+    sf.write(excerpt, raw[start : start + need + 100], RATE, subtype="PCM_16")
+    (a,) = gen.generate(run_dir, seconds=1.5, seed_offset=start / RATE, out=tmp_path / "a.wav", score=False)
+    (b,) = gen.generate(run_dir, seconds=1.5, seed_file=excerpt, seed_offset=0, out=tmp_path / "b.wav",
+                        score=False)
+    np.testing.assert_array_equal(_int16(a.path), _int16(b.path))
+    # the default seed of a file is its last frames: here 100 samples later than the song's
+    (c,) = gen.generate(run_dir, seconds=1.5, seed_file=excerpt, out=tmp_path / "c.wav", score=False)
+    assert not np.array_equal(_int16(a.path), _int16(c.path))
+
+
+def test_a_seed_file_is_mixed_resampled_and_normalised_with_the_runs_constants(tmp_path):
+    """A 44.1 kHz stereo file on a 16 kHz run: mono (the channels' mean), at 16 kHz, in the run's units (its song's
+    mean and std), not the file's own."""
+    from framegen.config import Norm, RunConfig
+
+    t = np.arange(int(0.5 * 44100)) / 44100
+    left, right = 0.2 * np.sin(2 * np.pi * 440 * t), 0.6 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], axis=1), 44100, subtype="FLOAT")
+    cfg = RunConfig(norm=Norm(mean=0.1, std=0.5))
+    got = gen.load_seed_file(path, cfg)
+    t16 = np.arange(8000) / 16000
+    want = (0.4 * np.sin(2 * np.pi * 440 * t16) - 0.1) / 0.5
+    assert got.shape == (8000,) and got.dtype == np.float32
+    np.testing.assert_allclose(got[200:-200], want[200:-200], atol=2e-3)  # soxr's edges aside
+
+
+def test_a_too_short_seed_file_names_the_length_it_needs(tmp_path):
+    from framegen.config import RunConfig
+    from framegen.errors import AudioError
+
+    cfg = RunConfig()  # F=800, T=100 at 16 kHz: 5 s of seed
+    with pytest.raises(AudioError, match=r"x.wav is too short: 1.00 s at 16000 Hz, but 100 seed frames of 800 "
+                                         r"samples need 5.00 s: pass a longer file, or fewer --seed-frames"):
+        gen.seed_file_start(16000, cfg, "x.wav", None, 100)
+    with pytest.raises(AudioError, match=r"from --seed-offset 3 s need 8.00 s"):
+        gen.seed_file_start(6 * 16000, cfg, "x.wav", 3.0, 100)
+    assert gen.seed_file_start(6 * 16000, cfg, "x.wav", None, 100) == 16000  # the seed ends at the file's end
+    assert gen.seed_file_start(6 * 16000, cfg, "x.wav", 0.5, 100) == 8000
+    # two streams: the latest start leaving room for both, which stream_seeds then spreads over the file
+    start = gen.seed_file_start(6 * 16000, cfg, "x.wav", None, 100, streams=2)
+    _, starts = gen.stream_seeds(np.zeros(6 * 16000, np.float32), start, 100, 800, 2)
+    assert list(starts) == [0, 16000]
+
+
+def _stop_after(chunks: int, stop):
+    """A progress callback that calls ``stop`` after ``chunks`` chunks were written."""
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        if len(calls) == chunks:
+            stop()
+
+    return progress
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_generation_keeps_a_valid_wav_of_what_was_written(trained_run, tmp_path, how):
+    """Stopped inside the chunk loop after 3 chunks of 16 frames: x.partial.wav is a valid WAV of exactly those
+    samples (the start of the full output), the earlier x.wav is untouched, the error says where the audio is."""
+    import os
+    import signal
+
+    from framegen.errors import Interrupted
+
+    out = tmp_path / "x.wav"
+    out.write_bytes(b"an earlier good file")
+    before = out.read_bytes()
+
+    def stop():
+        if how == "SIGINT":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler generate installs raises at the next bytecode
+
+    with pytest.raises(Interrupted) as e:
+        gen.generate(trained_run, seconds=5.0, out=out, overwrite=True, chunk_frames=16, score=False,
+                     crossfade_ms=1.0, progress=_stop_after(3, stop))
+    partial = gen.partial_path(out)
+    assert e.value.exit_code == (130 if how == "SIGINT" else 143)
+    assert f"interrupted by {how} after 0.2 s of 5 s" in str(e.value) and str(partial) in str(e.value)
+    assert "earlier file is untouched" in str(e.value) and out.read_bytes() == before
+    (full,) = gen.generate(trained_run, seconds=5.0, out=tmp_path / "full.wav", chunk_frames=16, score=False,
+                           crossfade_ms=1.0)
+    got = _int16(partial)
+    assert sf.info(str(partial)).frames == len(got) == 3 * 16 * F  # frame 0 and 3 chunks, less the frame held back
+    np.testing.assert_array_equal(got, _int16(full.path)[: len(got)])
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone again
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy/librosa on a clip of one second
+def test_long_clips_are_scored_on_their_last_part(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(gen, "SCORE_SECONDS", 1.0)
+    (g,) = gen.generate(trained_run, seconds=1.5, out=tmp_path / "l.wav")
+    assert g.seconds == 1.5 and g.scored_seconds == 1.0 and g.evaluation is not None
+    (g,) = gen.generate(trained_run, seconds=1.0, out=tmp_path / "k.wav")
+    assert g.scored_seconds == 1.0
+
+
+def test_audio_turning_non_finite_is_never_written_and_what_came_before_is_kept(trained_run, tmp_path, monkeypatch):
+    good = np.full((1, 4000), 0.25, np.float32)
+    monkeypatch.setattr(gen, "stream_audio", lambda *a, **k: iter([good, np.full((1, 4000), np.nan, np.float32)]))
+    out = tmp_path / "n.wav"
+    with pytest.raises(RunError, match=r"NaN or infinite samples from .* after 0.5 s: the 0.5 s written are kept "
+                                       r"as a valid WAV in .*n.partial.wav"):
+        gen.generate(trained_run, seconds=1.0, out=out, score=False)
+    np.testing.assert_array_equal(sf.read(gen.partial_path(out), dtype="float32")[0], good[0])
+    assert not out.exists()
+
+
 TOWER = dict(frame_size=F, hidden=16, layers=2, tiers=(2, 3), tier_hidden=12)
 
 

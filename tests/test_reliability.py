@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from framegen import checkpoint, runs
 from framegen.cli import cli
 from framegen.config import load_config
+from framegen.generate import CHUNK_SAMPLES, MIN_SCAN
 from framegen.train import Reporter, init_state, prepare_song, resume_run, train
 from tests.conftest import sine_song, tiny_config, write
 
@@ -217,6 +218,44 @@ def test_ctrl_c_before_training_starts_exits_130(tmp_path, song, env):
         pytest.skip("training finished before the signal arrived")
     assert rc == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("Error: ")
+
+
+# ------------------------------------------------------------------------------------------------ generation
+
+
+def test_killed_generation_leaves_a_valid_wav_of_what_was_written(tmp_path, song, env):
+    """A streamed hour stopped by SIGTERM (exit 143, one line naming the partial WAV) or by kill -9 (no chance to
+    clean up): x.partial.wav reads as a valid WAV holding whole chunks (its header was rewritten after each), the
+    name x.wav is never taken by half an output."""
+    import soundfile as sf
+
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["train", str(song), *TINY, "--epochs", "1", "--sample-every", "0",
+                                    "--run-dir", str(run)]).exit_code == 0
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        out = tmp_path / f"{sig.name}.wav"
+        partial = out.with_name(f"{out.stem}.partial.wav")
+        p = framegen("generate", "--run", run, "--seconds", "1h", "--out", out, "--no-score", env=env, cwd=tmp_path)
+
+        def written(partial=partial):
+            try:
+                return sf.info(str(partial)).frames > 0
+            except RuntimeError:  # not created yet, or its first header not yet written
+                return False
+
+        wait_for(written, "the first chunk", p)
+        p.send_signal(sig)
+        code, _, err = finish(p)
+        if sig == signal.SIGTERM:
+            assert code == 143
+            assert_one_line_error(err, "interrupted by SIGTERM after ")
+            assert f"kept as a valid WAV in {partial}" in err
+        else:
+            assert code == -signal.SIGKILL
+        y, rate = sf.read(partial, dtype="int16")
+        assert rate == 8000 and len(y) == sf.info(str(partial)).frames > 0 and not out.exists()
+        chunk = -(-(CHUNK_SAMPLES // 40) // MIN_SCAN) * MIN_SCAN  # frames per chunk, the first frame before them
+        assert (len(y) // 40 - 1) % chunk == 0 and len(y) % 40 == 0
 
 
 # ------------------------------------------------------------------------------------------------ NaN / Inf

@@ -233,6 +233,20 @@ def test_a_run_with_no_clips_gets_a_page_that_says_what_is_missing(tmp_path, son
     assert "no sample clips yet" in text and "no generated clips yet" in text and "framegen generate --run" in text
 
 
+def test_a_long_generated_clip_is_read_scored_and_drawn_on_its_last_part_only(run_dir, monkeypatch):
+    """A streamed hour must not be loaded whole by the page: its length comes from the header, its last
+    SCORE_SECONDS are read, scored and drawn, and the page says so; a clip seeded from a file is compared with
+    nothing in the song."""
+    from framegen import generate
+
+    monkeypatch.setattr(generate, "SCORE_SECONDS", 1.0)
+    write(run_dir / "generated" / "long.wav", sine_song(3.0, freq=250))
+    view = report.collect_run(run_dir, clips={run_dir / "generated" / "long.wav": {"settings": {"seed_file": "x"}}})
+    (clip,) = [c for c in view.generated if c.path.name == "long.wav"]
+    assert clip.seconds == 3.0 and clip.facts["scored and drawn"] == "its last 1 s" and clip.compare_start is None
+    assert clip.metrics is not None and clip.figure.is_file()
+
+
 def test_missing_wavs_and_a_missing_song_are_named_on_the_page(run_dir, tmp_path):
     song = write(tmp_path / "gone.wav", sine_song(SONG_SECONDS))
     cfg = json.loads((run_dir / "config.json").read_text())

@@ -270,11 +270,13 @@ def _sample_clips(run_dir: Path, rows: list[dict], compare_start: int) -> list[C
     return samples
 
 
-def _generated_start(cfg: RunConfig, song, n_train: int, settings: dict) -> int:
+def _generated_start(cfg: RunConfig, song, n_train: int, settings: dict) -> int | None:
     """Song sample after the seed a generated clip continued: the default seed unless the settings say otherwise."""
     f = cfg.data.frame_size
     frames = settings.get("seed_frames") or cfg.data.seq_len
     offset, stream, streams = settings.get("seed_offset"), settings.get("stream", 0), settings.get("streams", 1)
+    if settings.get("seed_file"):  # seeded from another file: nothing in the song follows it
+        return None
     if song is None or (offset is None and streams == 1):
         return n_train + frames * f
     try:
@@ -292,6 +294,29 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     return read_audio(path, allow_nonfinite=True)
 
 
+def _read_clip(path: Path) -> tuple[np.ndarray, int, float]:
+    """(samples, rate, the clip's whole length in seconds): all of a clip, or of a WAV longer than generate's
+    scoring window (a streamed hour) only its last ``SCORE_SECONDS``, read without loading the rest, so a page
+    costs the same memory whatever was generated."""
+    import soundfile as sf
+
+    from framegen.generate import SCORE_SECONDS
+
+    try:
+        info = sf.info(str(path))
+        frames, rate = int(info.frames), int(info.samplerate)
+    except Exception:  # noqa: BLE001 - not a file soundfile reads: the loader says why
+        frames, rate = 0, 0
+    keep = int(SCORE_SECONDS * rate)
+    if not rate or frames <= keep:
+        y, rate = _read(path)
+        return y, rate, len(y) / rate
+    with sf.SoundFile(str(path)) as f:
+        f.seek(frames - keep)
+        y = f.read(keep, dtype="float32", always_2d=True).mean(axis=1, dtype=np.float32)
+    return y, rate, frames / rate
+
+
 def _fresh(output: Path, source: Path) -> bool:
     try:
         return output.stat().st_mtime_ns >= source.stat().st_mtime_ns
@@ -307,11 +332,13 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
         clip.note = clip.note or f"{_key(run_dir, clip.path)} is missing"
         return
     try:
-        y, rate = _read(clip.path)
-    except FramegenError as e:
+        y, rate, clip.seconds = _read_clip(clip.path)
+    except (FramegenError, OSError, RuntimeError) as e:
         clip.note = f"cannot read {clip.path.name}: {e}"
         return
-    clip.seconds = len(y) / rate
+    if len(y) / rate < clip.seconds:  # a long clip: its last part is scored and drawn, nothing in the song to match
+        clip.facts = {**clip.facts, "scored and drawn": f"its last {len(y) / rate:g} s"}
+        clip.compare_start = None
     key = _key(run_dir, clip.path)
     known = scores.get(key) or {}
     if clip.kind != "sample" and known and {k: known.get(k) for k in ("size", "mtime_ns")} == _stamp(clip.path):
