@@ -103,11 +103,11 @@ def plot_sweep_heatmap(path, doc: dict) -> None:
 
     import numpy as np
 
-    from framegen.sweep.results import grid_rows
+    from framegen.sweep.results import grid_cells, grid_rows
 
     plt = _pyplot()
     rows, ts = grid_rows(doc), doc["seq_lens"]  # a row per F (per F and tier set on a sweep with a tiers axis)
-    cells = {(r["frame_size"], r["seq_len"], r.get("tiers", "")): r for r in doc["trials"]}
+    cells = grid_cells(doc)
     score = np.full((len(rows), len(ts)), np.nan)
     for i, (f, tiers, _) in enumerate(rows):
         for j, t in enumerate(ts):

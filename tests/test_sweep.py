@@ -391,6 +391,10 @@ tier_hidden = 64
     plot_sweep_heatmap(tmp_path / "heatmap.png", doc)  # a row per F and tier set
     assert (tmp_path / "heatmap.png").stat().st_size > 5000
 
+    one_set = {**doc, "trials": [{**r, "tiers": "8"} for r in doc["trials"]]}
+    del one_set["tier_sets"]  # tiers set in [model] for every trial: the plain F x T table
+    assert "| 40 | skipped | pending |" in sweep.results_markdown(one_set)
+
     path.write_text(path.read_text() + "tiers = [8]\n")  # in [model] too: which one?
     with pytest.raises(UsageError, match="tiers is a sweep axis"):
         sweep.make_spec(path, song=song)

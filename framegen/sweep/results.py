@@ -118,9 +118,15 @@ def grid_rows(doc: dict) -> list:
     return [(f, k, f"{f}, {'tiers ' + k if k else 'flat'}") for f in doc["frame_sizes"] for k in doc["tier_sets"]]
 
 
+def grid_cells(doc: dict) -> dict:
+    """{(F, T, tiers): record} for ``grid_rows`` (tiers "" on a sweep without a tiers axis, whatever its trials')."""
+    axis = bool(doc.get("tier_sets"))
+    return {(r["frame_size"], r["seq_len"], r.get("tiers", "") if axis else ""): r for r in doc["trials"]}
+
+
 def results_markdown(doc: dict) -> str:
     """A table F x T of the main score, then one row per trial and why cells were not run."""
-    cells = {(r["frame_size"], r["seq_len"], r.get("tiers", "")): r for r in doc["trials"]}
+    cells = grid_cells(doc)
     best = best_trial(doc)
     b = doc["budget"]
     budget = (f"{int(b['amount']):,} training samples per trial" if b["kind"] == "samples"
