@@ -103,7 +103,7 @@ def plot_sweep_heatmap(path, doc: dict) -> None:
 
     import numpy as np
 
-    from framegen.sweep.results import grid_cells, grid_rows
+    from framegen.sweep.spec import grid_cells, grid_rows
 
     plt = _pyplot()
     rows, ts = grid_rows(doc), doc["seq_lens"]  # a row per F (per F and tier set on a sweep with a tiers axis)

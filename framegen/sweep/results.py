@@ -10,6 +10,7 @@ from pathlib import Path
 
 from framegen.atomic import atomic_path, write_text
 from framegen.errors import RunError
+from framegen.sweep.spec import grid_cells, grid_rows
 
 RESULTS_ROOT = Path("experiments/results")
 RESULTS_FILE = "results.json"
@@ -108,20 +109,6 @@ def sample_text(r: dict) -> str:
         return "-"
     return (f"{fmt(r.get('sample_pulse_ratio'))}, {fmt(r.get('sample_rhythm_similarity'))}, "
             f"{', '.join(r['sample_flags']) or 'no flags'}")
-
-
-def grid_rows(doc: dict) -> list:
-    """The rows of a sweep's F x T grid: (F, tiers, label), one per frame size, or per frame size and tier set when
-    the sweep has a tiers axis (tiers "" = flat)."""
-    if not doc.get("tier_sets"):
-        return [(f, "", str(f)) for f in doc["frame_sizes"]]
-    return [(f, k, f"{f}, {'tiers ' + k if k else 'flat'}") for f in doc["frame_sizes"] for k in doc["tier_sets"]]
-
-
-def grid_cells(doc: dict) -> dict:
-    """{(F, T, tiers): record} for ``grid_rows`` (tiers "" on a sweep without a tiers axis, whatever its trials')."""
-    axis = bool(doc.get("tier_sets"))
-    return {(r["frame_size"], r["seq_len"], r.get("tiers", "") if axis else ""): r for r in doc["trials"]}
 
 
 def results_markdown(doc: dict) -> str:

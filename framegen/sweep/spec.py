@@ -1,5 +1,6 @@
 """Sweep specs: the experiment file (TOML) and CLI flags, checked key by key, as one ``SweepSpec``; a trial's
-``RunConfig`` from its options. Owns which options a sweep takes and where each lives (``[data]``, ``[model]``, ...).
+``RunConfig`` from its options. Owns which options a sweep takes and where each lives (``[data]``, ``[model]``, ...),
+and its grid's axes (F x T, and tier sets): the rows and cells its tables and heatmap lay out.
 """
 
 import math
@@ -188,3 +189,17 @@ def _tier_sets(value, where: str, exp: dict, flags: dict) -> tuple | None:
 def run_config(frame_size: int, seq_len: int, opts: dict, **train_extra) -> RunConfig:
     """The trial's RunConfig (song fields unset) from flat options; ranges are checked by the config classes."""
     return RunConfig.from_options(**{**opts, **train_extra}, frame_size=frame_size, seq_len=seq_len)
+
+
+def grid_rows(doc: dict) -> list:
+    """The rows of a sweep's F x T grid: (F, tiers, label), one per frame size, or per frame size and tier set when
+    the sweep has a tiers axis (tiers "" = flat)."""
+    if not doc.get("tier_sets"):
+        return [(f, "", str(f)) for f in doc["frame_sizes"]]
+    return [(f, k, f"{f}, {'tiers ' + k if k else 'flat'}") for f in doc["frame_sizes"] for k in doc["tier_sets"]]
+
+
+def grid_cells(doc: dict) -> dict:
+    """{(F, T, tiers): record} for ``grid_rows`` (tiers "" on a sweep without a tiers axis, whatever its trials')."""
+    axis = bool(doc.get("tier_sets"))
+    return {(r["frame_size"], r["seq_len"], r.get("tiers", "") if axis else ""): r for r in doc["trials"]}
