@@ -6,6 +6,7 @@ markdown tables of experiments/bench/*.md. Timings are medians after warm-up; co
 """
 
 import json
+import math
 import os
 import resource
 import statistics
@@ -38,13 +39,26 @@ def threads() -> int:
         return os.cpu_count() or 1
 
 
-def run_config(frame_size: int, seq_len: int, batch_size: int, precision: str = "fp32", **train):
-    """The RunConfig of a bench step: GRU 2x256, MSE, Adam with clipping: framegen's defaults."""
+def run_config(frame_size: int, seq_len: int, batch_size: int, precision: str = "fp32", tiers=(), **train):
+    """The RunConfig of a bench step: GRU 2x256, MSE, Adam with clipping: framegen's defaults (``tiers``: slower
+    tiers above the frame GRU, 2x256 each)."""
     from framegen.config import RunConfig
 
     return RunConfig.from_options(frame_size=frame_size, seq_len=seq_len, sample_rate=RATE, hidden=HIDDEN,
-                                  layers=LAYERS, batch_size=batch_size, precision=precision,
+                                  layers=LAYERS, batch_size=batch_size, precision=precision, tiers=tuple(tiers),
                                   **{"sample_every": 0, **train})
+
+
+def tiers_name(tiers) -> str:
+    """How rows and tables name a tower: "8,4"; "" for the flat model."""
+    return ",".join(map(str, tiers))
+
+
+def with_tiers(configs, tiers) -> list:
+    """(F, T, B) configs with T rounded down to a multiple of the tiers' span (flat and tiered are timed at the same
+    T, which a tower needs to hold whole spans), duplicates dropped."""
+    span = math.prod(tiers)
+    return list(dict.fromkeys((f, max(span, t // span * span), b) for f, t, b in configs))
 
 
 def noise_song(cfg, seed: int = 0, scale: int = 1) -> np.ndarray:
@@ -90,13 +104,13 @@ class FramegenStep:
 
     impl = "framegen"
 
-    def __init__(self, f: int, t: int, b: int, precision: str = "fp32"):
+    def __init__(self, f: int, t: int, b: int, precision: str = "fp32", tiers=()):
         import jax.numpy as jnp
 
         from framegen import data, train
 
-        self.precision = precision
-        cfg = run_config(f, t, b, precision)
+        self.precision, self.tiers = precision, tiers_name(tiers)
+        cfg = run_config(f, t, b, precision, tiers)
         song = noise_song(cfg)
         split = data.check_fits(len(song), cfg.data)
         mesh = train.data_mesh(b)
@@ -159,21 +173,24 @@ class TorchStep:
 
 
 def _key(r) -> str:
-    return f"{r.impl} {getattr(r, 'mode', r.precision)}"
+    return f"{r.impl} {getattr(r, 'mode', r.precision)} {getattr(r, 'tiers', '')}"
 
 
 def bench_train(configs, steps: int, compare: bool, gflops: float, log=print, precisions=("fp32",),
-                probe: bool = False) -> list[dict]:
+                probe: bool = False, tiers=()) -> list[dict]:
     """Per config: framegen's step at each of ``precisions`` (and torch's: fp32, autocast and bf16-cast for bf16),
     all timed alternately step by step, median ms of ``steps`` after a warm-up. With ``probe``, torch's two bf16
     modes are first timed 2 steps each and only the faster is timed alongside the rest (the other's row says
     ``probe_only``): on a loaded CPU a torch step can take a minute.
 
     ``ratio_vs_torch``: against torch's fastest of all its modes (its best precision); ``ratio_vs_torch_same``:
-    against torch's fastest at the row's precision. The floor is float32 FLOPs / the float32 matmul rate."""
+    against torch's fastest at the row's precision. The floor is float32 FLOPs / the float32 matmul rate (of the
+    flat model). With ``tiers`` the tiered step is timed too, alternately with the flat one at the same F, T, B and
+    precision: its ``ratio_vs_flat`` is what the tower costs."""
     rows = []
     for f, t, b in configs:
         runners = [FramegenStep(f, t, b, p) for p in precisions]
+        runners += [FramegenStep(f, t, b, p, tiers) for p in precisions if tiers]
         probed = []  # torch bf16's slower mode: 2 steps to show it lost, not timed alongside
         if compare:
             for p in precisions:
@@ -208,6 +225,9 @@ def bench_train(configs, steps: int, compare: bool, gflops: float, log=print, pr
                    "pct_floor": round(100 * floor_ms / mine, 1)}
             if r.impl == "torch":
                 row["mode"] = r.mode
+            if getattr(r, "tiers", ""):
+                row["tiers"] = r.tiers
+                row["ratio_vs_flat"] = round(mine / ms[f"{r.impl} {r.precision} "], 4)
             if any(r is q for q, _ in probed):
                 row["steps"] = 2  # probed only (and lost); not in the ratios
                 row["probe_only"] = True
@@ -275,9 +295,10 @@ def bench_matmul(configs, compare: bool, reps: int = 5, log=print) -> list[dict]
 
 
 def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, reps: int = 3, log=print,
-                   precisions=("fp32",)) -> list[dict]:
+                   precisions=("fp32",), tiers=()) -> list[dict]:
     """Seconds of audio per wall second (all streams together) for ``seconds`` of audio, compile excluded; framegen
-    at each of ``precisions``, torch in float32 (and with its model cast to bfloat16 when bf16 is asked for)."""
+    at each of ``precisions`` (flat, and with ``tiers`` of 256 units when given), torch in float32 (and with its
+    model cast to bfloat16 when bf16 is asked for)."""
     import jax
 
     from framegen.generate import rollout
@@ -289,23 +310,23 @@ def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, rep
         for streams in streams_list:
             seed = jax.random.normal(jax.random.key(streams), (streams, 10, f)) * 0.3
             impls = []
-            for p in precisions:
-                model = FrameGRU(frame_size=f, hidden=HIDDEN, layers=LAYERS, precision=p)
+            for p, tower in [(p, tw) for tw in ([()] + ([tuple(tiers)] if tiers else [])) for p in precisions]:
+                model = FrameGRU(frame_size=f, hidden=HIDDEN, layers=LAYERS, precision=p, tiers=tuple(tower))
                 params = init_params(model, jax.random.key(0))
                 call = partial(lambda *args: jax.block_until_ready(rollout(*args)), model, params, seed, n_frames)
                 first = timed(call, 1)[0]  # compile + one run
                 fg = statistics.median(timed(call, reps))
-                impls.append(("framegen", p, fg, max(first - fg, 0.0)))
+                impls.append(("framegen", p, fg, max(first - fg, 0.0), tiers_name(tower)))
             if compare:
                 for p in precisions:
-                    impls.append(("torch", p, _torch_generate(f, streams, n_frames, reps, precision=p), 0.0))
-            for impl, precision, wall, compile_s in impls:
+                    impls.append(("torch", p, _torch_generate(f, streams, n_frames, reps, precision=p), 0.0, ""))
+            for impl, precision, wall, compile_s, tower in impls:
                 row = {"what": "generate", "impl": impl, "precision": precision, "frame_size": f,
                        "seq_len": n_frames, "batch_size": streams,
                        "streams": streams, "seconds": seconds, "wall_s": round(wall, 4),
                        "realtime_factor": round(streams * seconds / wall, 1),
                        "realtime_factor_per_stream": round(seconds / wall, 1), "compile_s": round(compile_s, 2),
-                       "us_per_frame": round(wall / n_frames * 1e6, 1)}
+                       "us_per_frame": round(wall / n_frames * 1e6, 1), **({"tiers": tower} if tower else {})}
                 rows.append(row)
                 log(row)
     return rows
@@ -360,17 +381,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def memory_child(impl: str, f: int, t: int, b: int, steps: int, precision: str = "fp32") -> dict:
+def memory_child(impl: str, f: int, t: int, b: int, steps: int, precision: str = "fp32", tiers=()) -> dict:
     """Run ``steps`` train steps in this (fresh) process and report its peak resident memory (and, on a GPU, the
     device's peak bytes in use)."""
     if impl == "framegen":
-        runner = FramegenStep(f, t, b, precision)
+        runner = FramegenStep(f, t, b, precision, tiers)
     else:
         runner = TorchStep(f, t, b, "fp32" if precision == "fp32" else "bf16-cast")
     times = timed(runner, steps)
     row = {"what": "memory", "impl": impl, "precision": precision, "frame_size": f, "seq_len": t, "batch_size": b,
            "peak_rss_mb": round(peak_rss_mb()), "compile_s": round(runner.compile_s, 2),
            "step_ms": round(statistics.median(times[1:] or times) * 1e3, 1)}
+    if tiers:
+        row["tiers"] = tiers_name(tiers)
     if impl == "framegen":  # XLA's own figure: the step's scratch buffer, allocated per call
         import jax
 
@@ -383,20 +406,23 @@ def memory_child(impl: str, f: int, t: int, b: int, steps: int, precision: str =
     return row
 
 
-def bench_memory(config, compare: bool, steps: int = 2, log=print, precisions=("fp32",)) -> list[dict]:
-    """Peak RSS of training at ``config``, each implementation and precision in its own subprocess."""
+def bench_memory(config, compare: bool, steps: int = 2, log=print, precisions=("fp32",), tiers=()) -> list[dict]:
+    """Peak RSS of training at ``config``, each implementation, precision (and the tower, with ``tiers``) in its own
+    subprocess."""
     rows = []
-    for impl, precision in [(i, p) for i in ["framegen"] + (["torch"] if compare else []) for p in precisions]:
+    jobs = [(i, p, ()) for i in ["framegen"] + (["torch"] if compare else []) for p in precisions]
+    jobs += [("framegen", p, tuple(tiers)) for p in precisions if tiers]
+    for impl, precision, tower in jobs:
         f, t, b = config
         code = f"import json; from framegen.bench import memory_child; print('RESULT', json.dumps(memory_child(" \
-               f"{impl!r}, {f}, {t}, {b}, {steps}, {precision!r})))"
+               f"{impl!r}, {f}, {t}, {b}, {steps}, {precision!r}, {tower!r})))"
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
         if lines:
             row = json.loads(lines[-1][len("RESULT "):])
         else:
             row = {"what": "memory", "impl": impl, "precision": precision, "frame_size": f, "seq_len": t,
-                   "batch_size": b,
+                   "batch_size": b, **({"tiers": tiers_name(tower)} if tower else {}),
                    "peak_rss_mb": None, "compile_s": None, "error": f"rc={r.returncode}: {r.stderr[-300:]}"}
         rows.append(row)
         log(row)
@@ -444,9 +470,11 @@ PARTS = ("train", "matmul", "generate", "memory", "host")
 
 
 def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, steps: int | None = None,
-        parts=PARTS, log=print, precisions=("fp32", "bf16")) -> list[dict]:
+        parts=PARTS, log=print, precisions=("fp32", "bf16"), tiers=()) -> list[dict]:
     """Every measurement of ``framegen bench`` (or only ``parts`` of it) as a list of rows, each row logged as
-    soon as it is made; framegen at each of ``precisions`` (fp32, bf16, auto), torch at the same ones."""
+    soon as it is made; framegen at each of ``precisions`` (fp32, bf16, auto), torch at the same ones. With
+    ``tiers`` (ratios), framegen's tower is timed and measured beside the flat model at the same F, T, B (T rounded
+    down to a multiple of the tiers' span)."""
     from framegen.model import resolve_precision
 
     precisions = tuple(dict.fromkeys(resolve_precision(p) for p in precisions))
@@ -465,12 +493,16 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
     if quick and extra_configs:
         configs = list(extra_configs)
     steps = steps or q.get("steps", 10)
+    tiers = tuple(tiers)
+    memory_config = q.get("memory", MEMORY_CONFIG)
+    if tiers:
+        configs, (memory_config,) = with_tiers(configs, tiers), with_tiers([memory_config], tiers)
     import jax
 
     rows = [{"what": "machine", "impl": "framegen", "threads": threads(), "devices": len(jax.local_devices()),
              "backend": jax.default_backend(), "load_avg_1m": round(os.getloadavg()[0], 2),
              "jax": jax.__version__, "matmul_gflops": round(matmul_gflops(512 if quick else 2048), 1),
-             "device": jax.devices()[0].device_kind, "precisions": list(precisions)}]
+             "device": jax.devices()[0].device_kind, "precisions": list(precisions), "tiers": tiers_name(tiers)}]
     if with_torch:
         import torch
 
@@ -479,15 +511,15 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
     gflops = rows[0]["matmul_gflops"]
     if "train" in parts:
         rows += bench_train(configs, steps, with_torch, gflops, log=log, precisions=precisions,
-                            probe=jax.default_backend() == "cpu")
+                            probe=jax.default_backend() == "cpu", tiers=tiers)
     if "matmul" in parts:
         rows += bench_matmul(configs, with_torch, reps=2 if quick else 5, log=log)
     if "generate" in parts:
         rows += bench_generate(q.get("gen_frames", GEN_FRAMES), q.get("gen_streams", GEN_STREAMS),
                                q.get("gen_seconds", 30.0), with_torch, reps=1 if quick else 3, log=log,
-                               precisions=precisions)
+                               precisions=precisions, tiers=tiers)
     if "memory" in parts:
-        rows += bench_memory(q.get("memory", MEMORY_CONFIG), with_torch, log=log, precisions=precisions)
+        rows += bench_memory(memory_config, with_torch, log=log, precisions=precisions, tiers=tiers)
     if "host" in parts and not quick:
         rows += bench_host_overhead(HOST_CONFIG, log=log)
     rows.append({"what": "end", "impl": "framegen", "load_avg_1m": round(os.getloadavg()[0], 2)})
@@ -515,15 +547,17 @@ def format_tables(rows: list[dict]) -> str:
     def ratio(r, key="ratio_vs_torch"):
         return f"{r[key]:.2f}" if key in r else ""
 
-    def impl(r):  # "framegen bf16", "torch bf16-cast"; rows from before precisions: the impl alone
+    def impl(r):  # "framegen bf16", "torch bf16-cast", "framegen bf16 tiers 8"; old rows: the impl alone
         probe = " (2-step probe, lost)" if r.get("probe_only") else ""
-        return f"{r['impl']} {r.get('mode', r.get('precision', ''))}".strip() + probe
+        tower = f" tiers {r['tiers']}" if r.get("tiers") else ""
+        return f"{r['impl']} {r.get('mode', r.get('precision', ''))}".strip() + tower + probe
 
-    table("train_step", ["F x T x B", "impl", "median ms", "/ torch best", "/ torch same precision", "% of floor",
-                         "floor ms", "audio samples/s", "compile s"],
-          lambda r: [shape(r), impl(r), f"{r['median_ms']:.1f}", ratio(r), ratio(r, "ratio_vs_torch_same"),
-                     f"{r['pct_floor']:.0f}%", f"{r['floor_ms']:.1f}", f"{r['samples_per_s']:,}",
-                     f"{r['compile_s']:.1f}"])
+    towers = any(r.get("tiers") for r in rows if r["what"] == "train_step")
+    table("train_step", ["F x T x B", "impl", "median ms", "/ torch best", "/ torch same precision"]
+          + (["/ flat"] if towers else []) + ["% of floor", "floor ms", "audio samples/s", "compile s"],
+          lambda r: [shape(r), impl(r), f"{r['median_ms']:.1f}", ratio(r), ratio(r, "ratio_vs_torch_same")]
+          + ([ratio(r, "ratio_vs_flat")] if towers else [])
+          + [f"{r['pct_floor']:.0f}%", f"{r['floor_ms']:.1f}", f"{r['samples_per_s']:,}", f"{r['compile_s']:.1f}"])
     table("matmul", ["F x T x B", "matmul", "impl", "ms per product", "GFLOP/s", "/ torch"],
           lambda r: [shape(r), r["shape"], r["impl"], f"{r['ms']:.3f}", f"{r['gflops']:.0f}", ratio(r)])
     table("generate", ["F", "streams", "impl", "x real time (all streams)", "x real time per stream", "us/frame",

@@ -111,6 +111,13 @@ def _train_options(f):
         click.option("--clock", type=click.Choice(CLOCKS), default=TRAIN_CLOCK, show_default=True,
                      help="Beat clock: every input frame also reads the song's beat and bar phase (tracked once), "
                           "continued at the song's tempo when generating. auto: on when the song has a pulse."),
+        click.option("--tiers", default=None,
+                     help="Slower GRU tiers above the frame GRU, fastest first: '8' steps a tier once per 8 frames, "
+                          "'8,4' adds one more per 32 frames. Each conditions the tier below (SampleRNN's tower). "
+                          "--seq-len must be a multiple of their product. Default: none (one tier)."),
+        click.option("--tier-hidden", type=int, default=None,
+                     help=f"GRU units per layer of each tier (default {_M.tier_hidden})."),
+        click.option("--tier-layers", type=int, default=None, help=f"GRU layers per tier (default {_M.tier_layers})."),
         click.option("--hold", type=float, default=None,
                      help=f"vq unit selection: weight of the frame that followed the previous one in the song "
                           f"against any other candidate (generate's default; {VQ_HOLD:g} for --output vq, else 0)."),
@@ -196,6 +203,7 @@ def train(song, run_dir, resume, **opts):
       framegen train song.wav
       framegen train song.wav --frame-size 400 --seq-len 200 --epochs 10
       framegen train song.wav --max-minutes 20
+      framegen train song.wav --output vq -F 400 -T 96 --tiers 8,4
       framegen train --resume runs/song-f800-t100-20261123-120000 --epochs 60
     """
     from framegen.train import resume_run, train_song
@@ -427,6 +435,9 @@ def _sweep_flags(f):
         click.option("--input-noise", type=float, default=None, help="Std of noise added to input frames."),
         click.option("--clock", type=click.Choice(CLOCKS), default=None,
                      help="Beat clock input (see train --help)."),
+        click.option("--tiers", default=None, help="Slower GRU tiers, e.g. 8 or 8,4 (see train --help)."),
+        click.option("--tier-hidden", type=int, default=None, help="GRU units per tier layer."),
+        click.option("--tier-layers", type=int, default=None, help="GRU layers per tier."),
         click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
         click.option("--max-run", "max_run_s", type=float, default=None,
                      help="vq unit selection: longest contiguous run, seconds."),
@@ -580,10 +591,13 @@ def _write_report(target, **kw) -> None:
 @click.option("--precision", "precisions", default="fp32,bf16", show_default=True,
               help="framegen's precisions to time, comma-separated (fp32, bf16, auto); torch runs the same ones "
                    "(bf16: autocast and a bf16-cast model).")
+@click.option("--tiers", default=None,
+              help="Also time and measure framegen with these slower tiers (e.g. 8 or 8,4; see train --help) beside "
+                   "the flat model, at the same F, T, B (each T rounded down to a multiple of their product).")
 @click.option("--steps", type=int, default=None, help="Timed train steps per config (default 10, --quick 3).")
 @click.option("--only", default=None,
               help="Comma-separated parts to run: train, matmul, generate, memory, host (default: all).")
-def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only, precisions):
+def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only, precisions, tiers):
     """Time framegen's train step, generation, memory and host overhead (optionally against PyTorch).
 
     Train step: F x T x B = 800x100x128, 40x1000x32, 4000x50x32, 100x1000x128 (plus the one given by flags),
@@ -597,6 +611,7 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
       framegen bench --compare torch
       framegen bench --compare torch --json > bench.jsonl
       framegen bench -F 400 -T 200 -B 64 --quick
+      framegen bench -F 400 -T 96 -B 32 --quick --tiers 8 --precision fp32
     """
     from framegen import bench as benchmark
 
@@ -621,8 +636,9 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
     bad = sorted(set(precisions) - {"fp32", "bf16", "auto"})
     if bad:
         raise UsageError(f"unknown --precision {', '.join(bad)}: pass some of fp32, bf16, auto")
+    tiers = ModelConfig(tiers=tiers).tiers  # parsed and range-checked as train's --tiers
     rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, parts=parts, log=log,
-                         precisions=precisions)
+                         precisions=precisions, tiers=tiers)
     if not as_json:
         click.echo(benchmark.format_tables(rows), nl=False)
 

@@ -30,6 +30,9 @@ TRAIN_CLOCK = "auto"  # `framegen train`'s default clock (ModelConfig.clock stay
 VQ_CROSSFADE_MS = 25.0  # removes the seam clicks exemplars leave (experiments/quality/README.md)
 VQ_HOLD = 100.0
 VQ_MAX_RUN_S = 1.0
+MAX_TIERS = 4
+TIER_RATIO_RANGE = (2, 64)  # SampleRNN's frame tiers span 2-16x the tier below; 64 frames of 400 is 1.6 s
+TIER_HIDDEN_RANGE = (16, 1024)  # a tier steps once per R frames, so it can afford more (or fewer) units
 CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
 DEMO_MINUTES = 2.0  # `framegen demo`'s training: a couple of minutes on a 2-core CPU bring the song's patterns back
 PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 where the device has fast bf16 (framegen.model.resolve_precision)
@@ -82,8 +85,24 @@ class ModelConfig:
     # one of them when a run starts (bf16 on GPUs and bf16-capable CPUs: measured faster, experiments/bench/) and
     # saved resolved in config.json; a config.json from before this field is "fp32", what it was trained in
     precision: str = "auto"
+    # Multi-scale tiers (SampleRNN's tower): each ratio R_k adds a GRU above the frame GRU that steps once per R_k
+    # steps of the tier below and conditions it (framegen.model). () = the flat model; runs from before the tiers
+    # load as flat. 128 units per tier layer, not the frame GRU's 256: one tier of 8 then costs 1.17x (fp32) /
+    # 1.20x (bf16) the flat step at F=400 T=96 B=32 (256 units: 1.32x), and it reached a lower validation loss than
+    # 256 units on three songs at equal steps (experiments/quality/tiers.md)
+    tiers: tuple = ()
+    tier_hidden: int = 128
+    tier_layers: int = 2
 
     def __post_init__(self):
+        object.__setattr__(self, "tiers", parse_tiers(self.tiers))  # JSON gives a list, the CLI a string
+        for r in self.tiers:
+            _check_range("tier ratio", r, *TIER_RATIO_RANGE, "--tiers ratios")
+        if len(self.tiers) > MAX_TIERS:
+            raise UsageError(f"{len(self.tiers)} tiers is more than {MAX_TIERS}: pass at most {MAX_TIERS} ratios "
+                             f"to --tiers")
+        _check_range("tier hidden size", self.tier_hidden, *TIER_HIDDEN_RANGE, "--tier-hidden")
+        _check_range("tier layer count", self.tier_layers, 1, 4, "--tier-layers")
         _check_range("hidden size", self.hidden, *HIDDEN_RANGE, "--hidden")
         _check_range("layer count", self.layers, 1, 8, "--layers")
         if self.output not in OUTPUTS:
@@ -98,6 +117,28 @@ class ModelConfig:
             raise UsageError(f"unknown clock {self.clock!r}: pass --clock auto, beat or none")
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown --precision {self.precision!r}: pass one of {', '.join(PRECISIONS)}")
+
+    @property
+    def span(self) -> int:
+        """Frames one step of the slowest tier spans: the product of the ratios (1 for the flat model)."""
+        return math.prod(self.tiers)
+
+
+def parse_tiers(value) -> tuple:
+    """Tier ratios as a tuple of ints from "8,4", "8", 8, [8, 4], "" or None (the flat model: ())."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").replace("x", ",").split(",") if v]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    try:
+        out = tuple(int(v) for v in value)
+        if any(isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()) for v in value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UsageError(f"tiers {value!r} are not whole numbers: pass --tiers like 8 or 8,4") from None
+    return out
 
 
 @dataclass(frozen=True)
@@ -166,6 +207,9 @@ class RunConfig:
     norm: Norm = field(default_factory=lambda: Norm(0.0, 1.0))
     version: str = __version__
 
+    def __post_init__(self):
+        check_span(self.data.seq_len, self.model.tiers)
+
     def to_dict(self) -> dict:
         return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
 
@@ -199,6 +243,18 @@ class RunConfig:
             given.setdefault(name, vq_default if vq else 0.0)
         by = {s: {k: v for k, v in given.items() if OPTION_SECTIONS[k] == s} for s in ("data", "model", "train")}
         return cls(data=DataConfig(**by["data"]), model=ModelConfig(**by["model"]), train=TrainConfig(**by["train"]))
+
+
+def check_span(seq_len: int, tiers: tuple) -> None:
+    """Training sequences hold whole spans of the slowest tier: T must be a multiple of the ratios' product."""
+    span = math.prod(tiers)
+    if seq_len % span == 0:
+        return
+    lo, hi = seq_len // span * span, -(-seq_len // span) * span
+    fits = [t for t in (lo, hi) if SEQ_RANGE[0] <= t <= SEQ_RANGE[1]]
+    hint = f"use {' or '.join(map(str, fits))}" if fits else "use fewer or smaller --tiers ratios"
+    product = "*".join(map(str, tiers)) + (f"={span}" if len(tiers) > 1 else "")
+    raise UsageError(f"--seq-len {seq_len} is not a multiple of the tiers' product {product}: {hint}")
 
 
 # every flat option (a `framegen train` flag with underscores) -> the config section it lives in

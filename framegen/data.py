@@ -3,7 +3,8 @@
 Generation seeds (the song's frames a continuation starts from) are cut here too.
 An example is T+1 consecutive frames of F samples starting at any sample offset; inputs are frames 0..T-1 and
 targets frames 1..T. Training offsets are drawn inside the first part of the song only; validation examples tile
-the held-out tail. The song is put on the device once and every batch is sliced out of it there.
+the held-out tail. The song is put on the device once and every batch is sliced out of it there. A model with slower
+tiers reads whole spans of its slowest tier: its T is a multiple of their ratios' product (config.check_span).
 """
 
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ def fits(n_total: int, cfg: DataConfig) -> bool:
     return min(s.n_train, s.n_val) >= cfg.example_samples
 
 
-def check_fits(n_total: int, cfg: DataConfig) -> Split:
-    """The split, or SongTooShortError saying the song length, what F x T needs and which smaller sizes fit."""
+def check_fits(n_total: int, cfg: DataConfig, multiple: int = 1) -> Split:
+    """The split, or SongTooShortError saying the song length, what F x T needs and which smaller sizes fit (a
+    --seq-len hint is a ``multiple`` of the tiers' span)."""
     s = split_song(n_total, cfg)
     need = cfg.example_samples
     if min(s.n_train, s.n_val) >= need:
@@ -47,7 +49,7 @@ def check_fits(n_total: int, cfg: DataConfig) -> Split:
     room = min(s.n_train, s.n_val)
     rate = cfg.sample_rate
     hints = []
-    max_t = min(room // cfg.frame_size - 1, SEQ_RANGE[1])
+    max_t = min(room // cfg.frame_size - 1, SEQ_RANGE[1]) // multiple * multiple
     if max_t >= SEQ_RANGE[0]:
         hints.append(f"--seq-len {max_t}")
     max_f = min(room // (cfg.seq_len + 1), FRAME_RANGE[1])

@@ -73,9 +73,12 @@ def _mse_parts(model: FrameGRU, params):
 
 
 def _mse_start(model: FrameGRU, params, seed, seed_clock=None, clock_first=None):
-    """Warm on ``seed`` (B, S, F): (the first new frame (B, F), the loop's carry)."""
+    """Warm on ``seed`` (B, S, F): (the first new frame (B, F), the loop's carry). A tiered model's carry is the
+    frame to feed, its clock and the tower's state (``_tower_chunk``)."""
     out, state = model.apply({"params": params}, seed, clock=seed_clock)
     first = out[:, -1]
+    if model.tiers:
+        return first, (first, clock_first, state)
     _, _, (w_i0, b_i0, w_c) = _mse_parts(model, params)
     gx_first = dot(first, w_i0) + b_i0 + (0.0 if clock_first is None else dot(clock_first, w_c))
     return first, (gx_first, state)
@@ -88,10 +91,24 @@ def _mse_chunk(model: FrameGRU, params, carry, n_frames: int, clock_in=None, unr
     differently for different row counts, so a head over the whole chunk at once would make each frame depend on
     the chunk's length; blocks of one shape, aligned to the first generated frame, give every frame the same
     arithmetic in a chunk of any length as in the whole clip."""
+    if model.tiers:
+        return _tower_chunk(model, params, carry, n_frames, clock_in, unroll)
     step, (w_o, b_o), _ = _mse_parts(model, params)
     carry, tops = jax.lax.scan(step, carry, clock_in, length=n_frames, unroll=unroll)
     blocks = tops.reshape(n_frames // MIN_SCAN, MIN_SCAN, *tops.shape[1:])
     return carry, jax.lax.map(lambda t: dot(t, w_o) + b_o, blocks).reshape(n_frames, tops.shape[1], -1)
+
+
+def _tower_chunk(model: FrameGRU, params, carry, n_frames: int, clock_in=None, unroll: int = ROLLOUT_UNROLL):
+    """``_mse_chunk`` of a tiered model: each output of ``FrameGRU.step`` fed back through it (the tiers step inside
+    it when their spans end). carry: (the frame to feed (B, F), its clock (B, C) or None, the tower's state)."""
+
+    def step(c, clk):
+        frame, frame_clk, state = c
+        nxt, state = model.apply({"params": params}, frame, state, frame_clk, method=FrameGRU.step)
+        return (nxt, clk, state), nxt
+
+    return jax.lax.scan(step, carry, clock_in, length=n_frames, unroll=unroll)
 
 
 @partial(jax.jit, static_argnames=("model", "n_frames", "unroll"))
@@ -105,7 +122,8 @@ def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_
     The same function as feeding ``FrameGRU.step``'s output back (tests/test_generate.py), arranged for speed
     (MSE mode only: the fed-back frame is the head's output itself): the loop carries the top layer's state and
     layer 0's input gates; the head runs once on all frames after the loop; and when F > 3H/4 the head and layer
-    0's input projection are folded into one (H, 3H) matrix, W_o W_i0, which is smaller than the two.
+    0's input projection are folded into one (H, 3H) matrix, W_o W_i0, which is smaller than the two. A tiered
+    model is fed back through ``step`` itself (its tiers step inside it when their spans end).
     A model with a beat clock reads ``seed_clock`` (B, S, C) with the seed and ``clock_in`` (n_frames, B, C) with
     each generated frame (its gates add ``clock @ W_c``).
     ``rollout_start`` and ``rollout_chunk`` run the same loop a chunk at a time (streamed generation): the first

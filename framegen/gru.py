@@ -199,69 +199,112 @@ def _gru_layer_bwd(unroll, dtype, residuals, dhs):
 _gru_layer.defvjp(_gru_layer_fwd, _gru_layer_bwd)
 
 
-def gru_layer_x(w_i, b_i, w_h, b_h, x, h0, *, chunk=100, unroll=1, dtype=jnp.float32):
-    """``gru_layer(w_h, b_h, x @ w_i + b_i, h0)`` in O(T*B*(H + F)) memory: the layer for long sequences.
+def upsample(o, w, b, dtype=jnp.float32):
+    """A slower input at the rate of the layer it conditions: o (S, B, Hs), w (R, Hs, G), b (R, G) -> (S*R, B, G).
+
+    Step s*R + j of the fast layer reads ``o[s] @ w[j] + b[j]``: one learned projection per sub-step of the slow
+    step (SampleRNN's upsampling), added to the fast layer's input gates. One (S*B, Hs) x (Hs, R*G) ``matmul`` in
+    ``dtype``; ``b`` None: no bias.
+    """
+    s, batch, hs = o.shape
+    r, _, g = w.shape
+    y = matmul(o, jnp.swapaxes(w, 0, 1).reshape(hs, r * g), dtype).reshape(s, batch, r, g)
+    y = y if b is None else y + b[None, None]
+    return jnp.swapaxes(y, 1, 2).reshape(s * r, batch, g)
+
+
+def chunk_size(length: int, chunk: int, ratio: int = 1) -> int:
+    """The largest multiple of ``ratio`` that divides ``length`` and is at most ``chunk`` (at least ``ratio``)."""
+    return max(c for c in range(ratio, max(chunk, ratio) + 1, ratio) if length % c == 0)
+
+
+def gru_layer_x(w_i, b_i, w_h, b_h, x, h0, *, chunk=100, unroll=1, dtype=jnp.float32, slow=None):
+    """``gru_layer(w_h, b_h, x @ w_i + b_i [+ upsample(*slow)], h0)`` in O(T*B*(H + F)) memory: the layer for long
+    sequences.
 
     x: (T, B, F) time-major inputs, w_i: (F, 3H), b_i: (3H,) -> hs: (T, B, H). Time runs in chunks of ``chunk``
     steps (the largest divisor of T not above it): each chunk's input gates are one (chunk*B, F) x (F, 3H)
     matmul, made in the forward pass and again in the backward pass, so neither gx (T, B, 3H) nor its gradient
     is ever held whole; the backward pass keeps only hs and x. Weight gradients are per-chunk matmuls.
+    ``slow`` = (o (T/R, B, Hs), w (R, Hs, 3H), b (R, 3H)): a slower tier's conditioning (``upsample``), made per
+    chunk too (chunks are then whole multiples of R), so the (T, B, 3H) conditioning is never held either.
     """
     length = x.shape[0]
-    chunk = max(c for c in range(1, min(chunk, length) + 1) if length % c == 0)
-    return _gru_layer_x(chunk, unroll, jnp.dtype(dtype), w_i, b_i, w_h, b_h, x, h0)
+    chunk = chunk_size(length, chunk, 1 if slow is None else slow[1].shape[0])
+    return _gru_layer_x(chunk, unroll, jnp.dtype(dtype), w_i, b_i, w_h, b_h, x, h0, slow)
 
 
 def _chunked(a, chunk):
     return a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
 
 
+def _slow_chunks(slow, chunk):
+    """The slow input's rows of each chunk: (T/chunk, chunk/R, B, Hs), or None."""
+    return None if slow is None else _chunked(slow[0], chunk // slow[1].shape[0])
+
+
+def _gx(w_ic, b_i, slow, x_c, o_c, dtype):
+    gx = dot(x_c, w_ic) + b_i
+    return gx if slow is None else gx + upsample(o_c, slow[1], slow[2], dtype)
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _gru_layer_x(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0):
-    return _gru_layer_x_fwd(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0)[0]
+def _gru_layer_x(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0, slow):
+    return _gru_layer_x_fwd(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0, slow)[0]
 
 
-def _gru_layer_x_fwd(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0):
+def _gru_layer_x_fwd(chunk, unroll, dtype, w_i, b_i, w_h, b_h, x, h0, slow):
     w_ic = _cast(w_i, dtype)
 
-    def outer(h, x_c):
-        hs_c = _scan_forward(w_h, b_h, dot(x_c, w_ic) + b_i, h, unroll, dtype)
+    def outer(h, xs):
+        x_c, o_c = xs
+        hs_c = _scan_forward(w_h, b_h, _gx(w_ic, b_i, slow, x_c, o_c, dtype), h, unroll, dtype)
         return hs_c[-1], hs_c
 
-    _, hs = jax.lax.scan(outer, h0, _chunked(x, chunk))
+    _, hs = jax.lax.scan(outer, h0, (_chunked(x, chunk), _slow_chunks(slow, chunk)))
     hs = hs.reshape(x.shape[0], *h0.shape)
-    return hs, (w_i, b_i, w_h, b_h, x, h0, hs)
+    return hs, (w_i, b_i, w_h, b_h, x, h0, slow, hs)
 
 
 def _gru_layer_x_bwd(chunk, unroll, dtype, residuals, dhs):
-    w_i, b_i, w_h, b_h, x, h0, hs = residuals
+    w_i, b_i, w_h, b_h, x, h0, slow, hs = residuals
     hidden = h0.shape[-1]
     hs_c = _chunked(hs, chunk)
     starts = jnp.concatenate([h0[None], hs_c[:-1, -1]], axis=0)  # (T/chunk, B, H): state before each chunk
     step = _bwd_step(w_h, b_h, dtype)
     w_ic = _cast(w_i, dtype)
 
-    x_all, dhs_all = _chunked(x, chunk), _chunked(dhs, chunk)
+    x_all, dhs_all, o_all = _chunked(x, chunk), _chunked(dhs, chunk), _slow_chunks(slow, chunk)
     # An upper layer's input has dhs's shape (H): its dx overwrites dhs chunk by chunk in the loop carry, in
     # place, so the layer's backward holds one (T, B, H) gradient buffer instead of two.
     in_place = x.shape[-1] == hidden
 
     def body(i, carry):
         c = len(x_all) - 1 - i  # chunks in reverse
-        (dh, dw_i, db_i, dw_h, db_h), out = carry
+        (dh, dw_i, db_i, dw_h, db_h, dslow), out, do = carry
         x_c, hs_cc, dhs_c = x_all[c], hs_c[c], (out if in_place else dhs_all)[c]
+        o_c = None if slow is None else o_all[c]
         h_prev = jnp.concatenate([starts[c][None], hs_cc[:-1]], axis=0)
-        dh, (dgh, da_n) = _scan(step, dh, (dot(x_c, w_ic) + b_i, h_prev, dhs_c), reverse=True, unroll=unroll)
+        dh, (dgh, da_n) = _scan(step, dh, (_gx(w_ic, b_i, slow, x_c, o_c, dtype), h_prev, dhs_c), reverse=True,
+                                unroll=unroll)
         dgx = jnp.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)  # (chunk, B, 3H)
         dw_i = dw_i + _einsum("tbf,tbg->fg", x_c, dgx, dtype)
         dw_h = dw_h + _einsum("tbh,tbg->hg", h_prev, dgh, dtype)
-        grads = (dh, dw_i, db_i + jnp.sum(dgx, axis=(0, 1)), dw_h, db_h + jnp.sum(dgh, axis=(0, 1)))
-        return grads, out.at[c].set(dot(dgx, w_ic.T).astype(out.dtype))
+        if slow is not None:  # upsample's gradients: per slow row s and sub-step r
+            dg = dgx.reshape(o_c.shape[0], -1, *dgx.shape[1:])  # (chunk/R, R, B, 3H)
+            dslow = (dslow[0] + _einsum("sbh,srbg->rhg", o_c, dg, dtype), dslow[1] + jnp.sum(dg, axis=(0, 2)))
+            do = do.at[c].set(_einsum("srbg,rhg->sbh", dg, slow[1], dtype).astype(do.dtype))
+        grads = (dh, dw_i, db_i + jnp.sum(dgx, axis=(0, 1)), dw_h, db_h + jnp.sum(dgh, axis=(0, 1)), dslow)
+        return grads, out.at[c].set(dot(dgx, w_ic.T).astype(out.dtype)), do
 
-    grads = (jnp.zeros_like(h0), jnp.zeros_like(w_i), jnp.zeros_like(b_i), jnp.zeros_like(w_h), jnp.zeros_like(b_h))
+    dslow0 = None if slow is None else (jnp.zeros_like(slow[1]), jnp.zeros_like(slow[2]))
+    grads = (jnp.zeros_like(h0), jnp.zeros_like(w_i), jnp.zeros_like(b_i), jnp.zeros_like(w_h), jnp.zeros_like(b_h),
+             dslow0)
     out = dhs_all if in_place else jnp.zeros(x_all.shape, x.dtype)
-    (dh0, dw_i, db_i, dw_h, db_h), dx = jax.lax.fori_loop(0, len(x_all), body, (grads, out))
-    return dw_i, db_i, dw_h, db_h, dx.reshape(x.shape), dh0
+    do0 = None if slow is None else jnp.zeros(o_all.shape, o_all.dtype)
+    (dh0, dw_i, db_i, dw_h, db_h, dslow), dx, do = jax.lax.fori_loop(0, len(x_all), body, (grads, out, do0))
+    dslow = None if slow is None else (do.reshape(slow[0].shape), *dslow)
+    return dw_i, db_i, dw_h, db_h, dx.reshape(x.shape), dh0, dslow
 
 
 _gru_layer_x.defvjp(_gru_layer_x_fwd, _gru_layer_x_bwd)

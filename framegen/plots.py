@@ -103,25 +103,27 @@ def plot_sweep_heatmap(path, doc: dict) -> None:
 
     import numpy as np
 
+    from framegen.sweep.spec import grid_cells, grid_rows
+
     plt = _pyplot()
-    fs, ts = doc["frame_sizes"], doc["seq_lens"]
-    cells = {(r["frame_size"], r["seq_len"]): r for r in doc["trials"]}
-    score = np.full((len(fs), len(ts)), np.nan)
-    for i, f in enumerate(fs):
+    rows, ts = grid_rows(doc), doc["seq_lens"]  # a row per F (per F and tier set on a sweep with a tiers axis)
+    cells = grid_cells(doc)
+    score = np.full((len(rows), len(ts)), np.nan)
+    for i, (f, tiers, _) in enumerate(rows):
         for j, t in enumerate(ts):
-            r = cells.get((f, t))
+            r = cells.get((f, t, tiers))
             if r and r.get("status") == "done" and r.get("score") is not None and math.isfinite(r["score"]):
                 score[i, j] = r["score"]
-    fig, ax = plt.subplots(figsize=(max(5.5, 2.0 + 1.3 * len(ts)), max(3.2, 1.6 + 0.6 * len(fs))))
+    fig, ax = plt.subplots(figsize=(max(5.5, 2.0 + 1.3 * len(ts)), max(3.2, 1.6 + 0.6 * len(rows))))
     cmap = plt.get_cmap("viridis_r").with_extremes(bad="#dddddd")
     finite = score[np.isfinite(score)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if vmax <= vmin:
         vmin, vmax = vmin - 0.05, vmax + 0.05
     im = ax.imshow(np.ma.masked_invalid(score), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    for i, f in enumerate(fs):
+    for i, (f, tiers, _) in enumerate(rows):
         for j, t in enumerate(ts):
-            r = cells.get((f, t)) or {"status": "-"}
+            r = cells.get((f, t, tiers)) or {"status": "-"}
             if np.isfinite(score[i, j]):
                 text = f"{score[i, j]:.3f}"
                 if r.get("val_snr_db") is not None:
@@ -131,7 +133,7 @@ def plot_sweep_heatmap(path, doc: dict) -> None:
             else:
                 ax.text(j, i, r["status"], ha="center", va="center", fontsize=8, color="#555555", style="italic")
     ax.set_xticks(range(len(ts)), [str(t) for t in ts])
-    ax.set_yticks(range(len(fs)), [str(f) for f in fs])
+    ax.set_yticks(range(len(rows)), [label for _, _, label in rows])
     ax.set_xlabel("T: frames per sequence")
     ax.set_ylabel("F: samples per frame")
     b = doc.get("budget", {})

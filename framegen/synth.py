@@ -47,3 +47,22 @@ def demo_song(seconds: float = DEMO_SECONDS, sample_rate: int = DEMO_RATE, *, se
     song = 0.35 * pulse + 0.35 * bass + 0.3 * pad
     song /= np.max(np.abs(song)) + 1e-9
     return (0.8 * song).astype(np.float32)
+
+
+def choice_song(sections: int = 150, sample_rate: int = 8000, *, section_s: float = 0.2, cue_s: float = 0.01,
+                answer_s: float = 0.08, seed: int = 0) -> np.ndarray:
+    """A song whose next frame depends on a choice made long before: ``sections`` sections of ``section_s`` each
+    open with one of two cues (a 400 Hz or a 1 kHz tone, chosen at random), continue with the same quiet 150 Hz
+    filler, and close with an answer that names the cue (a 600 Hz tone after the first, 1.4 kHz after the second).
+    Only the cue, section_s - answer_s earlier, tells which answer comes: a model must carry one bit across the
+    filler (tests/test_train.py: slower tiers carry it better than one frame-rate GRU)."""
+    rng = np.random.default_rng(seed)
+    n, cue, answer = (int(round(s * sample_rate)) for s in (section_s, cue_s, answer_s))
+    t = np.arange(n) / sample_rate
+    out = []
+    for c in rng.integers(0, 2, sections):
+        y = 0.3 * np.sin(2 * np.pi * 150 * t)
+        y[:cue] = np.sin(2 * np.pi * (400 if c else 1000) * t[:cue])
+        y[n - answer :] = np.sin(2 * np.pi * (600 if c else 1400) * t[:answer])
+        out.append(y)
+    return (0.8 * np.concatenate(out)).astype(np.float32)

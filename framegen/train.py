@@ -107,7 +107,7 @@ def _stop_on_signals(run_dir: Path | None = None):
 def prepare_song(song_path, cfg: RunConfig) -> tuple[np.ndarray, RunConfig]:
     """Load, check and normalise a song for ``cfg``; the returned config records the song and its norm."""
     y, _ = audio.load_song(song_path, cfg.data.sample_rate)
-    data.check_fits(len(y), cfg.data)
+    data.check_fits(len(y), cfg.data, cfg.model.span)
     norm = audio.norm_of(y)
     cfg = replace(cfg, song=str(Path(song_path).resolve()), song_samples=len(y), norm=norm)
     if cfg.model.clock == "auto":  # decided once from the song, stored resolved in config.json
@@ -223,7 +223,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
     cfg = resolve_precision(cfg)  # "auto" -> what this device runs fastest; saved resolved, so resume keeps it
     reporter.message(f"precision: {cfg.model.precision}")
     run_dir = runs.make_run_dir(run_dir)
-    split = data.check_fits(len(song_norm), cfg.data)
+    split = data.check_fits(len(song_norm), cfg.data, cfg.model.span)
     steps_per_epoch = data.steps_per_epoch(split, cfg.data, cfg.train.batch_size)
     total = total_steps(cfg, steps_per_epoch)
     state = init_state(cfg, total)

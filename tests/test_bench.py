@@ -100,3 +100,24 @@ def test_both_precisions_against_torch_fp32_and_its_faster_bf16(probe):
     assert got["framegen", "bf16"]["ratio_vs_torch_same"] == pytest.approx(got["framegen", "bf16"]["median_ms"] / same,
                                                                            rel=0.02, abs=1e-4)
     assert "| 40x50x2 | framegen bf16 |" in bench.format_tables(rows)
+
+
+def test_tiers_are_timed_beside_the_flat_model_at_a_t_holding_whole_spans():
+    assert bench.with_tiers([(800, 100, 128), (40, 1000, 32), (40, 10_000, 32)], (8,)) == \
+        [(800, 96, 128), (40, 1000, 32), (40, 10_000, 32)]
+    assert bench.with_tiers([(40, 50, 4), (40, 51, 4)], (5, 2)) == [(40, 50, 4)]
+    rows = [{"what": "train_step", "impl": "framegen", "precision": "fp32", "frame_size": 400, "seq_len": 96,
+             "batch_size": 32, "median_ms": ms, "pct_floor": 10.0, "floor_ms": 1.0, "samples_per_s": 1,
+             "compile_s": 1.0, **extra} for ms, extra in ((100.0, {}), (112.0, {"tiers": "8", "ratio_vs_flat": 1.12}))]
+    table = bench.format_tables(rows)
+    assert "| 400x96x32 | framegen fp32 tiers 8 | 112.0 |  |  | 1.12 |" in table
+
+
+@pytest.mark.slow
+def test_quick_bench_with_tiers_reports_step_ratio_and_memory():
+    rows = _rows(["--tiers", "5", "--only", "train,memory", "--precision", "fp32"])
+    steps = {r.get("tiers", ""): r for r in rows if r["what"] == "train_step"}
+    assert set(steps) == {"", "5"} and steps["5"]["ratio_vs_flat"] > 0
+    assert steps["5"]["ratio_vs_flat"] == pytest.approx(steps["5"]["median_ms"] / steps[""]["median_ms"], rel=0.01)
+    memory = {r.get("tiers", ""): r for r in rows if r["what"] == "memory"}
+    assert memory["5"]["peak_rss_mb"] > 0 and memory["5"]["seq_len"] == 200

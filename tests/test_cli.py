@@ -43,6 +43,23 @@ def test_train_then_generate_end_to_end(tmp_path, monkeypatch):
     assert r.exit_code == 0 and "10.00 s" in r.output and "F \\ T" in r.output
 
 
+@pytest.mark.slow
+def test_train_with_tiers_then_generate_streams_and_resume(tmp_path):
+    song = write(tmp_path / "song.wav", sine_song(10.0))
+    r = run("train", song, *TINY, "--tiers", "5,2", "--tier-hidden", "32", "--max-steps", "2", "--run-dir",
+            tmp_path / "r")
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["model"]["tiers"] == [5, 2] and cfg["model"]["tier_hidden"] == 32
+    r = run("generate", "--run", tmp_path / "r", "--seconds", "0.3", "--streams", "2", "--seed-frames", "13")
+    assert r.exit_code == 0, r.output
+    for i in range(2):
+        y, sr = sf.read(tmp_path / "r" / "generated" / f"best-0.3s-{i}.wav")
+        assert sr == 8000 and len(y) == 2400 and np.all(np.isfinite(y))
+    r = run("train", "--resume", tmp_path / "r", "--epochs", "1")  # the tiers come from the run
+    assert r.exit_code == 0, r.output
+
+
 def _silent(p):
     return write(p, np.zeros(80000, np.float32))
 
@@ -67,6 +84,8 @@ def _short(p):
     (_short, ["--epochs", "0"], "epochs must be a positive"),
     (_short, ["--batch-size", "-1"], "batch size must be a positive"),
     (_short, ["--lr", "0"], "learning rate must be a positive"),
+    (_short, ["--tiers", "8,4"], "--seq-len 100 is not a multiple of the tiers' product 8*4=32: use 96 or 128"),
+    (_short, ["--tiers", "8,1", "-T", "96"], "tier ratio 1 is outside 2-64"),
 ])
 def test_train_errors_are_one_line(tmp_path, make_song, args, fragment):
     song = tmp_path / "song.wav"

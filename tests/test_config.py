@@ -76,3 +76,41 @@ def test_from_options_takes_every_default_from_the_config_classes_and_refuses_un
         RunConfig.from_options(hiden=200)
     with pytest.raises(UsageError, match="hidden size 512"):
         RunConfig.from_options(hidden=512)
+
+
+def test_tiers_parse_check_their_ranges_and_the_sequence_length():
+    assert ModelConfig(tiers="8,4").tiers == (8, 4) == ModelConfig(tiers=[8, 4]).tiers
+    assert ModelConfig(tiers=8).tiers == (8,) and ModelConfig().tiers == () and ModelConfig().span == 1
+    assert ModelConfig(tiers=(8, 4)).span == 32
+    cfg = RunConfig.from_options(seq_len=96, tiers="8,4", tier_hidden=64)
+    assert (cfg.model.tiers, cfg.model.tier_hidden, cfg.model.tier_layers) == ((8, 4), 64, 2)
+    assert RunConfig.from_options(seq_len=96, tiers="8").model.tier_hidden == 128
+    for make, fragment in [
+        (lambda: ModelConfig(tiers=(8, 1)), "tier ratio 1 is outside 2-64"),
+        (lambda: ModelConfig(tiers="8,a"), "are not whole numbers: pass --tiers like 8 or 8,4"),
+        (lambda: ModelConfig(tiers=(2, 2, 2, 2, 2)), "5 tiers is more than 4"),
+        (lambda: ModelConfig(tier_hidden=8), "tier hidden size 8 is outside 16-1,024"),
+        (lambda: ModelConfig(tier_layers=0), "tier layer count 0 is outside 1-4"),
+        (lambda: RunConfig.from_options(seq_len=100, tiers="8,4"),
+         "--seq-len 100 is not a multiple of the tiers' product 8*4=32: use 96 or 128"),
+        (lambda: RunConfig.from_options(seq_len=50, tiers="8,4"),
+         "--seq-len 50 is not a multiple of the tiers' product 8*4=32: use 64"),
+        (lambda: RunConfig.from_options(tiers="8"), "--seq-len 100 is not a multiple of the tiers' product 8: use 96 "
+                                                    "or 104"),
+    ]:
+        with pytest.raises(UsageError) as e:
+            make()
+        assert fragment in str(e.value)
+
+
+def test_a_config_without_tiers_loads_as_flat_and_tiers_round_trip(tmp_path):
+    save_config(tiny_config(), tmp_path)
+    d = json.loads((tmp_path / CONFIG_FILE).read_text())
+    for key in ("tiers", "tier_hidden", "tier_layers"):
+        del d["model"][key]  # a run written before the tiers
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(d))
+    assert load_config(tmp_path).model.tiers == ()
+    cfg = replace(tiny_config(), model=replace(tiny_config().model, tiers=(5, 2), tier_hidden=64))
+    save_config(cfg, tmp_path)
+    assert json.loads((tmp_path / CONFIG_FILE).read_text())["model"]["tiers"] == [5, 2]
+    assert load_config(tmp_path) == cfg

@@ -61,6 +61,8 @@ def test_too_short_song_names_lengths_and_sizes_that_fit():
     assert "480,000 samples" in msg and "80,800" in msg and "--seq-len 59" in msg and "--frame-size 475" in msg
     assert data.fits(16000 * 30, DataConfig(frame_size=800, seq_len=59))
     assert not data.fits(16000 * 30, DataConfig(frame_size=800, seq_len=60))
+    with pytest.raises(SongTooShortError, match="--seq-len 56 or"):  # a tower's T holds whole spans of 8
+        data.check_fits(16000 * 30, cfg, multiple=8)
 
 
 def test_fit_table_marks_feasible_sizes():

@@ -230,7 +230,7 @@ def test_generate_in_bf16_from_an_fp32_run(trained_run, tmp_path):
 
 def _synthetic(case: str):
     """(model, params, cfg, kwargs for continue_audio/stream_audio) of an untrained model in every generation path:
-    MSE or VQ, exemplar or centroid emission, unit selection, a beat clock, a seed from another signal."""
+    MSE or VQ, exemplar or centroid emission, unit selection, a beat clock, a seed from another signal, tiers."""
     from dataclasses import replace
 
     from framegen import clock, vq
@@ -239,11 +239,12 @@ def _synthetic(case: str):
     from framegen.units import Units
 
     k, e = 16, 3
-    vq_mode = case != "mse" and case != "mse-clock"
+    vq_mode = not case.startswith("mse")
     clocked = case.endswith("clock")
     base = tiny_config()
     cfg = replace(base, model=ModelConfig(hidden=199, layers=2, output="vq" if vq_mode else "mse", codebook=k,
-                                          clock="beat" if clocked else "none"))
+                                          clock="beat" if clocked else "none", tiers=(5, 2) if "tiers" in case else (),
+                                          tier_hidden=16))
     model = build(cfg.model, F)
     params = init_params(model, jax.random.key(0))
     rng = np.random.default_rng(3)
@@ -268,8 +269,9 @@ def _synthetic(case: str):
     return model, params, cfg, seeds, kw
 
 
-STREAM_CASES = ["mse", "units-clock", "units-seedfile"] + [pytest.param(c, marks=pytest.mark.slow) for c in
-                                                         ("mse-clock", "vq-exemplar", "vq-centroid", "units")]
+STREAM_CASES = ["mse", "units-clock", "units-seedfile"] + [
+    pytest.param(c, marks=pytest.mark.slow) for c in ("mse-clock", "vq-exemplar", "vq-centroid", "units", "mse-tiers",
+                                                      "units-tiers-clock")]
 
 
 @pytest.mark.parametrize("case", STREAM_CASES)
@@ -445,3 +447,47 @@ def test_audio_turning_non_finite_is_never_written_and_what_came_before_is_kept(
         gen.generate(trained_run, seconds=1.0, out=out, score=False)
     np.testing.assert_array_equal(sf.read(gen.partial_path(out), dtype="float32")[0], good[0])
     assert not out.exists()
+
+
+TOWER = dict(frame_size=F, hidden=16, layers=2, tiers=(2, 3), tier_hidden=12)
+
+
+def test_tiered_rollout_equals_feeding_step_by_hand_with_a_clock():
+    """MSE with tiers and a beat clock: the rollout is FrameGRU.step fed its own output (the seed of 7 frames is not
+    a whole number of spans of 6, so generation starts mid-span)."""
+    from framegen import clock
+
+    model = FrameGRU(**TOWER, clock_dim=4)
+    params = init_params(model, jax.random.key(0))
+    seed = jax.random.normal(jax.random.key(1), (2, 7, F))
+    seed_clock = jnp.asarray(clock.features(np.linspace(0, 3, 14, dtype=np.float32).reshape(2, 7)))
+    clock_in = jnp.asarray(clock.features(np.linspace(3, 6, 26, dtype=np.float32).reshape(13, 2)))
+    got = gen.rollout(model, params, seed, 13, seed_clock=seed_clock, clock_in=clock_in)
+    step = jax.jit(lambda x, h, c: model.apply({"params": params}, x, h, c, method=FrameGRU.step))
+    h = model.initial_state(2)
+    for t in range(7):
+        out, h = step(seed[:, t], h, seed_clock[:, t])
+    frame, want = out, []
+    for k in range(13):
+        want.append(frame)
+        frame, h = step(frame, h, clock_in[k])
+    np.testing.assert_allclose(got, jnp.stack(want, axis=1), atol=2e-6, rtol=1e-5)
+
+
+def test_tiered_vq_rollout_samples_what_stepping_by_hand_gives():
+    from framegen.generate import rollout_vq
+
+    k = 16
+    model = FrameGRU(**TOWER, out_dim=k)
+    params = init_params(model, jax.random.key(0))
+    seed = jax.random.normal(jax.random.key(1), (3, 8, F))  # 3 streams
+    table = jax.random.normal(jax.random.key(2), (k, 3, F))
+    frames, codes, which = rollout_vq(model, params, seed, 11, table, jax.random.key(3), 0.0, 0)
+    np.testing.assert_array_equal(frames, table[codes, which])
+    step = jax.jit(lambda x, h: model.apply({"params": params}, x, h, method=FrameGRU.step))
+    h = model.initial_state(3)
+    for t in range(8):
+        logits, h = step(seed[:, t], h)
+    for j in range(11):  # greedy: each code is the argmax after the seed and the frames emitted before it
+        np.testing.assert_array_equal(codes[:, j], jnp.argmax(logits, axis=-1))
+        logits, h = step(frames[:, j], h)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from framegen.gru import gru_cell, gru_layer, gru_layer_x, matmul
+from framegen.gru import gru_cell, gru_layer, gru_layer_x, matmul, upsample
 
 T, B, H = 6, 3, 4
 
@@ -173,6 +173,40 @@ def test_fused_chunked_layer_equals_projection_then_layer_float64(chunk, f_in):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+def test_upsample_is_one_projection_per_sub_step():
+    rng = np.random.default_rng(11)
+    o, w, b = rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 5, 6)), rng.standard_normal((4, 6))
+    got = np.asarray(upsample(jnp.asarray(o), jnp.asarray(w), jnp.asarray(b)))
+    assert got.shape == (12, 2, 6)
+    for t in range(12):  # step t = 4s + j of the fast layer reads slow step s through projection j
+        np.testing.assert_allclose(got[t], o[t // 4] @ w[t % 4] + b[t % 4], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [4, 7])  # 7: the largest multiple of R=2 dividing T=12 below it, 6, is used
+def test_fused_chunked_layer_with_a_slow_input_equals_the_materialised_gates_float64(chunk):
+    t, r, hs = 12, 2, 5
+    rng = np.random.default_rng(12)
+    w_i, b_i = 0.5 * rng.standard_normal((3, 3 * H)), 0.5 * rng.standard_normal(3 * H)
+    w_h, b_h, _, h0 = make_args(seed=13, t=t)
+    x = rng.standard_normal((t, B, 3))
+    o, w_o, b_o = rng.standard_normal((t // r, B, hs)), 0.5 * rng.standard_normal((r, hs, 3 * H)), \
+        0.5 * rng.standard_normal((r, 3 * H))
+    cot = rng.standard_normal((t, B, H))
+    with jax.enable_x64(True):
+        args = [jnp.asarray(a) for a in (w_i, b_i, w_h, b_h, x, h0, o, w_o, b_o)]
+
+        def ref(w_i, b_i, w_h, b_h, x, h0, o, w_o, b_o):
+            return jnp.sum(plain_scan_layer(w_h, b_h, x @ w_i + b_i + upsample(o, w_o, b_o), h0) * cot)
+
+        def ours(w_i, b_i, w_h, b_h, x, h0, o, w_o, b_o):
+            return jnp.sum(gru_layer_x(w_i, b_i, w_h, b_h, x, h0, chunk=chunk, slow=(o, w_o, b_o)) * cot)
+
+        (l1, g1), (l2, g2) = (jax.jit(jax.value_and_grad(fn, argnums=tuple(range(9))))(*args) for fn in (ours, ref))
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    for name, a, b in zip(("w_i", "b_i", "w_h", "b_h", "x", "h0", "o", "w_o", "b_o"), g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def _rel_l2(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -221,3 +255,35 @@ def test_bfloat16_matmul_grads_are_bfloat16_products_of_the_float32_ones():
     want_dw = jnp.einsum("tbk,tbn->kn", x.astype(bf).astype(jnp.float32), cot.astype(bf).astype(jnp.float32))
     np.testing.assert_allclose(dw, want_dw, rtol=1e-5, atol=1e-5)
     assert dx.dtype == dw.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bfloat16_slow_input_grads_stay_float32_and_near_float32(fused):
+    """A tier's conditioning in bf16 (the precision of the frame GRU's matmuls): float32 gradients within bf16's
+    rounding of the float32 ones, chunked or materialised."""
+    t, r, hs = 12, 2, 5
+    rng = np.random.default_rng(14)
+    w_i, b_i = 0.5 * rng.standard_normal((3, 3 * H)), 0.5 * rng.standard_normal(3 * H)
+    w_h, b_h, _, h0 = make_args(seed=15, t=t)
+    x, cot = rng.standard_normal((t, B, 3)), rng.standard_normal((t, B, H))
+    o, w_o, b_o = rng.standard_normal((t // r, B, hs)), 0.5 * rng.standard_normal((r, hs, 3 * H)), \
+        0.5 * rng.standard_normal((r, 3 * H))
+    args = [jnp.asarray(a, jnp.float32) for a in (w_i, b_i, w_h, b_h, x, h0, o, w_o, b_o)]
+
+    def loss(dtype):
+        def fn(w_i, b_i, w_h, b_h, x, h0, o, w_o, b_o):
+            if fused:
+                out = gru_layer_x(w_i, b_i, w_h, b_h, x, h0, chunk=4, dtype=dtype, slow=(o, w_o, b_o))
+            else:
+                gx = matmul(x, w_i, dtype) + b_i + upsample(o, w_o, b_o, dtype)
+                out = gru_layer(w_h, b_h, gx, h0, dtype=dtype)
+            return jnp.sum(jnp.sin(out) * cot)
+
+        return jax.jit(jax.value_and_grad(fn, argnums=tuple(range(9))))(*args)
+
+    (l32, g32), (l16, g16) = loss(jnp.float32), loss(jnp.bfloat16)
+    assert abs(float(l16) - float(l32)) < 0.02 * abs(float(l32)) + 1e-3
+    for name, a, b in zip(("w_i", "b_i", "w_h", "b_h", "x", "h0", "o", "w_o", "b_o"), g16, g32):
+        assert a.dtype == jnp.float32, name
+        assert _rel_l2(a, b) < 0.02, name
+    assert _rel_l2(g16[7], g32[7]) > 0  # it did run in bf16

@@ -350,3 +350,60 @@ def test_precision_flag_reaches_every_trial(song):
         assert sweeps.run_config(f, 50, spec.options_for(f, 50)).model.precision == "bf16"
     assert sweeps.run_config(40, 50, sweeps.make_spec(None, song=song, frame_sizes="40", seq_lens="50")
                              .options_for(40, 50)).model.precision == "auto"  # resolved when the trial trains
+
+
+def test_tiers_are_a_sweep_axis_with_their_own_keys_memory_and_skipped_cells(tmp_path):
+    from framegen import sweep
+
+    song = write(tmp_path / "song.wav", sine_song(8.0))
+    path = tmp_path / "tiers.toml"
+    path.write_text("""
+[sweep]
+frame_sizes = [40]
+seq_lens = [50, 64]
+tiers = [[], [8], "8,4"]
+budget_samples = 1e6
+[data]
+sample_rate = 8000
+[model]
+hidden = 199
+tier_hidden = 64
+""")
+    spec = sweep.make_spec(path, song=song)
+    assert spec.tier_sets == ((), (8,), (8, 4))
+    planned = sweep.plan_sweep(spec, tmp_path / "sw")
+    plan = {t.key: t for t in planned.trials}
+    assert list(plan) == ["f40-t50-flat", "f40-t50-tiers8", "f40-t50-tiers8x4", "f40-t64-flat", "f40-t64-tiers8",
+                          "f40-t64-tiers8x4"]
+    assert plan["f40-t50-tiers8"].status == "skipped" and "not a multiple of the tiers' product 8" in \
+        plan["f40-t50-tiers8"].reason
+    flat, one, two = (plan[f"f40-t64-{k}"] for k in ("flat", "tiers8", "tiers8x4"))
+    assert (one.config.model.tiers, two.config.model.tiers, one.config.model.tier_hidden) == ((8,), (8, 4), 64)
+    assert flat.config.model.tiers == () and flat.max_steps == one.max_steps  # equal budgets
+    assert flat.est_memory < one.est_memory < two.est_memory  # the tower's parameters and activations count
+    records = {t.key: sweep.run._base_record(planned, t) for t in planned.trials}  # the results table of the plan
+    doc = sweep.run._document(planned, records, "")
+    assert doc["tier_sets"] == ["", "8", "8,4"] and records["f40-t64-tiers8x4"]["tiers"] == "8,4"
+    md = sweep.results_markdown(doc)
+    assert "| 40, flat | pending | pending |" in md and "| 40, tiers 8 | skipped | pending |" in md
+    from framegen.plots import plot_sweep_heatmap
+
+    plot_sweep_heatmap(tmp_path / "heatmap.png", doc)  # a row per F and tier set
+    assert (tmp_path / "heatmap.png").stat().st_size > 5000
+
+    one_set = {**doc, "trials": [{**r, "tiers": "8"} for r in doc["trials"]]}
+    del one_set["tier_sets"]  # tiers set in [model] for every trial: the plain F x T table
+    assert "| 40 | skipped | pending |" in sweep.results_markdown(one_set)
+
+    path.write_text(path.read_text() + "tiers = [8]\n")  # in [model] too: which one?
+    with pytest.raises(UsageError, match="tiers is a sweep axis"):
+        sweep.make_spec(path, song=song)
+
+
+def test_memory_estimate_of_a_tower_at_t_10000():
+    """framegen bench --only memory --tiers 8 (2-core CPU, fp32): flat 1.56 GB, one tier of 8 x 128 2.30 GB."""
+    base = dict(frame_size=40, seq_len=10_000, batch_size=32, hidden=256, layers=2, song_samples=3_000_000)
+    flat = sweeps.estimate_memory(**base)
+    tower = sweeps.estimate_memory(**base, tiers=(8,))
+    assert 0.6e9 < tower - flat < 0.9e9  # chunked: no (T, B, 3H) conditioning is held
+    assert sweeps.estimate_memory(**base, tiers=(8, 4)) > tower

@@ -64,6 +64,43 @@ def test_resume_after_ctrl_c_reproduces_the_uninterrupted_run(song_path, tmp_pat
     assert [r["val_mse"] for r in cut.metrics] == [r["val_mse"] for r in whole.metrics]
 
 
+@pytest.mark.slow
+def test_resume_with_tiers_reproduces_the_uninterrupted_run_bit_for_bit(song_path, tmp_path):
+    base = tiny_config(epochs=2, log_every=3)
+    cfg = replace(base, model=replace(base.model, tiers=(5, 2), tier_hidden=32))
+    whole = train_song(song_path, cfg, run_dir=tmp_path / "whole")
+    with pytest.raises(Interrupted):
+        train_song(song_path, cfg, run_dir=tmp_path / "cut", reporter=_InterruptAt(6))
+    cut = resume_run(tmp_path / "cut")
+    assert cut.step == whole.step
+    a, _ = checkpoint.restore(whole.run_dir, "last", _like(cfg, whole))
+    b, _ = checkpoint.restore(cut.run_dir, "last", _like(cfg, whole))
+    assert any(k.startswith("tier2_") for k in a["params"])
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert [r["val_mse"] for r in cut.metrics] == [r["val_mse"] for r in whole.metrics]
+
+
+@pytest.mark.slow
+def test_tiers_carry_a_long_range_choice_better_than_the_flat_model(tmp_path):
+    """On a song whose answer depends on a cue 24 frames earlier (synth.choice_song: 40-frame sections at F=40), a
+    tier stepping every 10 frames reaches a lower validation MSE than the flat GRU at equal steps, same init (the
+    frame GRU's parameters are seeded by name), same batches. Measured: 0.099 vs 0.132 after 600 steps; with the
+    tier's conditioning zeroed (gru.upsample patched to 0) the tiered run scores 0.132 like the flat one, and fails."""
+    from framegen.synth import choice_song
+    from tests.conftest import write
+
+    song = write(tmp_path / "choice.wav", choice_song(150, 8000))
+    best = {}
+    for tiers in ((), (10,)):
+        base = tiny_config(epochs=100, max_steps=600, batch_size=8, lr=3e-3, log_every=100)
+        cfg = replace(base, data=replace(base.data, seq_len=100),
+                      model=replace(base.model, tiers=tiers, tier_hidden=64))
+        result = train_song(song, cfg, run_dir=tmp_path / f"run-{len(tiers)}")
+        best[tiers] = min(r["val_mse"] for r in result.metrics)
+    assert best[(10,)] < 0.85 * best[()], best
+
+
 def _like(cfg, result):
     from framegen.train import init_state
 

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from framegen import units
 from framegen.model import FrameGRU, init_params
@@ -11,8 +12,8 @@ F = 40
 
 
 def _run(song, codes, *, beats=None, hold=1.0, max_run=5, temperature=1.0, n=60, k=8, seed_at=2000, n_train=None,
-         favour=None):
-    model = FrameGRU(frame_size=F, hidden=199, layers=1, out_dim=k)
+         favour=None, tiers=()):
+    model = FrameGRU(frame_size=F, hidden=199, layers=1, out_dim=k, tiers=tiers, tier_hidden=16)
     params = init_params(model, jax.random.key(0))
     if favour is not None:  # a model sure of one code, whatever it hears
         params["head"]["bias"] = params["head"]["bias"].at[favour].add(100.0)
@@ -49,12 +50,13 @@ def test_runs_of_continuations_are_capped_and_stay_in_the_training_part():
     assert np.mean(np.diff(no_hold) == F) < 0.3
 
 
-def test_with_a_beat_grid_every_jump_lands_on_the_clocks_bar_phase():
+@pytest.mark.parametrize("tiers", [(), (2, 2)])  # the flat model, and a tower whose state steps inside the scan
+def test_with_a_beat_grid_every_jump_lands_on_the_clocks_bar_phase(tiers):
     rng = np.random.default_rng(1)
     song = rng.standard_normal(40_000).astype(np.float32)
     beats = 100.0 + 400.0 * np.arange(95)  # a beat every 400 samples from sample 100
     codes = rng.integers(0, 8, 40_000 // (F // 4)).astype(np.int32)
-    got = _run(song, codes, beats=beats, hold=1.0, max_run=3)
+    got = _run(song, codes, beats=beats, hold=1.0, max_run=3, tiers=tiers)
     clock_pos = np.arange(len(got)) * F / 400.0
     song_pos = (got - 100.0) / 400.0
     jumps = np.flatnonzero(np.diff(got) != F) + 1

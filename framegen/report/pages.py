@@ -362,7 +362,8 @@ SWEEP_COLUMNS = (  # (results.json key, heading) after trial, F, T, status, scor
     ("batch_size", "batch"), ("train_seconds", "train s"), ("compile_seconds", "compile s"),
     ("peak_rss_bytes", "peak RSS MB"),
 )
-SWEEP_FIRST = (("frame_size", "F"), ("seq_len", "T"), ("status", "status"), ("score", "val / zero"))
+SWEEP_FIRST = (("frame_size", "F"), ("seq_len", "T"), ("tiers", "tiers"), ("status", "status"),
+               ("score", "val / zero"))
 
 
 def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], page_dir: Path, *,
@@ -381,7 +382,9 @@ def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], pag
     facts = [("song", f'<span title="{_e(song)}">{_e(Path(song).name)}</span> '
                       f'({(doc.get("song_samples") or 0) / rate:.1f} s at {rate:,} Hz)'),
              ("grid", f"F {', '.join(map(str, doc.get('frame_sizes', [])))} x "
-                      f"T {', '.join(map(str, doc.get('seq_lens', [])))}"),
+                      f"T {', '.join(map(str, doc.get('seq_lens', [])))}"
+                      + (f" x tiers {' / '.join(k or 'flat' for k in doc['tier_sets'])}" if doc.get("tier_sets")
+                         else "")),
              ("budget", _e(budget)), ("machine", _e(doc.get("machine", "?"))),
              ("updated", _e(doc.get("updated", "?")))]
     if doc.get("command"):

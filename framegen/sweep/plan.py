@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from framegen.config import DataConfig, RunConfig, load_config
+from framegen.config import DataConfig, RunConfig, load_config, parse_tiers
 from framegen.errors import RunError, UsageError
 from framegen.sweep.results import RESULTS_FILE, RESULTS_ROOT, gb, load_results
 from framegen.sweep.spec import SweepSpec, run_config
@@ -16,7 +16,7 @@ MEMORY_HEADROOM = 0.8  # plan against 80% of what is available: the estimate is 
 
 
 def estimate_memory(*, frame_size: int, seq_len: int, batch_size: int, hidden: int, layers: int,
-                    song_samples: int, out_dim: int = 0) -> int:
+                    song_samples: int, out_dim: int = 0, tiers=(), tier_hidden: int = 128, tier_layers: int = 2) -> int:
     """Rough bytes one training step needs on the device (float32), fitted to peak RSS on XLA CPU (jax 0.10).
 
     - B*T*F frame tensors: the gathered batch, inputs, targets, predictions and their gradients: ~6 of them;
@@ -26,13 +26,28 @@ def estimate_memory(*, frame_size: int, seq_len: int, batch_size: int, hidden: i
     - 300 MB of runtime (XLA, compiled code).
     Measured peak RSS (H=256, L=2, a 3-minute song): F=40 T=10000 B=32 7.37 GB (estimate 7.18), F=40 T=4000 B=16
     1.80 GB (1.69), F=4000 T=50 B=128 1.14 GB (1.13), F=800 T=100 B=32 0.62 GB (0.46).
+    Tiers (ratios R_k, ``tier_hidden`` units, ``tier_layers``) add their parameters, 16 hidden tensors per tier
+    layer at the tier's T / (R_1...R_k) steps, the inputs' spectra (1.5 frame tensors: rFFT and power) and the
+    upsampled conditioning of each tier below and its gradient (2 gate tensors, 3H wide; the frame GRU's only when
+    its layer is not chunked). Fitted to F=40 T=10000 B=32, one tier of 8 x 128: +0.74 GB measured (2.30 GB in all).
     """
     f, t, b, h, n_l = frame_size, seq_len, batch_size, hidden, layers
     out = out_dim or f
     params = (f * 3 * h + (n_l - 1) * h * 3 * h + n_l * (3 * h * h + 6 * h) + h * out + out)
-    train_floats = 6 * b * t * max(f, out) + 10 * n_l * b * t * h
+    tier_floats = 0  # per example, the tower's training tensors
+    if tiers:
+        from framegen.model import GX_BYTES  # above it the frame GRU's conditioning is made chunk by chunk
+
+        ht, lower, below, steps = tier_hidden, f, h, t
+        tier_floats = 1.5 * t * f + (6 * t * h if t * b * 3 * h * 4 <= GX_BYTES else 0)
+        for k, r in enumerate(tiers):
+            steps //= r
+            params += r * lower * ht + ht + tier_layers * (6 * ht * ht + 6 * ht) + r * 3 * below * (ht + 1)
+            tier_floats += 16 * tier_layers * steps * ht + (6 * steps * ht if k + 1 < len(tiers) else 0)
+            lower, below = ht, ht
+    train_floats = 6 * b * t * max(f, out) + b * (10 * n_l * t * h + tier_floats)
     val = min(64, max(1, b))
-    val_floats = 3 * val * t * max(f, out) + 4 * n_l * val * t * h
+    val_floats = 3 * val * t * max(f, out) + val * (4 * n_l * t * h + 0.4 * tier_floats)
     floats = song_samples + 4 * params + max(train_floats, val_floats)
     return int(4 * floats + 300e6)
 
@@ -69,14 +84,18 @@ class Trial:
     batch_reduced_from: int | None = None
     est_memory: int = 0
     record: dict | None = None  # the earlier record, for done/failed
+    tiers: tuple | None = None  # this trial's value of the sweep's tiers axis (None: the sweep has none)
 
     @property
     def key(self) -> str:
-        return trial_key(self.frame_size, self.seq_len)
+        return trial_key(self.frame_size, self.seq_len, self.tiers)
 
 
-def trial_key(frame_size: int, seq_len: int) -> str:
-    return f"f{frame_size}-t{seq_len}"
+def trial_key(frame_size: int, seq_len: int, tiers: tuple | None = None) -> str:
+    """f<F>-t<T>, and on a sweep with a tiers axis -flat or -tiers8x4."""
+    if tiers is None:
+        return f"f{frame_size}-t{seq_len}"
+    return f"f{frame_size}-t{seq_len}-" + ("tiers" + "x".join(map(str, tiers)) if tiers else "flat")
 
 
 @dataclass
@@ -107,9 +126,11 @@ def _song_needed(cfg: DataConfig) -> int:
 
 
 def _memory(cfg: RunConfig, batch_size: int, song_samples: int) -> int:
+    m = cfg.model
     return estimate_memory(frame_size=cfg.data.frame_size, seq_len=cfg.data.seq_len, batch_size=batch_size,
-                           hidden=cfg.model.hidden, layers=cfg.model.layers, song_samples=song_samples,
-                           out_dim=cfg.model.codebook if cfg.model.output == "vq" else 0)
+                           hidden=m.hidden, layers=m.layers, song_samples=song_samples,
+                           out_dim=m.codebook if m.output == "vq" else 0, tiers=m.tiers, tier_hidden=m.tier_hidden,
+                           tier_layers=m.tier_layers)
 
 
 def _config_core(cfg: RunConfig) -> dict:
@@ -147,47 +168,53 @@ def plan_sweep(spec: SweepSpec, out: Path | None = None, *, retry_failed: bool =
     earlier = {r["key"]: r for r in load_results(sweep_dir)["trials"]} if (sweep_dir / RESULTS_FILE).is_file() \
         else {}
     trials = []
-    for f in spec.frame_sizes:
-        for t in spec.seq_lens:
-            opts = spec.options_for(f, t)
-            cfg = run_config(f, t, opts)
-            trial = Trial(f, t, "run", batch_size=cfg.train.batch_size)
-            trials.append(trial)
-            split = data.split_song(n, cfg.data)
-            reasons = []
-            if not data.fits(n, cfg.data):
-                reasons.append(f"needs {_song_needed(cfg.data):,} samples of song (one F x (T+1) example in its "
-                               f"held-out {cfg.data.val_fraction:.0%}), song has {n:,}")
-            b = cfg.train.batch_size
-            usable = None if limit is None else int(MEMORY_HEADROOM * limit)
-            if usable is not None and _memory(cfg, b, n) > usable:
-                while spec.auto_batch and b > 1 and _memory(cfg, b, n) > usable:
-                    b //= 2
-                if _memory(cfg, b, n) > usable:
-                    reasons.append(f"needs ~{gb(_memory(cfg, b, n))} of memory at batch {b}, {gb(usable)} usable")
-            if spec.budget.kind == "samples" and b * t * f > spec.budget.amount:
-                if spec.auto_batch and t * f <= spec.budget.amount:
-                    b = int(spec.budget.amount // (t * f))
-                else:
-                    reasons.append(f"one step (B x T x F) is {b * t * f:,} samples, over the budget")
-            trial.est_memory = _memory(cfg, b, n)
-            if reasons:
-                trial.status, trial.reason = "skipped", "; ".join(reasons)
-                continue
-            if b != cfg.train.batch_size:
-                trial.batch_reduced_from = cfg.train.batch_size
-            trial.batch_size = b
-            trial.samples_per_step = b * t * f
-            steps_per_epoch = data.steps_per_epoch(split, cfg.data, b)
-            if spec.budget.kind == "samples":
-                steps = math.ceil(spec.budget.amount / trial.samples_per_step)
-                extra = dict(batch_size=b, max_steps=steps, epochs=max(1, math.ceil(steps / steps_per_epoch)))
+    for f, t, tiers in [(f, t, k) for f in spec.frame_sizes for t in spec.seq_lens for k in spec.tier_sets or [None]]:
+        opts = spec.options_for(f, t)
+        if tiers is not None:
+            opts = {**opts, "tiers": tiers}
+        span = math.prod(parse_tiers(opts.get("tiers")))
+        if t % span:  # a tower needs whole spans: this cell cannot be built
+            trials.append(Trial(f, t, "skipped", reason=f"T={t} is not a multiple of the tiers' product {span}",
+                                tiers=tiers))
+            continue
+        cfg = run_config(f, t, opts)
+        trial = Trial(f, t, "run", batch_size=cfg.train.batch_size, tiers=tiers)
+        trials.append(trial)
+        split = data.split_song(n, cfg.data)
+        reasons = []
+        if not data.fits(n, cfg.data):
+            reasons.append(f"needs {_song_needed(cfg.data):,} samples of song (one F x (T+1) example in its "
+                           f"held-out {cfg.data.val_fraction:.0%}), song has {n:,}")
+        b = cfg.train.batch_size
+        usable = None if limit is None else int(MEMORY_HEADROOM * limit)
+        if usable is not None and _memory(cfg, b, n) > usable:
+            while spec.auto_batch and b > 1 and _memory(cfg, b, n) > usable:
+                b //= 2
+            if _memory(cfg, b, n) > usable:
+                reasons.append(f"needs ~{gb(_memory(cfg, b, n))} of memory at batch {b}, {gb(usable)} usable")
+        if spec.budget.kind == "samples" and b * t * f > spec.budget.amount:
+            if spec.auto_batch and t * f <= spec.budget.amount:
+                b = int(spec.budget.amount // (t * f))
             else:
-                epochs = opts.get("epochs") or max(1, math.ceil(UNBOUNDED_STEPS / steps_per_epoch))
-                extra = dict(batch_size=b, max_minutes=spec.budget.amount / 60, epochs=epochs)
-            trial.config = run_config(f, t, opts, **extra)
-            trial.max_steps = total_steps(trial.config, steps_per_epoch) if spec.budget.kind == "samples" else None
-            _resolve_earlier(trial, sweep_dir, earlier.get(trial.key), str(song), n, retry_failed)
+                reasons.append(f"one step (B x T x F) is {b * t * f:,} samples, over the budget")
+        trial.est_memory = _memory(cfg, b, n)
+        if reasons:
+            trial.status, trial.reason = "skipped", "; ".join(reasons)
+            continue
+        if b != cfg.train.batch_size:
+            trial.batch_reduced_from = cfg.train.batch_size
+        trial.batch_size = b
+        trial.samples_per_step = b * t * f
+        steps_per_epoch = data.steps_per_epoch(split, cfg.data, b)
+        if spec.budget.kind == "samples":
+            steps = math.ceil(spec.budget.amount / trial.samples_per_step)
+            extra = dict(batch_size=b, max_steps=steps, epochs=max(1, math.ceil(steps / steps_per_epoch)))
+        else:
+            epochs = opts.get("epochs") or max(1, math.ceil(UNBOUNDED_STEPS / steps_per_epoch))
+            extra = dict(batch_size=b, max_minutes=spec.budget.amount / 60, epochs=epochs)
+        trial.config = run_config(f, t, opts, **extra)
+        trial.max_steps = total_steps(trial.config, steps_per_epoch) if spec.budget.kind == "samples" else None
+        _resolve_earlier(trial, sweep_dir, earlier.get(trial.key), str(song), n, retry_failed)
     val_fraction = base.get("val_fraction", DataConfig.val_fraction)
     val = data.split_song(n, DataConfig(sample_rate=rate, val_fraction=val_fraction)).n_val
     return SweepPlan(spec=spec, sweep_dir=sweep_dir, song=str(song), song_samples=n, sample_rate=rate,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from framegen.atomic import atomic_path, write_text
 from framegen.errors import RunError
+from framegen.sweep.spec import grid_cells, grid_rows
 
 RESULTS_ROOT = Path("experiments/results")
 RESULTS_FILE = "results.json"
@@ -44,7 +45,7 @@ def _clean(v):
 CSV_COLUMNS = ("frame_size", "seq_len", "status", "score", "vs_copy", "val_snr_db", "val_mse", "zero_mse", "copy_mse",
                "best_val_mse", "train_mse", "budget_kind", "budget", "samples_seen", "steps", "max_steps",
                "epochs", "batch_size", "batch_reduced_from", "samples_per_step", "train_seconds", "compile_seconds",
-               "peak_rss_bytes", "peak_device_bytes", "est_memory_bytes", "hidden", "layers", "lr", "seed",
+               "peak_rss_bytes", "peak_device_bytes", "est_memory_bytes", "hidden", "layers", "tiers", "lr", "seed",
                "sample_pulse_ratio", "sample_rhythm_similarity", "sample_continuity_ratio", "sample_frechet_ratio",
                "sample_novelty", "sample_flags", "run_dir", "reason", "error")
 
@@ -112,7 +113,7 @@ def sample_text(r: dict) -> str:
 
 def results_markdown(doc: dict) -> str:
     """A table F x T of the main score, then one row per trial and why cells were not run."""
-    cells = {(r["frame_size"], r["seq_len"]): r for r in doc["trials"]}
+    cells = grid_cells(doc)
     best = best_trial(doc)
     b = doc["budget"]
     budget = (f"{int(b['amount']):,} training samples per trial" if b["kind"] == "samples"
@@ -133,12 +134,12 @@ def results_markdown(doc: dict) -> str:
         "| F \\ T | " + " | ".join(str(t) for t in doc["seq_lens"]) + " |",
         "|---:|" + "---:|" * len(doc["seq_lens"]),
     ]
-    for f in doc["frame_sizes"]:
+    for f, tiers, label in grid_rows(doc):
         row = []
         for t in doc["seq_lens"]:
-            text = cell_text(cells.get((f, t)))
-            row.append(f"**{text}**" if best and cells.get((f, t)) is best else text)
-        lines.append(f"| {f} | " + " | ".join(row) + " |")
+            text = cell_text(cells.get((f, t, tiers)))
+            row.append(f"**{text}**" if best and cells.get((f, t, tiers)) is best else text)
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
     lines.append("")
     if best:
         lines.append(f"Best: `{best['run_dir']}` (score {best['score']:.3f}): "

@@ -158,8 +158,11 @@ def _base_record(plan: SweepPlan, trial: Trial) -> dict:
            "batch_size": trial.batch_size or None, "batch_reduced_from": trial.batch_reduced_from,
            "samples_per_step": trial.samples_per_step or None, "max_steps": trial.max_steps,
            "est_memory_bytes": trial.est_memory or None}
+    if trial.tiers is not None:
+        rec["tiers"] = ",".join(map(str, trial.tiers))
     if cfg:
-        rec.update(hidden=cfg.model.hidden, layers=cfg.model.layers, lr=cfg.train.lr, seed=cfg.train.seed)
+        rec.update(hidden=cfg.model.hidden, layers=cfg.model.layers, lr=cfg.train.lr, seed=cfg.train.seed,
+                   tiers=",".join(map(str, cfg.model.tiers)))
     if trial.status == "skipped":
         rec["status"] = "skipped"
     return rec
@@ -316,6 +319,7 @@ def _document(plan: SweepPlan, records: dict, command: str) -> dict:
         "budget": {"kind": spec.budget.kind, "amount": spec.budget.amount},
         "frame_sizes": list(spec.frame_sizes),
         "seq_lens": list(spec.seq_lens),
+        **({"tier_sets": [",".join(map(str, k)) for k in spec.tier_sets]} if spec.tier_sets else {}),
         "machine": _machine(),
         "memory_limit_bytes": plan.memory_limit,
         "updated": _now(),

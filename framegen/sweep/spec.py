@@ -1,5 +1,6 @@
 """Sweep specs: the experiment file (TOML) and CLI flags, checked key by key, as one ``SweepSpec``; a trial's
-``RunConfig`` from its options. Owns which options a sweep takes and where each lives (``[data]``, ``[model]``, ...).
+``RunConfig`` from its options. Owns which options a sweep takes and where each lives (``[data]``, ``[model]``, ...),
+and its grid's axes (F x T, and tier sets): the rows and cells its tables and heatmap lay out.
 """
 
 import math
@@ -7,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from framegen.config import OPTION_SECTIONS, RunConfig
+from framegen.config import OPTION_SECTIONS, RunConfig, parse_tiers
 from framegen.errors import UsageError
 
 # Every option a trial takes, by the config section it lives in: the config fields, i.e. the names of the
@@ -17,7 +18,7 @@ SECTIONS = {section: tuple(n for n, s in OPTION_SECTIONS.items() if s == section
             for section in ("data", "model", "train")}
 OPTIONS = {name: section for section, names in SECTIONS.items() for name in names}
 SHARED_ONLY = ("sample_rate", "val_fraction")  # one split for all trials: every trial scores the same tail
-SWEEP_KEYS = ("name", "song", "frame_sizes", "seq_lens", "budget_samples", "budget_seconds", "auto_batch",
+SWEEP_KEYS = ("name", "song", "frame_sizes", "seq_lens", "tiers", "budget_samples", "budget_seconds", "auto_batch",
               "memory_gb")
 
 DEFAULT_BUDGET_SAMPLES = 100_000_000  # ~35 passes over a 3-minute song at 16 kHz; minutes per trial on a 2-core CPU
@@ -42,7 +43,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A grid and the options for all its trials; ``overrides`` are per-axis: {("frame_size", 40): {...}}."""
+    """A grid and the options for all its trials; ``overrides`` are per-axis: {("frame_size", 40): {...}}.
+    ``tier_sets``: the tiers axis (each a tuple of ratios, () the flat model), or None: one trial per F x T."""
 
     name: str
     frame_sizes: tuple
@@ -55,6 +57,7 @@ class SweepSpec:
     auto_batch: bool = False
     memory_gb: float | None = None
     source: str | None = None
+    tier_sets: tuple | None = None
 
     def options_for(self, frame_size: int, seq_len: int) -> dict:
         """defaults < file < [frame_size.F] < [seq_len.T] < CLI flags."""
@@ -143,6 +146,7 @@ def make_spec(experiment=None, *, song=None, frame_sizes=None, seq_lens=None, bu
         raise UsageError(f"no grid in {where}: pass --frame-sizes 200,800 --seq-lens 50,100 or set frame_sizes "
                          f"and seq_lens in [sweep]")
     fs, ts = _ints(fs, "frame_sizes", where), _ints(ts, "seq_lens", where)
+    tier_sets = _tier_sets(s.get("tiers"), where, exp, flags)
     if budget_samples is not None or budget_seconds is not None:  # a budget flag replaces the file's budget
         b_samples, b_seconds = budget_samples, budget_seconds
     else:
@@ -166,10 +170,36 @@ def make_spec(experiment=None, *, song=None, frame_sizes=None, seq_lens=None, bu
         frame_sizes=fs, seq_lens=ts, budget=budget, options=exp["options"], overrides=exp["overrides"],
         flags=flags, song=str(song) if song else s.get("song"),
         auto_batch=bool(auto_batch if auto_batch is not None else s.get("auto_batch", False)),
-        memory_gb=mem, source=str(experiment) if experiment else None,
+        memory_gb=mem, source=str(experiment) if experiment else None, tier_sets=tier_sets,
     )
+
+
+def _tier_sets(value, where: str, exp: dict, flags: dict) -> tuple | None:
+    """The tiers axis of [sweep] (e.g. ``tiers = [[], [8], [8, 4]]`` or ``["", "8", "8,4"]``), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise UsageError(f"tiers in [sweep] of {where} must be a list of tier ratio lists, e.g. [[], [8], [8, 4]]")
+    if "tiers" in flags or "tiers" in exp["options"] or any("tiers" in o for o in exp["overrides"].values()):
+        raise UsageError(f"tiers is a sweep axis in {where}: set it in [sweep] only (drop --tiers and any other "
+                         f"tiers = ...)")
+    return tuple(dict.fromkeys(parse_tiers(v) for v in value))
 
 
 def run_config(frame_size: int, seq_len: int, opts: dict, **train_extra) -> RunConfig:
     """The trial's RunConfig (song fields unset) from flat options; ranges are checked by the config classes."""
     return RunConfig.from_options(**{**opts, **train_extra}, frame_size=frame_size, seq_len=seq_len)
+
+
+def grid_rows(doc: dict) -> list:
+    """The rows of a sweep's F x T grid: (F, tiers, label), one per frame size, or per frame size and tier set when
+    the sweep has a tiers axis (tiers "" = flat)."""
+    if not doc.get("tier_sets"):
+        return [(f, "", str(f)) for f in doc["frame_sizes"]]
+    return [(f, k, f"{f}, {'tiers ' + k if k else 'flat'}") for f in doc["frame_sizes"] for k in doc["tier_sets"]]
+
+
+def grid_cells(doc: dict) -> dict:
+    """{(F, T, tiers): record} for ``grid_rows`` (tiers "" on a sweep without a tiers axis, whatever its trials')."""
+    axis = bool(doc.get("tier_sets"))
+    return {(r["frame_size"], r["seq_len"], r.get("tiers", "") if axis else ""): r for r in doc["trials"]}
