@@ -194,7 +194,9 @@ WAV_MAX_BYTES = 2**32 - 1  # a RIFF WAV's sizes are 32-bit
 class WavStream:
     """A 16-bit PCM WAV written a piece at a time (soundfile's streaming writer), its header rewritten after every
     piece: the file is a valid WAV of everything written so far at any moment, even after a kill -9 (a reader sees
-    the samples the header counts; a piece half-written when the process died lies past them, unread).
+    the samples the header counts; a piece half-written when the process died lies past them, unread). The one
+    exception is the first piece: until its header is rewritten the header counts 0 samples, which libsndfile reads
+    as "to the end of the file", so a kill -9 inside the first write keeps whatever part of it reached the disk.
 
     ``write`` clips to [-1, 1] as ``write_wav`` does and refuses non-finite audio; a write or disk error is a
     ``RunError`` naming the file. Use as a context manager (``close`` finalises the header)."""

@@ -237,10 +237,14 @@ def test_killed_generation_leaves_a_valid_wav_of_what_was_written(tmp_path, song
         partial = out.with_name(f"{out.stem}.partial.wav")
         p = framegen("generate", "--run", run, "--seconds", "1h", "--out", out, "--no-score", env=env, cwd=tmp_path)
 
-        def written(partial=partial):
+        chunk = -(-(CHUNK_SAMPLES // 40) // MIN_SCAN) * MIN_SCAN  # frames per chunk, the first frame before them
+
+        def written(partial=partial, first=(1 + chunk) * 40):
+            # the whole first piece: until its header is rewritten the header counts 0 samples, which libsndfile
+            # reads as "to the end of the file", so a kill -9 inside the first write would keep part of it
             try:
-                return sf.info(str(partial)).frames > 0
-            except RuntimeError:  # not created yet, or its first header not yet written
+                return sf.info(str(partial)).frames >= first
+            except RuntimeError:  # not created yet
                 return False
 
         wait_for(written, "the first chunk", p)
@@ -254,7 +258,6 @@ def test_killed_generation_leaves_a_valid_wav_of_what_was_written(tmp_path, song
             assert code == -signal.SIGKILL
         y, rate = sf.read(partial, dtype="int16")
         assert rate == 8000 and len(y) == sf.info(str(partial)).frames > 0 and not out.exists()
-        chunk = -(-(CHUNK_SAMPLES // 40) // MIN_SCAN) * MIN_SCAN  # frames per chunk, the first frame before them
         assert (len(y) // 40 - 1) % chunk == 0 and len(y) % 40 == 0
 
 
