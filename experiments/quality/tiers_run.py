@@ -13,7 +13,6 @@ track5, track8. Training and generation run in this process (one compile per sha
 import argparse
 import json
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -29,6 +28,14 @@ def score(job):
 
     wav, song, row = job
     return {**row, **evaluate.evaluate_files(wav, song).to_dict()}
+
+
+def finished(run_dir: Path, steps: int) -> list[dict] | None:
+    """The metrics rows of a run in ``run_dir`` that already trained ``steps`` steps (its scoring is redone, its
+    training kept: a killed session, or runs trained apart with the same flags), else None."""
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return rows if rows and rows[-1]["step"] >= steps else None
 
 
 def windows(wav: Path, seconds: float, out_dir: Path) -> list[Path]:
@@ -104,22 +111,23 @@ def main():
     futures = []
     base = dict(frame_size=a.frame_size, seq_len=a.seq_len, sample_rate=16000, val_fraction=0.1, hidden=256, layers=2,
                 epochs=10_000, batch_size=a.batch, lr=2e-3, seed=a.seed, max_steps=a.steps, sample_every=0,
-                output="vq", codebook=a.codebook, precision=a.precision)
+                output="vq", codebook=a.codebook, precision=a.precision, clock="auto")  # `train`'s default clock
     models = {"flat": {}, f"tiers {a.tiers}": {"tiers": a.tiers, "tier_hidden": a.tier_hidden}}
     for song in a.songs:
         if song == "demo":
             song = str(audio.write_wav(work / "demo-song.wav", synth.demo_song(), synth.DEMO_RATE))
         name = Path(song).stem
         for model, extra in models.items():
-            t0 = time.time()
             run_dir = work / f"{name}-{model.replace(' ', '').replace(',', 'x')}"
-            result = train_song(song, RunConfig.from_options(**base, **extra), run_dir=run_dir)
-            best = min(result.metrics, key=lambda r: r["val_ce"])
-            emit({"train": {"song": name, "model": model, "steps": result.step, "best_val_ce": best["val_ce"],
-                            "best_val_mse": min(r["val_mse"] for r in result.metrics), "val_acc": best["val_acc"],
-                            "seconds": round(time.time() - t0, 1), "run_dir": str(result.run_dir)}})
+            metrics = finished(run_dir, a.steps)
+            if metrics is None:
+                metrics = train_song(song, RunConfig.from_options(**base, **extra), run_dir=run_dir).metrics
+            best = min(metrics, key=lambda r: r["val_ce"])
+            emit({"train": {"song": name, "model": model, "steps": metrics[-1]["step"], "best_val_ce": best["val_ce"],
+                            "best_val_mse": min(r["val_mse"] for r in metrics), "val_acc": best["val_acc"],
+                            "seconds": round(metrics[-1]["seconds"], 1), "run_dir": str(run_dir)}})
             wav = work / "wav" / f"{run_dir.name}-{a.seconds:g}s.wav"
-            (g,) = generate(result.run_dir, seconds=a.seconds, out=wav, overwrite=True, score=False)
+            (g,) = generate(run_dir, seconds=a.seconds, out=wav, overwrite=True, score=False)
             for i, w in enumerate(windows(g.path, a.window, work / "wav")):
                 futures.append(pool.submit(score, (str(w), song, {"song": name, "model": model, "window": i})))
             for fut in [f for f in futures if f.done()]:  # write what is scored as it comes (a timeout keeps it)
