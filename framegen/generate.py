@@ -465,26 +465,32 @@ def load_params(run_dir: Path, cfg: RunConfig, kind: str):
     return params
 
 
-def vq_emission_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: str | None = None) -> vq.Emission:
-    """The ``vq.Emission`` of a VQ run's saved codebook (``emit`` defaults to the run's ``vq_emit``)."""
+def codebook_for(run_dir: Path, cfg: RunConfig) -> vq.Codebook:
+    """A VQ run's saved codebook, checked against its config."""
     m = cfg.model
-    cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
-    return vq.emission(cb, song_norm, emit or m.vq_emit)
+    return vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
+
+
+def vq_emission_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, emit: str | None = None,
+                    cb: vq.Codebook | None = None) -> vq.Emission:
+    """The ``vq.Emission`` of a VQ run's codebook ``cb`` (default: the saved one; ``emit`` defaults to the run's
+    ``vq_emit``)."""
+    return vq.emission(cb or codebook_for(run_dir, cfg), song_norm, emit or cfg.model.vq_emit)
 
 
 def units_for(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, grid: clock.BeatGrid | None,
-              emit: str | None = None, hold: float | None = None, max_run_s: float | None = None) -> Units | None:
+              emit: str | None = None, hold: float | None = None, max_run_s: float | None = None,
+              cb: vq.Codebook | None = None) -> Units | None:
     """The ``Units`` of a VQ run that plays exemplars with unit selection (``hold`` or ``max_run_s`` above 0; with a
     beat clock the candidates are the frames at the clock's bar phase); None otherwise. ``hold``/``max_run_s``
-    default to the run's."""
+    default to the run's, ``cb`` to the saved codebook."""
     hold = cfg.train.hold if hold is None else hold
     max_run_s = cfg.train.max_run_s if max_run_s is None else max_run_s
     if cfg.model.output != "vq" or (emit or cfg.model.vq_emit) != "exemplar":
         return None
     if hold <= 0 and max_run_s <= 0:
         return None
-    m = cfg.model
-    cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
+    cb = cb or codebook_for(run_dir, cfg)
     n_train = split_song(len(song_norm), cfg.data).n_train
     codes, stride = code_grid(song_norm, n_train, cb.centroids, cb.gain_shape)
     max_run = int(round(max_run_s * cfg.data.sample_rate / cfg.data.frame_size))
@@ -513,8 +519,9 @@ def inputs_for(run_dir: Path, cfg: RunConfig, *, checkpoint_kind: str = "best", 
         start = seed_file_start(len(source), cfg, seed_file, seed_offset, seed_frames, streams)
         seeds, starts = stream_seeds(source, start, seed_frames, f, streams)
         seed_grid = clock.of_seed(source, cfg.data.sample_rate, grid) if grid is not None else None
-    emission = vq_emission_for(run_dir, cfg, song, vq_emit) if cfg.model.output == "vq" else None
-    units = units_for(cfg, run_dir, song, grid, vq_emit, hold, max_run_s)
+    cb = codebook_for(run_dir, cfg) if cfg.model.output == "vq" else None  # read once, for both
+    emission = vq_emission_for(run_dir, cfg, song, vq_emit, cb) if cb is not None else None
+    units = units_for(cfg, run_dir, song, grid, vq_emit, hold, max_run_s, cb)
     kw = dict(emission=emission, key=jax.random.key(sample_seed), temperature=temperature, top_k=top_k,
               crossfade_ms=cfg.train.crossfade_ms if crossfade_ms is None else crossfade_ms, seed_start=starts,
               grid=seed_grid, units=units, seed_source=source)

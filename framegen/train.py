@@ -21,7 +21,7 @@ from framegen import audio, checkpoint, clock, data, runs, vq
 from framegen.config import RunConfig, load_config, save_config
 from framegen.errors import Interrupted, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
-from framegen.generate import continue_audio, units_for  # generation is a client of the model
+from framegen.generate import codebook_for, continue_audio, units_for  # generation is a client of the model
 from framegen.model import build
 from framegen.model import resolve_precision as model_precision
 from framegen.step import (  # noqa: F401 - re-exported: the training API
@@ -324,7 +324,7 @@ def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.
     if m.output != "vq":
         return None, None
     if vq.exists(run_dir):
-        cb = vq.load(run_dir, k=m.codebook, frame_size=cfg.data.frame_size, kind=m.codebook_kind)
+        cb = codebook_for(run_dir, cfg)
     else:
         t_fit = time.monotonic()
         cb = vq.fit(song_norm, split.n_train, frame_size=cfg.data.frame_size, k=m.codebook, seed=cfg.train.seed,
