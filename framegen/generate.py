@@ -335,16 +335,8 @@ def continue_audio(model, params, seed: np.ndarray, n_samples: int, cfg: RunConf
                 sources = emission.offsets[np.asarray(codes), np.asarray(which)]
     else:
         frames = np.asarray(rollout(model, params, p.seeds, n_frames, seed_clock=p.seed_clock, clock_in=clock_in))
-    y = frames.reshape(streams, -1)
-    if crossfade_ms > 0:
-        width = int(round(crossfade_ms * 1e-3 * cfg.data.sample_rate))
-        if sources is not None and seed_start is not None:
-            last_seed = (p.starts + (p.seeds.shape[1] - 1) * f)[:, None]
-            lead = None if seed_source is None else cut_around(seed_source, last_seed[:, 0], f, width)
-            y = overlap_add(emission.song, np.concatenate([last_seed, sources], axis=1), f, width, lead)
-        else:
-            lead = np.asarray(p.seeds[:, -1])
-            y = smooth_seams(np.concatenate([lead, y], axis=1), f, max(1, width // 2))[:, f:]
+    smoother = _smoother(cfg, p, crossfade_ms, sources is not None, emission, seed_start, seed_source)
+    y = smoother.push(frames.reshape(streams, -1), sources, last=True)  # the streaming smoothers, in one push
     return audio.denormalise(y[:, :n_samples], cfg.norm)
 
 
