@@ -301,7 +301,7 @@ def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, rep
     model cast to bfloat16 when bf16 is asked for)."""
     import jax
 
-    from framegen.generate import rollout
+    from framegen.rollout import rollout
     from framegen.model import FrameGRU, init_params
 
     rows = []

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import jax
 
-from framegen.errors import RunError
+from framegen.config import RunConfig
+from framegen.errors import RunError, UsageError
 
 KINDS = ("last", "best")
 
@@ -198,3 +199,16 @@ def restore_params(run_dir: Path, kind: str, like):
 def _same_shape(want, got) -> None:
     if tuple(want.shape) != tuple(got.shape):
         raise ValueError(f"a parameter of shape {tuple(got.shape)} where the model has {tuple(want.shape)}")
+
+
+def load_params(run_dir: Path, cfg: RunConfig, kind: str):
+    """Params of a run's ``best`` or ``last`` checkpoint, checked against its config (the model it builds)."""
+    from framegen.model import build, init_params
+
+    if kind not in KINDS:
+        raise UsageError(f"unknown checkpoint {kind!r}: pass --checkpoint best or --checkpoint last")
+    if kind == "best" and not exists(run_dir, "best"):
+        kind = "last"  # a run stopped before its first validation has only "last"
+    like = init_params(build(cfg.model, cfg.data.frame_size), jax.random.key(0))  # shapes only
+    params, _ = restore_params(run_dir, kind, like)
+    return params

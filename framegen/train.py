@@ -21,7 +21,6 @@ from framegen import audio, checkpoint, clock, data, runs, vq
 from framegen.config import RunConfig, load_config, save_config
 from framegen.errors import Interrupted, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
-from framegen.generate import codebook_for, continue_audio, units_for  # generation is a client of the model
 from framegen.model import build
 from framegen.model import resolve_precision as model_precision
 from framegen.step import (  # noqa: F401 - re-exported: the training API
@@ -39,6 +38,8 @@ from framegen.step import (  # noqa: F401 - re-exported: the training API
     vq_arrays,
     vq_loss,
 )
+from framegen.stream import Inputs, continue_audio
+from framegen.units import units_for
 
 
 class Reporter:
@@ -131,7 +132,7 @@ class _Run:
     emission: vq.Emission | None  # VQ runs: what sample clips emit
     beats: jax.Array | None  # beat-clock runs: the song's beat times, replicated, for the step and validation
     grid: object  # beat-clock runs: the clock.BeatGrid sample clips continue
-    units: object  # VQ unit selection for sample clips (generate.units_for), or None
+    units: object  # VQ unit selection for sample clips (units.units_for), or None
     eval_chunk: object
     model: object
     reporter: Reporter
@@ -170,9 +171,10 @@ def write_sample(run: _Run, params, epoch: int) -> dict:
     cfg = run.cfg
     n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
     prompt = data.seed_of(run.song_norm, run.split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
-    clip = continue_audio(run.model, params, prompt, n, cfg, emission=run.emission,
-                          key=jax.random.key(cfg.train.seed), crossfade_ms=cfg.train.crossfade_ms,
-                          seed_start=run.split.n_train, grid=run.grid, units=run.units)[0]
+    clip = continue_audio(Inputs(model=run.model, params=params, cfg=cfg, prompts=prompt[None],
+                                 prompt_starts=run.split.n_train, grid=run.grid, emission=run.emission,
+                                 units=run.units, key=jax.random.key(cfg.train.seed),
+                                 crossfade_ms=cfg.train.crossfade_ms), n)[0]
     if not np.all(np.isfinite(clip)):
         return {}
     path = audio.write_wav(run.run_dir / "samples" / f"epoch-{epoch:03d}.wav", clip, cfg.data.sample_rate)
@@ -239,7 +241,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
         codebook, emission = _codebook(cfg, run_dir, song_norm, split, reporter)
         grid = _beat_grid(cfg, run_dir, song_norm, reporter)
         beats = None if grid is None else replicate(jnp.asarray(grid.beats, jnp.float32), mesh)
-        units = units_for(cfg, run_dir, song_norm, grid) if cfg.train.sample_every else None
+        units = units_for(run_dir, cfg, song_norm, grid) if cfg.train.sample_every else None
         extra = () if codebook is None and beats is None else (
             None if codebook is None else replicate(codebook, mesh), beats)
         t_compile = time.monotonic()
@@ -324,7 +326,7 @@ def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.
     if m.output != "vq":
         return None, None
     if vq.exists(run_dir):
-        cb = codebook_for(run_dir, cfg)
+        cb = vq.codebook_for(run_dir, cfg)
     else:
         t_fit = time.monotonic()
         cb = vq.fit(song_norm, split.n_train, frame_size=cfg.data.frame_size, k=m.codebook, seed=cfg.train.seed,

@@ -8,12 +8,15 @@ every bar of the song (jumps land on the beat); without one they are the sampled
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from framegen import clock, vq
+from framegen.config import RunConfig
+from framegen.data import split_song
 from framegen.model import FrameGRU
 
 GRID_PER_FRAME = 4  # codes are looked up on a grid of F/4 samples: a candidate moves at most F/8 (3 ms at F=400)
@@ -63,6 +66,26 @@ def bars_in(beats: np.ndarray, n_train: int, frame_size: int) -> int:
     """Whole bars of the beat grid whose frames all lie inside the training part."""
     last = np.searchsorted(beats, n_train - 2 * frame_size) - 1  # last beat with a frame after it in training
     return max(int(last) // clock.BAR, 1)
+
+
+def units_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, grid: clock.BeatGrid | None,
+              emit: str | None = None, hold: float | None = None, max_run_s: float | None = None,
+              cb: vq.Codebook | None = None) -> Units | None:
+    """The ``Units`` of a VQ run that plays exemplars with unit selection (``hold`` or ``max_run_s`` above 0; with a
+    beat clock the candidates are the frames at the clock's bar phase); None otherwise. ``emit``, ``hold`` and
+    ``max_run_s`` default to the run's, ``cb`` to its saved codebook."""
+    hold = cfg.train.hold if hold is None else hold
+    max_run_s = cfg.train.max_run_s if max_run_s is None else max_run_s
+    if cfg.model.output != "vq" or (emit or cfg.model.vq_emit) != "exemplar":
+        return None
+    if hold <= 0 and max_run_s <= 0:
+        return None
+    cb = cb or vq.codebook_for(run_dir, cfg)
+    n_train = split_song(len(song_norm), cfg.data).n_train
+    codes, stride = code_grid(song_norm, n_train, cb.centroids, cb.gain_shape)
+    max_run = int(round(max_run_s * cfg.data.sample_rate / cfg.data.frame_size))
+    return Units(song=np.asarray(song_norm, np.float32), n_train=n_train, codes=codes, stride=stride, hold=hold,
+                 max_run=max_run, beats=None if grid is None else grid.beats)
 
 
 def _start(model: FrameGRU, params, seed, seed_clock, first_prev, key):

@@ -21,6 +21,7 @@ import numpy as np
 
 from framegen.atomic import atomic_path
 from framegen.config import CODEBOOK_KINDS as KINDS
+from framegen.config import RunConfig
 from framegen.config import VQ_EMITS as EMITS
 from framegen.errors import RunError, UsageError
 
@@ -253,7 +254,7 @@ def emission_table(cb: Codebook, song_norm: np.ndarray, emit: str) -> np.ndarray
 class Emission:
     """What generation emits for a code: ``table`` (K, E, F) of frames; for emit="exemplar" also where each row
     came from, ``offsets`` (K, E) into ``song`` (the normalised song), so the audio can overlap-add each exemplar's
-    real surroundings across frame borders (``generate.overlap_add``)."""
+    real surroundings across frame borders (``seams.overlap_add``)."""
 
     table: np.ndarray
     offsets: np.ndarray | None = None
@@ -266,6 +267,11 @@ def emission(cb: Codebook, song_norm: np.ndarray, emit: str) -> Emission:
     if emit == "exemplar":
         return Emission(table, cb.exemplar_offsets, np.asarray(song_norm, np.float32))
     return Emission(table)
+
+
+def codebook_for(run_dir: Path, cfg: RunConfig) -> Codebook:
+    """A VQ run's saved codebook (``load``), checked against the run's config."""
+    return load(run_dir, k=cfg.model.codebook, frame_size=cfg.data.frame_size, kind=cfg.model.codebook_kind)
 
 
 def sample_codes(key, logits, temperature: float, top_k: int = 0):

@@ -10,6 +10,7 @@ from framegen import clock
 from framegen import generate as gen
 from framegen.errors import RunError
 from framegen.model import FrameGRU, init_params
+from framegen.rollout import rollout
 
 RATE = 8000
 
@@ -81,7 +82,7 @@ def test_rollout_with_a_clock_equals_feeding_step_by_hand():
     seed = jax.random.normal(jax.random.key(1), (2, 5, 40))
     seed_clock = clock.features(np.linspace(0, 3, 10, dtype=np.float32).reshape(2, 5))
     clock_in = jnp.asarray(clock.features(np.linspace(3, 6, 14, dtype=np.float32).reshape(7, 2)))
-    got = gen.rollout(model, params, seed, 7, seed_clock=jnp.asarray(seed_clock), clock_in=clock_in)
+    got = rollout(model, params, seed, 7, seed_clock=jnp.asarray(seed_clock), clock_in=clock_in)
     out, h = model.apply({"params": params}, seed, clock=jnp.asarray(seed_clock))
     frame, want = out[:, -1], []
     for k in range(7):

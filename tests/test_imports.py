@@ -1,5 +1,5 @@
-"""The import graph inside framegen (imports inside functions included) has no cycle: every module can be read
-knowing only the modules below it."""
+"""The import graph inside framegen (imports inside functions included) has no cycle and follows the layers below:
+no module imports one above it, so every module can be read knowing only the modules below it."""
 
 import ast
 from pathlib import Path
@@ -7,6 +7,27 @@ from pathlib import Path
 import framegen
 
 ROOT = Path(framegen.__file__).parent
+
+# Bottom to top; a module may import its own layer and those below. A new module takes its place here.
+LAYERS = [
+    # no framegen import but these (the package itself holds the version)
+    ["framegen", "framegen.errors", "framegen.atomic", "framegen.gru", "framegen.seams", "framegen.spectral",
+     "framegen.rhythm", "framegen.synth", "framegen.report.style"],
+    ["framegen.config"],
+    # songs, frames, the beat clock, the codebook, run directories, metrics and figures: no model
+    ["framegen.audio", "framegen.data", "framegen.runs", "framegen.clock", "framegen.vq", "framegen.evaluate",
+     "framegen.plots", "framegen.sweep.spec"],
+    ["framegen.model"],
+    # what runs the model: the jitted rollouts, unit selection, the train step, checkpoints
+    ["framegen.rollout", "framegen.units", "framegen.step", "framegen.checkpoint"],
+    ["framegen.stream"],
+    # the library's two entry points
+    ["framegen.generate", "framegen.train"],
+    # built on them
+    ["framegen.bench", "framegen.demo", "framegen.sweep.results", "framegen.sweep.plan", "framegen.sweep.run",
+     "framegen.sweep", "framegen.display", "framegen.report.collect", "framegen.report.pages", "framegen.report"],
+    ["framegen.cli"],
+]
 
 
 def _module(path: Path) -> str:
@@ -62,6 +83,14 @@ def test_the_import_graph_inside_framegen_has_no_cycle():
     assert "framegen.train" in graph["framegen.cli"]  # imports inside functions are seen
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+def test_no_module_imports_one_above_it():
+    graph = import_graph()
+    layer = {m: i for i, names in enumerate(LAYERS) for m in names}
+    assert set(graph) == set(layer), f"add new modules to LAYERS, drop gone ones: {set(graph) ^ set(layer)}"
+    upward = [f"{m} imports {d}" for m in graph for d in graph[m] if layer[d] > layer[m]]
+    assert not upward, "; ".join(sorted(upward))
 
 
 def test_the_cycle_finder_finds_a_cycle():

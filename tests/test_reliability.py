@@ -24,7 +24,8 @@ from click.testing import CliRunner
 from framegen import checkpoint, runs
 from framegen.cli import cli
 from framegen.config import load_config
-from framegen.generate import CHUNK_SAMPLES, MIN_SCAN
+from framegen.rollout import MIN_SCAN
+from framegen.stream import CHUNK_SAMPLES
 from framegen.train import Reporter, init_state, prepare_song, resume_run, train
 from tests.conftest import sine_song, tiny_config, write
 

@@ -150,7 +150,7 @@ def test_vq_training_writes_codebook_and_vq_metrics_with_a_scored_sample(vq_run)
 def test_vq_resume_reuses_the_saved_codebook(vq_run, monkeypatch):
     from framegen import data
     from framegen.config import load_config
-    from framegen.generate import load_song_for
+    from framegen.audio import load_song_for
     from framegen.train import Reporter, _codebook
 
     run_dir, _ = vq_run

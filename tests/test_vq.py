@@ -1,5 +1,5 @@
 """framegen.vq: encoding, the k-means fit, emission, sampling and the codebook file, on signals whose right answer
-is known (the VQ loss is tested in test_train.py, the sampled rollout in test_generate.py)."""
+is known (the VQ loss is tested in test_train.py, the sampled rollout in test_rollout.py)."""
 
 
 import jax

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from framegen.bench import timed
-from framegen.generate import rollout
+from framegen.rollout import rollout
 from framegen.model import FrameGRU, init_params
 
 FRAMES = 6000

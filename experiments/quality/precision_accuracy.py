@@ -45,8 +45,11 @@ def train(song_npz: str, out: str, args) -> None:
     import jax
 
     from framegen import data
-    from framegen.generate import continue_audio, load_params, seed_start, stream_seeds
+    from framegen.checkpoint import load_params
+    from framegen.data import stream_seeds
+    from framegen.generate import seed_start
     from framegen.model import build
+    from framegen.stream import Inputs, continue_audio
     from framegen.train import train as train_run
 
     z = np.load(song_npz)
@@ -63,8 +66,8 @@ def train(song_npz: str, out: str, args) -> None:
         params = load_params(run_dir, cfg, "last")
         start = seed_start(cfg, len(song), None, cfg.data.seq_len)
         seeds, _ = stream_seeds(song, start, cfg.data.seq_len, cfg.data.frame_size, args.streams)
-        y = continue_audio(build(cfg.model, cfg.data.frame_size), params, seeds,
-                           int(args.seconds * cfg.data.sample_rate), cfg, args.streams)
+        y = continue_audio(Inputs(model=build(cfg.model, cfg.data.frame_size), params=params, cfg=cfg,
+                                  prompts=seeds), int(args.seconds * cfg.data.sample_rate))
         clips[f"{precision}-seed{seed}"] = y
         row = {"precision": precision, "seed": seed, "steps": res.step, "wall_s": round(wall, 1),
                "compile_s": round(res.compile_seconds, 1), "backend": jax.default_backend(),

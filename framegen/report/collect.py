@@ -280,7 +280,8 @@ def _generated_start(cfg: RunConfig, song, n_train: int, settings: dict) -> int 
     if song is None or (offset is None and streams == 1):
         return n_train + frames * f
     try:
-        from framegen.generate import seed_start, stream_seeds
+        from framegen.data import stream_seeds
+        from framegen.generate import seed_start
 
         start = seed_start(cfg, len(song), offset, frames)
         return int(stream_seeds(song, start, frames, f, streams)[1][stream]) + frames * f

@@ -1,0 +1,240 @@
+"""Generated audio: a model continues its prompts frame by frame and the frames become audio, a chunk at a time.
+
+``stream_audio`` yields the audio of ``Inputs`` a chunk at a time (memory of one chunk, whatever the length);
+``continue_audio`` is the same audio whole, one chunk of the entire clip. Which frames come next is one of the
+generation paths in ``PATHS`` (MSE feedback, sampled VQ codes, unit selection), each a loop over the jitted chunk
+functions of ``framegen.rollout`` or ``framegen.units``; how their borders become audio is ``framegen.seams``.
+No files: ``framegen.generate`` reads a run and writes the WAVs.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from framegen import audio, clock, vq
+from framegen.config import RunConfig
+from framegen.errors import RunError
+from framegen.model import FrameGRU
+from framegen.rollout import MIN_SCAN, rollout_chunk, rollout_start, rollout_vq_chunk, rollout_vq_start
+from framegen.seams import OverlapAdd, SeamSmoother, Unsmoothed, cut_around
+from framegen.units import Units, bars_in, units_chunk, units_start
+
+# Frames of one streamed chunk are chosen so a chunk holds about this many samples per stream (65 s at 16 kHz, 4 MB
+# of float32): memory stays that of one chunk whatever --seconds is, and one compiled call per chunk costs nothing
+# next to the chunk's own work (measured in experiments/generate/README.md).
+CHUNK_SAMPLES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a generation reads besides its length (``generate.inputs_for`` makes it from a run directory).
+
+    prompts: (streams, S, F) the normalised audio each stream continues; prompt_starts: (streams,) where each
+    prompt starts in the song (or in ``prompt_source``, the normalised audio it was cut from when that is not the
+    song; unit selection never continues such a prompt, and the border after it overlap-adds its own surroundings);
+    grid: the beat grid of that audio (runs with a beat clock: the prompt reads its own beat phase and the clock runs
+    on at its tempo). VQ runs: ``emission`` (what a sampled code plays), ``units`` (unit selection, or None), the
+    sampling ``key`` (default key 0), ``temperature`` and ``top_k``. ``crossfade_ms`` > 0 smooths every frame border
+    over that many ms (``_smoother``). ``song``: the run's normalised song, which clips are scored against.
+    """
+
+    model: FrameGRU
+    params: dict
+    cfg: RunConfig
+    prompts: np.ndarray
+    prompt_starts: np.ndarray | int | None = None
+    prompt_source: np.ndarray | None = None
+    grid: clock.BeatGrid | None = None
+    emission: vq.Emission | None = None
+    units: Units | None = None
+    key: jax.Array | None = None
+    temperature: float = 1.0
+    top_k: int = 0
+    crossfade_ms: float = 0.0
+    song: np.ndarray | None = None
+
+    @property
+    def streams(self) -> int:
+        return int(np.shape(self.prompts)[0])
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    """The prompts as every generation path reads them. frames (S, n, F) on device; starts (S,) where each starts in
+    the audio it was cut from; clock (S, n, C) or None, the clock features each prompt frame reads; after (S,) where
+    each stream's first generated frame starts in that audio (where the clock continues from)."""
+
+    frames: jax.Array
+    starts: np.ndarray
+    clock: jax.Array | None
+    after: np.ndarray
+
+
+def _prompt(inp: Inputs) -> _Prompt:
+    f, streams = inp.cfg.data.frame_size, inp.streams
+    frames = jnp.asarray(np.asarray(inp.prompts, np.float32))
+    n = frames.shape[1]
+    starts = np.broadcast_to(np.asarray(0 if inp.prompt_starts is None else inp.prompt_starts, np.int64), (streams,))
+    prompt_clock = None
+    if inp.cfg.model.clock == "beat":
+        if inp.grid is None or inp.prompt_starts is None:
+            raise RunError("a run with a beat clock needs its beat grid and the prompt's place in the song")
+        at = starts[:, None] + f * np.arange(1, n + 1)[None, :]  # each prompt frame reads its target's phase
+        prompt_clock = jnp.asarray(clock.features(clock.beat_position(inp.grid.beats, at.astype(np.float64))))
+    return _Prompt(frames, starts, prompt_clock, starts + n * f)
+
+
+def _clock_inputs(grid: clock.BeatGrid, after: np.ndarray, first: int, count: int, frame_size: int):
+    """Generated frames first..first+count-1: (their clock's beat position (count, S) float32, the clock features
+    each reads as input, those of the next frame's start (count, S, C))."""
+    pos = clock.continued(grid, after, count + 1, frame_size, first=first)  # (S, count + 1) frame starts
+    return np.ascontiguousarray(pos[:, :-1].T, np.float32), np.swapaxes(clock.features(pos[:, 1:]), 0, 1)
+
+
+def _smoother(inp: Inputs, p: _Prompt, real_frames: bool):
+    """How the frames' borders become audio: exemplar frames whose song position is known (and a prompt whose place
+    is known) are overlap-added with their real surroundings (``OverlapAdd``, width L = crossfade_ms); any other
+    frames get the seam correction ramp (``SeamSmoother``, L/2 each side); no crossfade: nothing."""
+    cfg = inp.cfg
+    if not inp.crossfade_ms > 0:
+        return Unsmoothed()
+    f = cfg.data.frame_size
+    width = int(round(inp.crossfade_ms * 1e-3 * cfg.data.sample_rate))
+    if real_frames and inp.prompt_starts is not None:
+        last = p.starts + (p.frames.shape[1] - 1) * f
+        # a prompt from another file: its last frame with its own surroundings there
+        lead = None if inp.prompt_source is None else cut_around(inp.prompt_source, last, f, width)
+        return OverlapAdd(inp.emission.song, last, f, width, lead)
+    return SeamSmoother(np.asarray(p.frames[:, -1]), f, max(1, width // 2))
+
+
+# ------------------------------------------------------------------------------------------------ generation paths
+# Each path yields (frames (S, m, F), their song offsets (S, m) or None, whether they are the last) for n_frames
+# frames in all, a chunk of c at a time, carrying its scan's state between chunks.
+
+
+def _mse_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
+    model, params = inp.model, inp.params
+    c = -(-c // MIN_SCAN) * MIN_SCAN  # whole head blocks, so they align with the whole clip's (rollout._mse_chunk)
+    first, carry = rollout_start(model, params, p.frames, p.clock, None if p.clock is None else clock_at(0, 1)[1][0])
+    done, pending = 1, np.asarray(first)[:, None]
+    while done < n_frames:
+        carry, frames = rollout_chunk(model, params, carry, c, clock_at(done, c)[1])
+        m = min(c, n_frames - done)
+        frames = np.swapaxes(np.asarray(frames)[:m], 0, 1)
+        if pending is not None:
+            frames, pending = np.concatenate([pending, frames], axis=1), None
+        done += m
+        yield frames, None, done == n_frames
+    if pending is not None:
+        yield pending, None, True
+
+
+def _vq_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
+    emission = inp.emission
+    carry = rollout_vq_start(inp.model, inp.params, p.frames, _key(inp), p.clock)
+    table = jnp.asarray(emission.table)
+    done = 0
+    while done < n_frames:
+        carry, (frames, codes, which) = rollout_vq_chunk(inp.model, inp.params, carry, table, c,
+                                                         float(inp.temperature), int(inp.top_k), clock_at(done, c)[1])
+        m = min(c, n_frames - done)
+        sources = None
+        if emission.offsets is not None:
+            sources = emission.offsets[np.asarray(codes)[:, :m], np.asarray(which)[:, :m]]
+        done += m
+        yield np.asarray(frames)[:, :m], sources, done == n_frames
+
+
+def _unit_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
+    units, emission, f = inp.units, inp.emission, inp.cfg.data.frame_size
+    beats = None if units.beats is None else jnp.asarray(units.beats, jnp.float32)
+    n_bars = bars_in(units.beats, units.n_train, f) if units.beats is not None else 0
+    consts = (jnp.asarray(units.song, jnp.float32), jnp.asarray(units.codes), jnp.asarray(emission.table),
+              jnp.asarray(emission.offsets, jnp.int32), beats)
+    carry = units_start(inp.model, inp.params, p.frames, p.clock, _first_prev(inp, p), _key(inp))
+    done = 0
+    while done < n_frames:
+        pos, cin = clock_at(done, c)
+        carry, positions, frames = units_chunk(
+            inp.model, inp.params, carry, jnp.asarray(pos), cin, *consts, n_frames=c, stride=units.stride,
+            n_train=units.n_train, n_bars=n_bars, temperature=float(inp.temperature), top_k=int(inp.top_k),
+            hold=float(units.hold), max_run=int(units.max_run))
+        m = min(c, n_frames - done)
+        done += m
+        yield np.asarray(frames)[:, :m], np.asarray(positions, np.int64)[:, :m], done == n_frames
+
+
+def _key(inp: Inputs) -> jax.Array:
+    return jax.random.key(0) if inp.key is None else inp.key
+
+
+def _first_prev(inp: Inputs, p: _Prompt) -> jax.Array:
+    """Song offset of each prompt's last frame, whose continuation unit selection may play; a prompt from another
+    file has none in the song (n_train: its continuation is never a candidate)."""
+    if inp.prompt_source is not None:
+        return jnp.full(p.starts.shape, inp.units.n_train, jnp.int32)
+    return jnp.asarray(p.starts + (p.frames.shape[1] - 1) * inp.cfg.data.frame_size, jnp.int32)
+
+
+class Path(NamedTuple):
+    chunks: Callable  # (inputs, prompt, n_frames, c, clock_at) -> the path's chunks (see above)
+    real: Callable  # inputs -> whether its frames are real song frames with known offsets (overlap-added)
+
+
+PATHS = {
+    "mse": Path(_mse_chunks, lambda inp: False),
+    "vq": Path(_vq_chunks, lambda inp: inp.emission.offsets is not None),
+    "units": Path(_unit_chunks, lambda inp: True),
+}
+
+
+def path_of(inp: Inputs) -> str:
+    """The generation path of ``inp``: "mse" for MSE runs; for VQ runs "units" with unit selection, else "vq"."""
+    if inp.cfg.model.output != "vq":
+        return "mse"
+    if inp.emission is None:
+        raise RunError("a VQ run needs its codebook's emission to generate")
+    return "vq" if inp.units is None else "units"
+
+
+def stream_audio(inp: Inputs, n_samples: int, *, chunk_frames: int | None = None) -> Iterator[np.ndarray]:
+    """(streams, n_samples) denormalised audio continuing ``inp.prompts``, yielded in pieces (streams, k) of
+    ``chunk_frames`` frames (default about ``CHUNK_SAMPLES`` samples), so memory holds one chunk whatever
+    ``n_samples`` is. The frames fed back to the model are never changed, only the audio.
+
+    The scan runs a chunk at a time through one compiled chunk function (the same length every call, so nothing
+    recompiles; the last chunk's frames past the end are dropped), carrying the GRU state, the PRNG key, the clock
+    and unit selection's previous frame and run length between chunks; the clock's inputs are computed a chunk at
+    a time, and the seam ramp and the overlap-add continue across chunk borders: any chunk length gives the same
+    audio, bit for bit on CPU (tests/test_stream.py).
+    """
+    f = inp.cfg.data.frame_size
+    n_frames = -(-n_samples // f)
+    c = max(1, min(int(chunk_frames or max(1, CHUNK_SAMPLES // f)), n_frames))
+    p = _prompt(inp)
+    path = PATHS[path_of(inp)]
+
+    def clock_at(first: int, count: int):
+        if inp.cfg.model.clock != "beat":
+            return np.zeros((count, inp.streams), np.float32), None
+        pos, cin = _clock_inputs(inp.grid, p.after, first, count, f)
+        return pos, jnp.asarray(cin)
+
+    smoother = _smoother(inp, p, path.real(inp))
+    left = n_samples
+    for frames, sources, last in path.chunks(inp, p, n_frames, c, clock_at):
+        y = smoother.push(frames.reshape(inp.streams, -1), sources, last)[:, :left]
+        left -= y.shape[1]
+        if y.shape[1]:
+            yield audio.denormalise(y, inp.cfg.norm)
+
+
+def continue_audio(inp: Inputs, n_samples: int) -> np.ndarray:
+    """``stream_audio``'s audio whole: (streams, n_samples), one chunk of the entire clip."""
+    pieces = list(stream_audio(inp, n_samples, chunk_frames=-(-n_samples // inp.cfg.data.frame_size)))
+    return np.concatenate(pieces, axis=1) if pieces else np.zeros((inp.streams, 0), np.float32)
