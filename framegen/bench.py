@@ -6,7 +6,6 @@ markdown tables of experiments/bench/*.md. Timings are medians after warm-up; co
 """
 
 import json
-import math
 import os
 import resource
 import statistics
@@ -19,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-HIDDEN = 256
-LAYERS = 2
-RATE = 16_000
-CONFIGS = ((800, 100, 128), (40, 1000, 32), (4000, 50, 32), (100, 1000, 128))  # (F, T, B), issue 4
+from framegen.config import PRECISIONS, DataConfig, ModelConfig, span_of
+
+HIDDEN, LAYERS, RATE = ModelConfig.hidden, ModelConfig.layers, DataConfig.sample_rate  # framegen's defaults
+CONFIGS = ((800, 100, 128), (40, 1000, 32), (4000, 50, 32), (100, 1000, 128))  # (F, T, B)
+EXTRA_BATCH = 32  # B of an extra config given without --batch-size (its F and T default to train's)
 GEN_FRAMES = (800, 40)
 GEN_STREAMS = (1, 16)
 MEMORY_CONFIG = (40, 10_000, 32)
@@ -40,13 +40,12 @@ def threads() -> int:
 
 
 def run_config(frame_size: int, seq_len: int, batch_size: int, precision: str = "fp32", tiers=(), **train):
-    """The RunConfig of a bench step: GRU 2x256, MSE, Adam with clipping: framegen's defaults (``tiers``: slower
-    tiers above the frame GRU, 2x256 each)."""
+    """The RunConfig of a bench step: framegen's defaults (GRU, MSE, Adam with clipping) at F, T, B, ``precision``
+    and ``tiers`` (slower tiers above the frame GRU), no sample clips."""
     from framegen.config import RunConfig
 
-    return RunConfig.from_options(frame_size=frame_size, seq_len=seq_len, sample_rate=RATE, hidden=HIDDEN,
-                                  layers=LAYERS, batch_size=batch_size, precision=precision, tiers=tuple(tiers),
-                                  **{"sample_every": 0, **train})
+    return RunConfig.from_options(frame_size=frame_size, seq_len=seq_len, batch_size=batch_size, precision=precision,
+                                  tiers=tuple(tiers), **{"sample_every": 0, **train})
 
 
 def tiers_name(tiers) -> str:
@@ -57,7 +56,7 @@ def tiers_name(tiers) -> str:
 def with_tiers(configs, tiers) -> list:
     """(F, T, B) configs with T rounded down to a multiple of the tiers' span (flat and tiered are timed at the same
     T, which a tower needs to hold whole spans), duplicates dropped."""
-    span = math.prod(tiers)
+    span = span_of(tiers)
     return list(dict.fromkeys((f, max(span, t // span * span), b) for f, t, b in configs))
 
 
@@ -467,10 +466,35 @@ def bench_host_overhead(config, steps: int = 20, log_every: int = 5, log=print) 
 
 
 PARTS = ("train", "matmul", "generate", "memory", "host")
+TIMED_PRECISIONS = ("fp32", "bf16")  # framegen's (and torch's) precisions timed unless asked for others
+
+
+def parse_flags(*, frame_size=None, seq_len=None, batch_size=None, steps=None, only=None, precisions=None,
+                tiers=None) -> dict:
+    """``run``'s arguments from ``framegen bench``'s flags, checked: an extra (F, T, B) config when any of them is
+    given (the others default to train's F and T and ``EXTRA_BATCH``), the parts of ``only`` and the precisions
+    (comma-separated), and the tiers (parsed and checked as train's --tiers)."""
+    from framegen.errors import UsageError
+
+    extra = []
+    if frame_size is not None or seq_len is not None or batch_size is not None:
+        extra.append((frame_size or DataConfig.frame_size, seq_len or DataConfig.seq_len, batch_size or EXTRA_BATCH))
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+    parts = PARTS if only is None else tuple(x.strip() for x in only.split(","))
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise UsageError(f"unknown --only part(s) {', '.join(unknown)}: pass some of {', '.join(PARTS)}")
+    precisions = TIMED_PRECISIONS if precisions is None else tuple(p.strip() for p in precisions.split(","))
+    bad = sorted(set(precisions) - set(PRECISIONS))
+    if bad:
+        raise UsageError(f"unknown --precision {', '.join(bad)}: pass some of {', '.join(PRECISIONS)}")
+    return dict(extra_configs=extra, steps=steps, parts=parts, precisions=precisions,
+                tiers=ModelConfig(tiers=tiers).tiers)
 
 
 def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, steps: int | None = None,
-        parts=PARTS, log=print, precisions=("fp32", "bf16"), tiers=()) -> list[dict]:
+        parts=PARTS, log=print, precisions=TIMED_PRECISIONS, tiers=()) -> list[dict]:
     """Every measurement of ``framegen bench`` (or only ``parts`` of it) as a list of rows, each row logged as
     soon as it is made; framegen at each of ``precisions`` (fp32, bf16, auto), torch at the same ones. With
     ``tiers`` (ratios), framegen's tower is timed and measured beside the flat model at the same F, T, B (T rounded

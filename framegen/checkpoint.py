@@ -18,9 +18,7 @@ from pathlib import Path
 import jax
 
 from framegen.config import RunConfig
-from framegen.errors import RunError, UsageError
-
-KINDS = ("last", "best")
+from framegen.errors import RunError
 
 
 def _ocp():
@@ -202,11 +200,10 @@ def _same_shape(want, got) -> None:
 
 
 def load_params(run_dir: Path, cfg: RunConfig, kind: str):
-    """Params of a run's ``best`` or ``last`` checkpoint, checked against its config (the model it builds)."""
+    """Params of a run's ``best`` or ``last`` checkpoint (``config.CHECKPOINTS``), checked against its config (the
+    model it builds)."""
     from framegen.model import build, init_params
 
-    if kind not in KINDS:
-        raise UsageError(f"unknown checkpoint {kind!r}: pass --checkpoint best or --checkpoint last")
     if kind == "best" and not exists(run_dir, "best"):
         kind = "last"  # a run stopped before its first validation has only "last"
     like = init_params(build(cfg.model, cfg.data.frame_size), jax.random.key(0))  # shapes only

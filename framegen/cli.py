@@ -2,25 +2,27 @@
 
 Every ``FramegenError`` becomes one line on stderr and its exit code; no traceback reaches the user
 (set FRAMEGEN_DEBUG=1 to see one for an unexpected error).
-Near 500 lines because click declares every option and help text of seven commands here; no command body holds
-policy (defaults come from framegen.config).
+The longest module because click declares the options and help texts of eight commands here (the training options
+once, in ``_TRAINING``, for train and sweep); defaults and checks come from framegen.config and the library.
 """
 
 import json
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
 from framegen import __version__
-from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, PRECISIONS, TRAIN_CLOCK, VQ_CROSSFADE_MS,
-                             VQ_EMITS, VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig, TrainConfig)
+from framegen.config import (CHECKPOINTS, CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, FRAME_RANGE, HIDDEN_RANGE, OUTPUTS,
+                             PRECISIONS, SEQ_RANGE, TRAIN_CLOCK, VQ_CROSSFADE_MS, VQ_EMITS, VQ_HOLD, VQ_MAX_RUN_S,
+                             DataConfig, GenerateConfig, ModelConfig, RunConfig, TrainConfig, parse_duration)
 from framegen.display import RichReporter, RichSweepDisplay
 from framegen.errors import FramegenError, UsageError
 
 # Defaults shown in --help are read from the config classes: config.py is where they are decided.
-_D, _M, _T = DataConfig, ModelConfig, TrainConfig
+_D, _M, _T, _G = DataConfig, ModelConfig, TrainConfig, GenerateConfig
 
 
 class _Group(click.Group):
@@ -54,80 +56,93 @@ def cli():
     """
 
 
-# ------------------------------------------------------------------------------------------------ shared options
+# ------------------------------------------------------------------------------------------------ training options
 
-def _data_options(f):
-    opts = [
-        click.option("--frame-size", "-F", type=int, default=_D.frame_size, show_default=True,
-                     help="F: samples per frame (40-40,000)."),
-        click.option("--seq-len", "-T", type=int, default=_D.seq_len, show_default=True,
-                     help="T: frames per training sequence (50-10,000)."),
-        click.option("--sample-rate", type=int, default=_D.sample_rate, show_default=True,
-                     help="The song is resampled to this rate (Hz)."),
-        click.option("--val-fraction", type=float, default=_D.val_fraction, show_default=True,
-                     help="Share of the song's end held out for validation."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+class _Opt(NamedTuple):
+    """A training option, declared once for ``train`` (with the config's default, shown in --help) and ``sweep``
+    (default None: only the flags given override the experiment file)."""
+
+    decls: tuple  # the flags, then the keyword name where it differs from the flag's
+    type: object
+    default: object  # train's default, read from framegen.config; None: RunConfig.from_options decides it
+    help: str
+    sweep_help: str | None = None  # where a sweep's meaning or default differs
+    sweep: bool = True  # False: a sweep decides it itself (its axes and budget)
 
 
-def _train_options(f):
-    opts = [
-        click.option("--hidden", type=int, default=_M.hidden, show_default=True, help="GRU units per layer (199-256)."),
-        click.option("--layers", type=int, default=_M.layers, show_default=True, help="GRU layers."),
-        click.option("--epochs", type=int, default=None, help=f"Epochs (default {_T.epochs})."),
-        click.option("--batch-size", type=int, default=_T.batch_size, show_default=True, help="Examples per step."),
-        click.option("--lr", type=float, default=_T.lr, show_default=True, help="Peak learning rate of Adam."),
-        click.option("--seed", type=int, default=_T.seed, show_default=True, help="Random seed (init and data order)."),
-        click.option("--max-minutes", type=float, default=None,
-                     help="Stop cleanly after this many minutes of training, checkpoint saved."),
-        click.option("--max-steps", type=int, default=None,
-                     help="Stop after this many optimizer steps in all (equal-steps comparisons)."),
-        click.option("--sample-every", type=int, default=_T.sample_every, show_default=True,
-                     help="Write samples/epoch-NNN.wav every N epochs (0: never)."),
-        click.option("--feedback-prob", type=float, default=_T.feedback_prob, show_default=True,
-                     help="Scheduled sampling: share of input frames replaced by the model's own prediction."),
-        click.option("--input-noise", type=float, default=_T.input_noise, show_default=True,
-                     help="Std of Gaussian noise added to input frames (song std = 1)."),
-        click.option("--output", type=click.Choice(OUTPUTS), default=_M.output, show_default=True,
-                     help="mse: predict the next frame's samples. vq: predict a softmax over a k-means codebook of "
-                          "the song's frames (trained with cross-entropy; generation samples a code)."),
-        click.option("--codebook", type=int, default=_M.codebook, show_default=True, help="K codes for --output vq."),
-        click.option("--codebook-kind", type=click.Choice(CODEBOOK_KINDS), default=_M.codebook_kind,
-                     show_default=True,
-                     help="vq: k-means on unit-norm frames with a level per code (gain-shape), or on raw frames."),
-        click.option("--vq-emit", type=click.Choice(VQ_EMITS), default=_M.vq_emit,
-                     show_default=True,
-                     help="vq: what a sampled code plays and feeds back: one of its real training frames "
-                          "(exemplar), its centroid, or the centroid at its frames' mean loudness (scaled)."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-                     help="Matmul precision: bf16 (float32 accumulation, float32 weights and state) or fp32; auto "
-                          "is bf16 on GPUs and bf16-capable CPUs. Saved in the run."),
-        click.option("--crossfade", "crossfade_ms", type=float, default=None,
-                     help="Smooth frame borders of sample clips over this many ms, and generate's default (0: off). "
-                          f"Default: {VQ_CROSSFADE_MS:g} for --output vq (exemplars are overlap-added with their real "
-                          "surroundings), 0 for mse."),
-        click.option("--clock", type=click.Choice(CLOCKS), default=TRAIN_CLOCK, show_default=True,
-                     help="Beat clock: every input frame also reads the song's beat and bar phase (tracked once), "
-                          "continued at the song's tempo when generating. auto: on when the song has a pulse."),
-        click.option("--tiers", default=None,
-                     help="Slower GRU tiers above the frame GRU, fastest first: '8' steps a tier once per 8 frames, "
-                          "'8,4' adds one more per 32 frames. Each conditions the tier below (SampleRNN's tower). "
-                          "--seq-len must be a multiple of their product. Default: none (one tier)."),
-        click.option("--tier-hidden", type=int, default=None,
-                     help=f"GRU units per layer of each tier (default {_M.tier_hidden})."),
-        click.option("--tier-layers", type=int, default=None, help=f"GRU layers per tier (default {_M.tier_layers})."),
-        click.option("--hold", type=float, default=None,
-                     help=f"vq unit selection: weight of the frame that followed the previous one in the song "
-                          f"against any other candidate (generate's default; {VQ_HOLD:g} for --output vq, else 0)."),
-        click.option("--max-run", "max_run_s", type=float, default=None,
-                     help=f"vq unit selection: longest run of contiguous song audio in seconds before a jump is "
-                          f"forced (0: off; generate's default; {VQ_MAX_RUN_S:g} for --output vq)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+def _span(lo_hi) -> str:
+    return f"{lo_hi[0]:,}-{lo_hi[1]:,}"
+
+
+_TRAINING = (
+    _Opt(("--frame-size", "-F"), int, _D.frame_size, f"F: samples per frame ({_span(FRAME_RANGE)}).", sweep=False),
+    _Opt(("--seq-len", "-T"), int, _D.seq_len, f"T: frames per training sequence ({_span(SEQ_RANGE)}).",
+         sweep=False),
+    _Opt(("--sample-rate",), int, _D.sample_rate, "The song is resampled to this rate (Hz)."),
+    _Opt(("--val-fraction",), float, _D.val_fraction, "Share of the song's end held out for validation."),
+    _Opt(("--hidden",), int, _M.hidden, f"GRU units per layer ({_span(HIDDEN_RANGE)})."),
+    _Opt(("--layers",), int, _M.layers, "GRU layers."),
+    _Opt(("--epochs",), int, None, f"Epochs (default {_T.epochs}).", "Epoch cap of a --budget-seconds trial."),
+    _Opt(("--batch-size",), int, _T.batch_size, "Examples per step."),
+    _Opt(("--lr",), float, _T.lr, "Peak learning rate of Adam."),
+    _Opt(("--seed",), int, _T.seed, "RNG seed of the run (parameter init, data order, codebook, sample clips)."),
+    _Opt(("--max-minutes",), float, None, "Stop cleanly after this many minutes of training, checkpoint saved.",
+         sweep=False),
+    _Opt(("--max-steps",), int, None, "Stop after this many optimizer steps in all (equal-steps comparisons).",
+         sweep=False),
+    _Opt(("--sample-every",), int, _T.sample_every, "Write samples/epoch-NNN.wav every N epochs (0: never).",
+         "Write samples/epoch-NNN.wav every N epochs (default: the experiment file's, else never)."),
+    _Opt(("--feedback-prob",), float, _T.feedback_prob,
+         "Scheduled sampling: share of input frames replaced by the model's own prediction."),
+    _Opt(("--input-noise",), float, _T.input_noise, "Std of Gaussian noise added to input frames (song std = 1)."),
+    _Opt(("--output",), click.Choice(OUTPUTS), _M.output,
+         "mse: predict the next frame's samples. vq: predict a softmax over a k-means codebook of the song's frames "
+         "(trained with cross-entropy; generation samples a code)."),
+    _Opt(("--codebook",), int, _M.codebook, "K codes for --output vq."),
+    _Opt(("--codebook-kind",), click.Choice(CODEBOOK_KINDS), _M.codebook_kind,
+         "vq: k-means on unit-norm frames with a level per code (gain-shape), or on raw frames."),
+    _Opt(("--vq-emit",), click.Choice(VQ_EMITS), _M.vq_emit,
+         "vq: what a sampled code plays and feeds back: one of its real training frames (exemplar), its centroid, or "
+         "the centroid at its frames' mean loudness (scaled)."),
+    _Opt(("--precision",), click.Choice(PRECISIONS), _M.precision,
+         "Matmul precision: bf16 (float32 accumulation, float32 weights and state) or fp32; auto is bf16 on GPUs and "
+         "bf16-capable CPUs. Saved in the run."),
+    _Opt(("--crossfade", "crossfade_ms"), float, None,
+         f"Smooth frame borders of sample clips over this many ms, and generate's default (0: off). Default: "
+         f"{VQ_CROSSFADE_MS:g} for --output vq (exemplars are overlap-added with their real surroundings), 0 for mse.",
+         "Smooth frame borders of sample clips over this many ms (default: the experiment file's, else 0: off)."),
+    _Opt(("--clock",), click.Choice(CLOCKS), TRAIN_CLOCK,
+         "Beat clock: every input frame also reads the song's beat and bar phase (tracked once), continued at the "
+         "song's tempo when generating. auto: on when the song has a pulse."),
+    _Opt(("--tiers",), None, None,
+         "Slower GRU tiers above the frame GRU, fastest first: '8' steps a tier once per 8 frames, '8,4' adds one "
+         "more per 32 frames. Each conditions the tier below (SampleRNN's tower). --seq-len must be a multiple of "
+         "their product. Default: none (one tier)."),
+    _Opt(("--tier-hidden",), int, None, f"GRU units per layer of each tier (default {_M.tier_hidden})."),
+    _Opt(("--tier-layers",), int, None, f"GRU layers per tier (default {_M.tier_layers})."),
+    _Opt(("--hold",), float, None,
+         f"vq unit selection: weight of the frame that followed the previous one in the song against any other "
+         f"candidate (generate's default; {VQ_HOLD:g} for --output vq, else 0).",
+         "vq unit selection: weight of the continuation (default: the experiment file's, else 0)."),
+    _Opt(("--max-run", "max_run_s"), float, None,
+         f"vq unit selection: longest run of contiguous song audio in seconds before a jump is forced (0: off; "
+         f"generate's default; {VQ_MAX_RUN_S:g} for --output vq).",
+         "vq unit selection: longest contiguous run, seconds (default: the experiment file's, else 0: off)."),
+)
+
+
+def _training_options(command: str):
+    """The ``_TRAINING`` options as ``command`` ("train" or "sweep") takes them."""
+    sweep = command == "sweep"
+
+    def apply(f):
+        for o in reversed([o for o in _TRAINING if o.sweep or not sweep]):
+            default = None if sweep else o.default
+            f = click.option(*o.decls, type=o.type, default=default, show_default=default is not None,
+                             help=(o.sweep_help or o.help) if sweep else o.help)(f)
+        return f
+
+    return apply
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -189,8 +204,7 @@ def info(song, sample_rate, val_fraction, as_json):
 
 @cli.command()
 @click.argument("song", type=click.Path(path_type=Path), required=False)
-@_data_options
-@_train_options
+@_training_options("train")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
               help="Run directory (default runs/<song>-f<F>-t<T>-<time>).")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
@@ -230,34 +244,20 @@ class _Duration(click.ParamType):
     """A length of audio: seconds (``90``, ``2.5``), with units (``90m``, ``10h``, ``1h30m``, ``45s``) or H:MM:SS."""
 
     name = "SECONDS"
-    _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
     def convert(self, value, param, ctx):
-        import re
-
-        if isinstance(value, int | float):
-            return float(value)
-        text = str(value).strip().lower()
         try:
-            if ":" in text:
-                total = 0.0
-                for part in text.split(":"):
-                    total = 60.0 * total + float(part)
-                return total
-            if re.fullmatch(r"(\d+(\.\d*)?[hms])+", text):
-                return sum(float(n) * self._UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d*)?)([hms])", text))
-            return float(text)
+            return parse_duration(value)
         except ValueError:
-            pass
-        self.fail(f"{value!r} is not a length: pass seconds (90), a unit (90m, 10h, 1h30m) or H:MM:SS", param, ctx)
+            self.fail(f"{value!r} is not a length: pass seconds (90), a unit (90m, 10h, 1h30m) or H:MM:SS", param, ctx)
 
 
 @cli.command()
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory (default: the most recent under runs/).")
-@click.option("--checkpoint", "checkpoint_kind", type=click.Choice(["best", "last"]), default="best",
+@click.option("--checkpoint", "checkpoint_kind", type=click.Choice(CHECKPOINTS), default=_G.checkpoint,
               show_default=True)
-@click.option("--seconds", type=_Duration(), default=30.0, show_default=True,
+@click.option("--seconds", type=_Duration(), default=_G.seconds, show_default=True,
               help="Length of the new audio: seconds, or with a unit (90m, 10h, 1h30m) or as H:MM:SS. Any length "
                    "streams to disk in constant memory.")
 @click.option("--seed-file", type=click.Path(path_type=Path), default=None,
@@ -272,18 +272,19 @@ class _Duration(click.ParamType):
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output WAV (default RUN/generated/<checkpoint>-<seconds>s.wav).")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-@click.option("--streams", type=int, default=1, show_default=True,
+@click.option("--streams", type=int, default=_G.streams, show_default=True,
               help="Write N different continuations at once: stream i is seeded i seed-lengths after the first.")
-@click.option("--temperature", type=float, default=1.0, show_default=True,
+@click.option("--temperature", type=float, default=_G.temperature, show_default=True,
               help="VQ runs: sampling temperature of the code softmax (0: always the likeliest code).")
-@click.option("--top-k", type=int, default=0, show_default=True,
+@click.option("--top-k", type=int, default=_G.top_k, show_default=True,
               help="VQ runs: sample among the K likeliest codes only (0: all).")
 @click.option("--vq-emit", type=click.Choice(VQ_EMITS), default=None,
               help="VQ runs: what a code plays (default: the run's setting).")
 @click.option("--crossfade", "crossfade_ms", type=float, default=None,
               help="Smooth every frame border over this many ms with a raised-cosine ramp (default: the run's, "
                    "0 = off).")
-@click.option("--sample-seed", type=int, default=0, show_default=True, help="VQ runs: seed of the code sampling.")
+@click.option("--sample-seed", type=int, default=_G.sample_seed, show_default=True,
+              help="VQ runs: RNG seed of the code sampling.")
 @click.option("--no-score", is_flag=True, help="Do not score what was written against the song.")
 @click.option("--hold", type=float, default=None,
               help="VQ runs, unit selection: weight of the continuation of the previous frame (default: the run's).")
@@ -311,9 +312,9 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
       framegen generate --seconds 10h --no-score
     """
     from framegen import runs
-    from framegen.config import load_config
     from framegen.display import GenerateProgress
     from framegen.generate import generate as gen
+    from framegen.generate import warnings_for
 
     run_dir = run_dir or runs.latest_run()
     bar = GenerateProgress()
@@ -335,13 +336,8 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
                        f"{ev.frechet_ratio:.2f}, novelty {ev.novelty:.2f})")
             click.echo(f"  rhythm: pulse ratio {ev.pulse_ratio:.2f}, rhythm similarity {ev.rhythm_similarity:.2f} "
                        f"(real {ev.rhythm_similarity_real:.2f}), continuity ratio {ev.continuity_ratio:.2f}")
-            bad = [f for f in ev.flags if f in _LOUD_FLAGS]
-            if bad:
-                click.echo(f"WARNING: {g.path} sounds {' and '.join(_LOUD_FLAGS[f] for f in bad)}: check it with "
-                           f"'framegen evaluate {g.path} --reference SONG --plot cmp.png' before using it", err=True)
-                hint = next_step_hint(load_config(g.run_dir), ev.flags)
-                if hint:
-                    click.echo(f"next: {hint}", err=True)
+        for line in warnings_for(g):
+            click.echo(line, err=True)
     settings = {k: v for k, v in dict(checkpoint=checkpoint_kind, seed_offset=seed_offset, seed_frames=seed_frames,
                                       seed_file=str(seed_file) if seed_file else None,
                                       temperature=temperature, top_k=top_k, vq_emit=vq_emit,
@@ -350,18 +346,6 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
     _write_report(run_dir, clips={g.path: {"evaluation": g.evaluation.to_dict() if g.evaluation else None,
                                            "settings": {**settings, "stream": i, "streams": len(written)}}
                                   for i, g in enumerate(written)})
-
-
-_LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
-
-
-def next_step_hint(cfg, flags) -> str | None:
-    """What to try when a run's output collapsed: an MSE model fed its own output falls into a fixed point or a
-    short loop on real songs (experiments/quality/README.md); the VQ mode plays real frames and keeps the beat."""
-    if cfg.model.output == "mse" and {"stuck", "silent"} & set(flags):
-        return (f"MSE models fed their own output often settle into a loop or fade out; train the VQ mode, which "
-                f"plays real frames of the song and keeps its beat: framegen train {cfg.song} --output vq")
-    return None
 
 
 def _evaluate_help() -> str:
@@ -418,37 +402,6 @@ def evaluate(generated, reference, as_json, plot):
             click.echo(f"plot: {plot}")
 
 
-def _sweep_flags(f):
-    """Training options for every trial of a sweep; unlike `train`'s they default to None, so only flags given
-    override the experiment file."""
-    opts = [
-        click.option("--hidden", type=int, default=None, help="GRU units per layer (199-256)."),
-        click.option("--layers", type=int, default=None, help="GRU layers."),
-        click.option("--batch-size", type=int, default=None, help="Examples per step."),
-        click.option("--lr", type=float, default=None, help="Peak learning rate of Adam."),
-        click.option("--seed", type=int, default=None, help="Random seed (init and data order)."),
-        click.option("--epochs", type=int, default=None, help="Epoch cap of a --budget-seconds trial."),
-        click.option("--sample-rate", type=int, default=None, help="The song is resampled to this rate (Hz)."),
-        click.option("--val-fraction", type=float, default=None, help="Share of the song's end held out."),
-        click.option("--sample-every", type=int, default=None, help="Sample WAV every N epochs (sweep default 0)."),
-        click.option("--feedback-prob", type=float, default=None, help="Scheduled sampling probability."),
-        click.option("--input-noise", type=float, default=None, help="Std of noise added to input frames."),
-        click.option("--clock", type=click.Choice(CLOCKS), default=None,
-                     help="Beat clock input (see train --help)."),
-        click.option("--tiers", default=None, help="Slower GRU tiers, e.g. 8 or 8,4 (see train --help)."),
-        click.option("--tier-hidden", type=int, default=None, help="GRU units per tier layer."),
-        click.option("--tier-layers", type=int, default=None, help="GRU layers per tier."),
-        click.option("--hold", type=float, default=None, help="vq unit selection: continuation weight."),
-        click.option("--max-run", "max_run_s", type=float, default=None,
-                     help="vq unit selection: longest contiguous run, seconds."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
-                     help="Matmul precision of every trial (default auto: bf16 where the device has fast bf16)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path), required=False)
 @click.option("--song", type=click.Path(path_type=Path), default=None, help="The song (overrides the file's).")
@@ -472,7 +425,7 @@ def _sweep_flags(f):
 @click.option("--dry-run", is_flag=True, help="Print the plan (trials, budget, skipped cells) and exit.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Re-draw table, heatmap and best link of the sweep in DIR from its results.json.")
-@_sweep_flags
+@_training_options("sweep")
 def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, name, out, executor, address,
           auto_batch, memory_gb, retry_failed, dry_run, report_dir, **opts):
     """Train one run per frame size F x sequence length T, each with the same budget, and compare them.
@@ -581,16 +534,17 @@ def _write_report(target, **kw) -> None:
 
 
 @cli.command()
-@click.option("--frame-size", "-F", type=int, default=None, help="Also time this F (with --seq-len, --batch-size).")
-@click.option("--seq-len", "-T", type=int, default=None, help="T of the extra config (default 100).")
+@click.option("--frame-size", "-F", type=int, default=None,
+              help="Also time this F (with --seq-len, --batch-size; default train's).")
+@click.option("--seq-len", "-T", type=int, default=None, help="T of the extra config (default train's).")
 @click.option("--batch-size", "-B", type=int, default=None, help="B of the extra config (default 32).")
 @click.option("--compare", type=click.Choice(["torch"]), default=None,
               help="Time PyTorch doing the same work in the same run (pip install 'framegen[bench]').")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per measurement instead of tables.")
 @click.option("--quick", is_flag=True, help="A tiny config, a few steps: checks the bench runs (seconds).")
-@click.option("--precision", "precisions", default="fp32,bf16", show_default=True,
-              help="framegen's precisions to time, comma-separated (fp32, bf16, auto); torch runs the same ones "
-                   "(bf16: autocast and a bf16-cast model).")
+@click.option("--precision", "precisions", default=None,
+              help="framegen's precisions to time, comma-separated (fp32, bf16, auto; default fp32 and bf16); torch "
+                   "runs the same ones (bf16: autocast and a bf16-cast model).")
 @click.option("--tiers", default=None,
               help="Also time and measure framegen with these slower tiers (e.g. 8 or 8,4; see train --help) beside "
                    "the flat model, at the same F, T, B (each T rounded down to a multiple of their product).")
@@ -615,12 +569,6 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
     """
     from framegen import bench as benchmark
 
-    extra = []
-    if frame_size is not None or seq_len is not None or batch_size is not None:
-        extra.append((frame_size or 800, seq_len or 100, batch_size or 32))
-    if steps is not None and steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {steps}")
-
     def log(row):
         if as_json:
             click.echo(json.dumps(row))
@@ -628,17 +576,9 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
             click.echo(f"  {row['what']} {row['impl']} " + " ".join(
                 f"{k}={v}" for k, v in row.items() if k not in ("what", "impl")), err=True)
 
-    parts = benchmark.PARTS if only is None else tuple(x.strip() for x in only.split(","))
-    unknown = sorted(set(parts) - set(benchmark.PARTS))
-    if unknown:
-        raise UsageError(f"unknown --only part(s) {', '.join(unknown)}: pass some of {', '.join(benchmark.PARTS)}")
-    precisions = tuple(p.strip() for p in precisions.split(","))
-    bad = sorted(set(precisions) - {"fp32", "bf16", "auto"})
-    if bad:
-        raise UsageError(f"unknown --precision {', '.join(bad)}: pass some of fp32, bf16, auto")
-    tiers = ModelConfig(tiers=tiers).tiers  # parsed and range-checked as train's --tiers
-    rows = benchmark.run(extra, compare=compare, quick=quick, steps=steps, parts=parts, log=log,
-                         precisions=precisions, tiers=tiers)
+    options = benchmark.parse_flags(frame_size=frame_size, seq_len=seq_len, batch_size=batch_size, steps=steps,
+                                    only=only, precisions=precisions, tiers=tiers)
+    rows = benchmark.run(compare=compare, quick=quick, log=log, **options)
     if not as_json:
         click.echo(benchmark.format_tables(rows), nl=False)
 

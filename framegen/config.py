@@ -8,6 +8,7 @@ Config flows one way: CLI flags -> these dataclasses -> ``config.json`` in the r
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ TIER_RATIO_RANGE = (2, 64)  # SampleRNN's frame tiers span 2-16x the tier below;
 TIER_HIDDEN_RANGE = (16, 1024)  # a tier steps once per R frames, so it can afford more (or fewer) units
 CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
 DEMO_MINUTES = 2.0  # `framegen demo`'s training: a couple of minutes on a 2-core CPU bring the song's patterns back
+CHECKPOINTS = ("best", "last")  # a run's checkpoints: the lowest validation loss, and the latest
 PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 where the device has fast bf16 (framegen.model.resolve_precision)
 
 
@@ -46,6 +48,12 @@ def _check_range(name: str, value, lo, hi, flag: str) -> None:
 def _check_positive(name: str, value, flag: str) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise UsageError(f"{name} must be a positive number, got {value}: pass {flag} greater than 0")
+
+
+def _check_at_least(flag: str, value, lo, unit: str = "") -> None:
+    """``value`` (of ``flag``) must be ``lo`` or more; NaN is not: "--hold must be 0 or more, got -1.0"."""
+    if not (value >= lo):
+        raise UsageError(f"{flag} must be {f'at least {lo}' if lo else '0 or more'}{unit}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -120,8 +128,13 @@ class ModelConfig:
 
     @property
     def span(self) -> int:
-        """Frames one step of the slowest tier spans: the product of the ratios (1 for the flat model)."""
-        return math.prod(self.tiers)
+        """Frames one step of the slowest tier spans (``span_of``)."""
+        return span_of(self.tiers)
+
+
+def span_of(tiers) -> int:
+    """Frames one step of the slowest tier spans: the product of the tier ratios (1 for the flat model)."""
+    return math.prod(tiers)
 
 
 def parse_tiers(value) -> tuple:
@@ -173,20 +186,15 @@ class TrainConfig:
             _check_positive("max minutes", self.max_minutes, "--max-minutes")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
             raise UsageError(f"max steps must be a positive whole number, got {self.max_steps}")
-        if self.sample_every < 0:
-            raise UsageError(f"--sample-every must be 0 or more, got {self.sample_every}")
+        _check_at_least("--sample-every", self.sample_every, 0)
         _check_positive("sample seconds", self.sample_seconds, "--sample-seconds")
         _check_positive("log interval", self.log_every, "--log-every")
         if not (0.0 <= self.feedback_prob <= 1.0):
             raise UsageError(f"--feedback-prob must be in [0, 1], got {self.feedback_prob}")
-        if not (self.input_noise >= 0.0):
-            raise UsageError(f"--input-noise must be 0 or more, got {self.input_noise}")
-        if not (self.crossfade_ms >= 0.0):
-            raise UsageError(f"--crossfade must be 0 or more milliseconds, got {self.crossfade_ms}")
-        if not (self.hold >= 0.0):
-            raise UsageError(f"--hold must be 0 or more, got {self.hold}")
-        if not (self.max_run_s >= 0.0):
-            raise UsageError(f"--max-run must be 0 or more seconds, got {self.max_run_s}")
+        _check_at_least("--input-noise", self.input_noise, 0)
+        _check_at_least("--crossfade", self.crossfade_ms, 0, " milliseconds")
+        _check_at_least("--hold", self.hold, 0)
+        _check_at_least("--max-run", self.max_run_s, 0, " seconds")
 
 
 @dataclass(frozen=True)
@@ -234,20 +242,38 @@ class RunConfig:
         max_run_s) default to ``VQ_CROSSFADE_MS``, ``VQ_HOLD``, ``VQ_MAX_RUN_S`` for VQ runs and to 0 (off) for
         MSE runs. Ranges are checked by the config classes.
         """
-        given = {k: v for k, v in options.items() if v is not None}
-        unknown = sorted(set(given) - set(OPTION_SECTIONS))
-        if unknown:
-            raise UsageError(f"unknown option(s) {', '.join(unknown)}: known are {', '.join(sorted(OPTION_SECTIONS))}")
+        given = _given(options)
         vq = given.get("output", ModelConfig.output) == "vq"
         for name, vq_default in (("crossfade_ms", VQ_CROSSFADE_MS), ("hold", VQ_HOLD), ("max_run_s", VQ_MAX_RUN_S)):
             given.setdefault(name, vq_default if vq else 0.0)
-        by = {s: {k: v for k, v in given.items() if OPTION_SECTIONS[k] == s} for s in ("data", "model", "train")}
+        by = _by_section(given)
         return cls(data=DataConfig(**by["data"]), model=ModelConfig(**by["model"]), train=TrainConfig(**by["train"]))
+
+    def with_options(self, **options) -> "RunConfig":
+        """This config with the flat options given (named as for ``from_options``; None: unchanged) replaced, and
+        checked as every config is: how generate overrides a run's settings and resume its budget."""
+        by = _by_section(_given(options))
+        return dataclasses.replace(self, data=dataclasses.replace(self.data, **by["data"]),
+                                   model=dataclasses.replace(self.model, **by["model"]),
+                                   train=dataclasses.replace(self.train, **by["train"]))
+
+
+def _given(options: dict) -> dict:
+    """The options that are not None, refusing unknown names."""
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(OPTION_SECTIONS))
+    if unknown:
+        raise UsageError(f"unknown option(s) {', '.join(unknown)}: known are {', '.join(sorted(OPTION_SECTIONS))}")
+    return given
+
+
+def _by_section(given: dict) -> dict:
+    return {s: {k: v for k, v in given.items() if OPTION_SECTIONS[k] == s} for s in ("data", "model", "train")}
 
 
 def check_span(seq_len: int, tiers: tuple) -> None:
     """Training sequences hold whole spans of the slowest tier: T must be a multiple of the ratios' product."""
-    span = math.prod(tiers)
+    span = span_of(tiers)
     if seq_len % span == 0:
         return
     lo, hi = seq_len // span * span, -(-seq_len // span) * span
@@ -255,6 +281,55 @@ def check_span(seq_len: int, tiers: tuple) -> None:
     hint = f"use {' or '.join(map(str, fits))}" if fits else "use fewer or smaller --tiers ratios"
     product = "*".join(map(str, tiers)) + (f"={span}" if len(tiers) > 1 else "")
     raise UsageError(f"--seq-len {seq_len} is not a multiple of the tiers' product {product}: {hint}")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """What one ``framegen generate`` asks for beyond the run's own settings (which it overrides with
+    ``RunConfig.with_options``), with generate's defaults."""
+
+    seconds: float = 30.0
+    checkpoint: str = "best"
+    streams: int = 1  # continuations written at once, each from its own place
+    seed_offset: float | None = None  # seconds into the song or seed file; None: the held-out tail / the file's end
+    seed_frames: int | None = None  # None (or 0): the run's T
+    temperature: float = 1.0  # VQ runs: of the code softmax; 0 takes the likeliest code
+    top_k: int = 0  # VQ runs: sample among the K likeliest codes only (0: all)
+    sample_seed: int = 0  # VQ runs: RNG seed of the sampling
+    seed_file: Path | None = None  # any audio file to take the seed from instead of the song
+
+    def __post_init__(self):
+        if not (0 < self.seconds < float("inf")):
+            raise UsageError(f"--seconds must be positive, got {self.seconds}")
+        if self.checkpoint not in CHECKPOINTS:
+            raise UsageError(f"unknown checkpoint {self.checkpoint!r}: pass --checkpoint best or --checkpoint last")
+        _check_at_least("--streams", self.streams, 1)
+        if self.seed_offset is not None:
+            _check_at_least("--seed-offset", self.seed_offset, 0, " seconds")
+        _check_at_least("--seed-frames", self.seed_frames or 1, 1)
+        if not (self.temperature >= 0):
+            raise UsageError(f"--temperature must be 0 (greedy) or more, got {self.temperature}")
+        if not (self.top_k >= 0):
+            raise UsageError(f"--top-k must be 0 (off) or more, got {self.top_k}")
+
+
+def parse_duration(value) -> float:
+    """Seconds of audio from ``90``, ``2.5``, units (``90m``, ``10h``, ``1h30m``, ``45s``) or H:MM:SS; ValueError
+    for anything else."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower()
+    if ":" in text:
+        total = 0.0
+        for part in text.split(":"):
+            total = 60.0 * total + float(part)
+        return total
+    if re.fullmatch(r"(\d+(\.\d*)?[hms])+", text):
+        return sum(float(n) * _UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d*)?)([hms])", text))
+    return float(text)
+
+
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 # every flat option (a `framegen train` flag with underscores) -> the config section it lives in

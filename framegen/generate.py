@@ -9,14 +9,14 @@ Ctrl-C, SIGTERM, non-finite audio and a full disk into one-line errors that say 
 import os
 import signal
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from framegen import audio, checkpoint, clock, units, vq
-from framegen.config import RunConfig, load_config
+from framegen.config import GenerateConfig, RunConfig, load_config
 from framegen.data import split_song, stream_seeds
 from framegen.errors import AudioError, Interrupted, RunError, UsageError
 from framegen.evaluate import score_clip
@@ -32,8 +32,6 @@ def seed_start(cfg: RunConfig, n_total: int, seed_offset: float | None, seed_fra
     if seed_offset is None:
         start = split_song(n_total, cfg.data).n_train
     else:
-        if seed_offset < 0:
-            raise UsageError(f"--seed-offset must be 0 or more seconds, got {seed_offset}")
         start = int(round(seed_offset * cfg.data.sample_rate))
     if start + need > n_total:
         longest = n_total / cfg.data.sample_rate - need / cfg.data.sample_rate
@@ -58,8 +56,6 @@ def seed_file_start(n_file: int, cfg: RunConfig, path, seed_offset: float | None
     at the file's end (the output continues the file). A file too short for the seed is one line naming the length
     it needs."""
     rate, need = cfg.data.sample_rate, seed_frames * cfg.data.frame_size
-    if seed_offset is not None and seed_offset < 0:
-        raise UsageError(f"--seed-offset must be 0 or more seconds, got {seed_offset}")
     start = max(n_file - streams * need, 0) if seed_offset is None else int(round(seed_offset * rate))
     if start + need > n_file:
         where = f" from --seed-offset {seed_offset:g} s" if seed_offset else ""
@@ -84,33 +80,54 @@ class Generated:
         return tuple(self.evaluation.flags) if self.evaluation is not None else ()
 
 
-def inputs_for(run_dir: Path, cfg: RunConfig, *, checkpoint_kind: str = "best", seed_offset: float | None = None,
-               seed_frames: int | None = None, seed_file: Path | None = None, streams: int = 1,
-               temperature: float = 1.0, top_k: int = 0, vq_emit: str | None = None, crossfade_ms: float | None = None,
-               sample_seed: int = 0, hold: float | None = None, max_run_s: float | None = None) -> Inputs:
+# Flags that mean the output failed, and how a warning names them.
+LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
+
+
+def warnings_for(g: Generated) -> list[str]:
+    """What to say on stderr about a clip whose flags say it failed (``LOUD_FLAGS``): how it sounds, how to check
+    it, and what to try (``next_step_hint``); nothing for any other clip."""
+    bad = [f for f in g.flags if f in LOUD_FLAGS]
+    if not bad:
+        return []
+    lines = [f"WARNING: {g.path} sounds {' and '.join(LOUD_FLAGS[f] for f in bad)}: check it with 'framegen "
+             f"evaluate {g.path} --reference SONG --plot cmp.png' before using it"]
+    hint = next_step_hint(load_config(g.run_dir), g.flags)
+    return lines + ([f"next: {hint}"] if hint else [])
+
+
+def next_step_hint(cfg: RunConfig, flags) -> str | None:
+    """What to try when a run's output collapsed: an MSE model fed its own output falls into a fixed point or a
+    short loop on real songs (experiments/quality/README.md); the VQ mode plays real frames and keeps the beat."""
+    if cfg.model.output == "mse" and {"stuck", "silent"} & set(flags):
+        return (f"MSE models fed their own output often settle into a loop or fade out; train the VQ mode, which "
+                f"plays real frames of the song and keeps its beat: framegen train {cfg.song} --output vq")
+    return None
+
+
+def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateConfig()) -> Inputs:
     """What ``generate`` streams (``stream_audio``): restores the checkpoint, cuts each stream's prompt from the
-    song or ``seed_file``, and loads the codebook, beat grid and unit selection the run uses."""
+    song or ``opts.seed_file``, and loads the codebook, beat grid and unit selection the run uses."""
     f = cfg.data.frame_size
-    seed_frames = seed_frames or cfg.data.seq_len
-    params = checkpoint.load_params(run_dir, cfg, checkpoint_kind)
+    n_seed = opts.seed_frames or cfg.data.seq_len
+    params = checkpoint.load_params(run_dir, cfg, opts.checkpoint)
     song = audio.load_song_for(cfg)
     grid = clock.load(run_dir) if cfg.model.clock == "beat" else None
-    if seed_file is None:
+    if opts.seed_file is None:
         source, seed_grid = None, grid
-        start = seed_start(cfg, len(song), seed_offset, seed_frames)
-        seeds, starts = stream_seeds(song, start, seed_frames, f, streams)  # each its own place
+        start = seed_start(cfg, len(song), opts.seed_offset, n_seed)
+        seeds, starts = stream_seeds(song, start, n_seed, f, opts.streams)  # each its own place
     else:
-        source = load_seed_file(seed_file, cfg)
-        start = seed_file_start(len(source), cfg, seed_file, seed_offset, seed_frames, streams)
-        seeds, starts = stream_seeds(source, start, seed_frames, f, streams)
+        source = load_seed_file(opts.seed_file, cfg)
+        start = seed_file_start(len(source), cfg, opts.seed_file, opts.seed_offset, n_seed, opts.streams)
+        seeds, starts = stream_seeds(source, start, n_seed, f, opts.streams)
         seed_grid = clock.of_seed(source, cfg.data.sample_rate, grid) if grid is not None else None
     cb = vq.codebook_for(run_dir, cfg) if cfg.model.output == "vq" else None  # read once, for both
-    emission = vq.emission(cb, song, vq_emit or cfg.model.vq_emit) if cb is not None else None
+    emission = vq.emission(cb, song, cfg.model.vq_emit) if cb is not None else None
     return Inputs(model=build(cfg.model, f), params=params, cfg=cfg, prompts=seeds, prompt_starts=starts,
                   prompt_source=source, grid=seed_grid, emission=emission,
-                  units=units.units_for(run_dir, cfg, song, grid, vq_emit, hold, max_run_s, cb),
-                  key=jax.random.key(sample_seed), temperature=temperature, top_k=top_k,
-                  crossfade_ms=cfg.train.crossfade_ms if crossfade_ms is None else crossfade_ms, song=song)
+                  units=units.units_for(run_dir, cfg, song, grid, cb), key=jax.random.key(opts.sample_seed),
+                  temperature=opts.temperature, top_k=opts.top_k, crossfade_ms=cfg.train.crossfade_ms, song=song)
 
 
 def partial_path(path: Path) -> Path:
@@ -145,19 +162,19 @@ def _sigterm_raises():
 def generate(
     run_dir: Path,
     *,
-    seconds: float = 30.0,
-    checkpoint_kind: str = "best",
+    seconds: float = GenerateConfig.seconds,
+    checkpoint_kind: str = GenerateConfig.checkpoint,
     seed_offset: float | None = None,
     seed_frames: int | None = None,
     seed_file: Path | None = None,
     out: Path | None = None,
     overwrite: bool = False,
-    streams: int = 1,
-    temperature: float = 1.0,
-    top_k: int = 0,
+    streams: int = GenerateConfig.streams,
+    temperature: float = GenerateConfig.temperature,
+    top_k: int = GenerateConfig.top_k,
     vq_emit: str | None = None,
     crossfade_ms: float | None = None,
-    sample_seed: int = 0,
+    sample_seed: int = GenerateConfig.sample_seed,
     score: bool = True,
     hold: float | None = None,
     max_run_s: float | None = None,
@@ -169,9 +186,9 @@ def generate(
 
     The seed is ``seed_frames`` frames of the song at ``seed_offset`` seconds, or of ``seed_file`` (any audio file:
     resampled to the run's rate and normalised with the run's constants; by default its last frames).
-    VQ runs sample codes at ``temperature`` among the ``top_k`` likeliest (0: all) from ``sample_seed`` and emit
-    ``vq_emit`` frames (default: the run's). ``crossfade_ms`` defaults to the run's. ``precision`` (fp32, bf16,
-    auto) overrides the run's (default: the precision it was trained in).
+    VQ runs sample codes at ``temperature`` among the ``top_k`` likeliest (0: all) from ``sample_seed``.
+    ``vq_emit``, ``crossfade_ms``, ``hold``, ``max_run_s`` and ``precision`` (fp32, bf16, auto) override the run's
+    settings (default: the ones it was trained with).
 
     The audio is streamed (``stream_audio``) into ``<out>.partial.wav`` a chunk at a time, so memory does not grow
     with ``seconds``, and renamed to ``out`` when complete: an earlier file at ``out`` is never half-replaced.
@@ -181,30 +198,13 @@ def generate(
     (``framegen.evaluate``) on its last ``SCORE_SECONDS`` at most (a bounded sample whatever the length) and its
     flags returned.
     """
-    if not (0 < seconds < float("inf")):
-        raise UsageError(f"--seconds must be positive, got {seconds}")
-    if streams < 1:
-        raise UsageError(f"--streams must be at least 1, got {streams}")
-    if not (temperature >= 0):
-        raise UsageError(f"--temperature must be 0 (greedy) or more, got {temperature}")
-    if top_k < 0:
-        raise UsageError(f"--top-k must be 0 (off) or more, got {top_k}")
-    if crossfade_ms is not None and not (crossfade_ms >= 0):
-        raise UsageError(f"--crossfade must be 0 or more milliseconds, got {crossfade_ms}")
-    if hold is not None and not (hold >= 0):
-        raise UsageError(f"--hold must be 0 or more, got {hold}")
-    if max_run_s is not None and not (max_run_s >= 0):
-        raise UsageError(f"--max-run must be 0 or more seconds, got {max_run_s}")
-    if vq_emit is not None and vq_emit not in vq.EMITS:
-        raise UsageError(f"unknown --vq-emit {vq_emit!r}: pass one of {', '.join(vq.EMITS)}")
+    opts = GenerateConfig(seconds=seconds, checkpoint=checkpoint_kind, streams=streams, seed_offset=seed_offset,
+                          seed_frames=seed_frames, seed_file=seed_file, temperature=temperature, top_k=top_k,
+                          sample_seed=sample_seed)
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir)
-    if precision is not None:
-        cfg = replace(cfg, model=replace(cfg.model, precision=precision))
+    cfg = load_config(run_dir).with_options(vq_emit=vq_emit, crossfade_ms=crossfade_ms, hold=hold,
+                                            max_run_s=max_run_s, precision=precision)
     rate = cfg.data.sample_rate
-    seed_frames = seed_frames or cfg.data.seq_len
-    if seed_frames < 1:
-        raise UsageError(f"--seed-frames must be at least 1, got {seed_frames}")
     n_samples = int(round(seconds * rate))
     if 2 * n_samples + 44 > audio.WAV_MAX_BYTES:
         raise UsageError(f"--seconds {seconds:g} at {rate} Hz passes the WAV format's 4 GB limit: pass at most "
@@ -215,10 +215,7 @@ def generate(
         if p.exists() and not overwrite:
             raise RunError(f"{p} already exists: pass --overwrite to replace it, or choose another --out")
 
-    inputs = inputs_for(
-        run_dir, cfg, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset, seed_frames=seed_frames,
-        seed_file=seed_file, streams=streams, temperature=temperature, top_k=top_k, vq_emit=vq_emit,
-        crossfade_ms=crossfade_ms, sample_seed=sample_seed, hold=hold, max_run_s=max_run_s)
+    inputs = inputs_for(run_dir, cfg, opts)
     pieces = stream_audio(inputs, n_samples, chunk_frames=chunk_frames)
     partials = [partial_path(p) for p in paths]
     keep = int(SCORE_SECONDS * rate) if score else 0

@@ -9,7 +9,6 @@ read the frames' log-mel bands span by span and condition the frame GRU's input 
 whole tower's state (``FrameGRU.initial_state``).
 """
 
-import math
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framegen.config import CLOCK_FEATURES, ModelConfig
+from framegen.config import CLOCK_FEATURES, ModelConfig, span_of
 from framegen.gru import chunk_size, gru_cell, gru_layer, gru_layer_x, matmul, upsample
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
@@ -148,13 +147,13 @@ def _uniform(scale: float):
 
 class FrameGRU(nn.Module):
     frame_size: int  # F: samples per input frame
-    hidden: int = 256
-    layers: int = 2
+    hidden: int = ModelConfig.hidden
+    layers: int = ModelConfig.layers
     out_dim: int = 0  # outputs per frame; 0 means F (next-frame samples)
     clock_dim: int = 0  # clock features read beside each frame (framegen.clock.FEATURES), 0: no clock
     tiers: tuple = ()  # ratios R_1..R_K of the slower tiers above the frame GRU (SampleRNN's tower); (): flat
-    tier_hidden: int = 128  # units per tier GRU layer
-    tier_layers: int = 2
+    tier_hidden: int = ModelConfig.tier_hidden  # units per tier GRU layer
+    tier_layers: int = ModelConfig.tier_layers
     precision: str = "fp32"  # matmul operands: "fp32", or "bf16" with float32 accumulation
 
     def setup(self):
@@ -209,7 +208,7 @@ class FrameGRU(nn.Module):
     @property
     def span(self) -> int:
         """Frames one step of the slowest tier spans (1: flat)."""
-        return math.prod(self.tiers)
+        return span_of(self.tiers)
 
     def __call__(self, frames, state=None, time_major: bool = False, clock=None):
         """frames: (B, T, F) -> (outputs (B, T, out), state after the last frame); with ``time_major``

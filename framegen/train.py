@@ -112,7 +112,7 @@ def prepare_song(song_path, cfg: RunConfig) -> tuple[np.ndarray, RunConfig]:
     norm = audio.norm_of(y)
     cfg = replace(cfg, song=str(Path(song_path).resolve()), song_samples=len(y), norm=norm)
     if cfg.model.clock == "auto":  # decided once from the song, stored resolved in config.json
-        cfg = replace(cfg, model=replace(cfg.model, clock=clock.choose(y, cfg.data.sample_rate)))
+        cfg = cfg.with_options(clock=clock.choose(y, cfg.data.sample_rate))
     return audio.normalise(y, norm), cfg
 
 
@@ -375,14 +375,13 @@ def _plot_loss(run_dir: Path, rows: list) -> None:
 
 def resolve_precision(cfg: RunConfig) -> RunConfig:
     """``cfg`` with ``model.precision`` "auto" replaced by this device's choice (``model.resolve_precision``)."""
-    return replace(cfg, model=replace(cfg.model, precision=model_precision(cfg.model.precision)))
+    return cfg.with_options(precision=model_precision(cfg.model.precision))
 
 
 def resume_config(run_dir: Path, epochs: int | None = None, max_minutes: float | None = None) -> RunConfig:
-    """The run's saved config, optionally with more epochs or a new time budget."""
-    cfg = load_config(run_dir)  # a run killed before its first checkpoint restarts from step 0
-    changes = {k: v for k, v in (("epochs", epochs), ("max_minutes", max_minutes)) if v is not None}
-    return replace(cfg, train=replace(cfg.train, **changes))
+    """The run's saved config, optionally with more epochs or a new time budget (a run killed before its first
+    checkpoint restarts from step 0)."""
+    return load_config(run_dir).with_options(epochs=epochs, max_minutes=max_minutes)
 
 
 def train_song(song_path, cfg: RunConfig, *, run_dir: Path | None = None, runs_root: Path = runs.RUNS_ROOT,

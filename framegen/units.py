@@ -69,16 +69,12 @@ def bars_in(beats: np.ndarray, n_train: int, frame_size: int) -> int:
 
 
 def units_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, grid: clock.BeatGrid | None,
-              emit: str | None = None, hold: float | None = None, max_run_s: float | None = None,
               cb: vq.Codebook | None = None) -> Units | None:
-    """The ``Units`` of a VQ run that plays exemplars with unit selection (``hold`` or ``max_run_s`` above 0; with a
-    beat clock the candidates are the frames at the clock's bar phase); None otherwise. ``emit``, ``hold`` and
-    ``max_run_s`` default to the run's, ``cb`` to its saved codebook."""
-    hold = cfg.train.hold if hold is None else hold
-    max_run_s = cfg.train.max_run_s if max_run_s is None else max_run_s
-    if cfg.model.output != "vq" or (emit or cfg.model.vq_emit) != "exemplar":
-        return None
-    if hold <= 0 and max_run_s <= 0:
+    """The ``Units`` of a VQ run that plays exemplars with unit selection (its ``hold`` or ``max_run_s`` above 0;
+    with a beat clock the candidates are the frames at the clock's bar phase); None otherwise. ``cb`` defaults to
+    the run's saved codebook."""
+    hold, max_run_s = cfg.train.hold, cfg.train.max_run_s
+    if cfg.model.output != "vq" or cfg.model.vq_emit != "exemplar" or (hold <= 0 and max_run_s <= 0):
         return None
     cb = cb or vq.codebook_for(run_dir, cfg)
     n_train = split_song(len(song_norm), cfg.data).n_train

@@ -135,7 +135,7 @@ def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
 
 
 def test_a_collapsed_mse_run_is_pointed_to_the_vq_mode():
-    from framegen.cli import next_step_hint
+    from framegen.generate import next_step_hint
     from framegen.config import ModelConfig, RunConfig
 
     mse = RunConfig(song="/x/song.wav")
@@ -232,14 +232,6 @@ def test_generate_ctrl_c_says_where_the_partial_wav_is(vq_run, tmp_path, monkeyp
     assert "interrupted by SIGINT after" in r.output and "of 3600 s" in r.output
     assert str(gen.partial_path(out)) in r.output and not out.exists()
     assert sf.info(str(gen.partial_path(out))).frames > 0
-
-
-@pytest.mark.parametrize("text,seconds", [("90", 90.0), ("2.5", 2.5), ("90m", 5400.0), ("10h", 36000.0),
-                                          ("1h30m", 5400.0), ("1:00:00", 3600.0), ("0:01:30.5", 90.5)])
-def test_seconds_accept_hours(text, seconds):
-    from framegen.cli import _Duration
-
-    assert _Duration().convert(text, None, None) == seconds
 
 
 def test_seconds_that_are_not_a_length_exit_2(tmp_path):

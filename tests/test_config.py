@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from framegen.config import (CONFIG_FILE, CONFIG_VERSION, DataConfig, ModelConfig, RunConfig, TrainConfig, load_config,
-                             save_config)
+from framegen.config import (CONFIG_FILE, CONFIG_VERSION, DataConfig, GenerateConfig, ModelConfig, RunConfig,
+                             TrainConfig, load_config, parse_duration, save_config)
 from framegen.errors import RunError, UsageError
 
 from tests.conftest import RATE, tiny_config
@@ -76,6 +76,48 @@ def test_from_options_takes_every_default_from_the_config_classes_and_refuses_un
         RunConfig.from_options(hiden=200)
     with pytest.raises(UsageError, match="hidden size 512"):
         RunConfig.from_options(hidden=512)
+
+
+def test_with_options_overrides_the_settings_given_and_checks_them_as_the_classes_do():
+    cfg = RunConfig.from_options(output="vq")
+    got = cfg.with_options(crossfade_ms=2.0, precision="bf16", epochs=None)
+    assert (got.train.crossfade_ms, got.model.precision, got.train.epochs) == (2.0, "bf16", cfg.train.epochs)
+    assert (got.train.hold, got.model.output) == (cfg.train.hold, "vq")
+    with pytest.raises(UsageError, match="--crossfade must be 0 or more milliseconds, got -1"):
+        cfg.with_options(crossfade_ms=-1.0)
+    with pytest.raises(UsageError, match="unknown --vq-emit 'loud'"):
+        cfg.with_options(vq_emit="loud")
+    with pytest.raises(UsageError, match="unknown option.*crossfad"):
+        cfg.with_options(crossfad=1.0)
+
+
+@pytest.mark.parametrize("settings,fragment", [
+    (dict(seconds=0), "--seconds must be positive, got 0"),
+    (dict(seconds=float("inf")), "--seconds must be positive"),
+    (dict(streams=0), "--streams must be at least 1, got 0"),
+    (dict(seed_offset=-1.0), "--seed-offset must be 0 or more seconds, got -1.0"),
+    (dict(seed_frames=-2), "--seed-frames must be at least 1, got -2"),
+    (dict(temperature=-0.5), "--temperature must be 0 (greedy) or more"),
+    (dict(top_k=-1), "--top-k must be 0 (off) or more"),
+    (dict(checkpoint="first"), "unknown checkpoint 'first': pass --checkpoint best or --checkpoint last"),
+])
+def test_generate_settings_out_of_range_say_which_flag_to_change(settings, fragment):
+    with pytest.raises(UsageError) as e:
+        GenerateConfig(**settings)
+    assert fragment in str(e.value)
+    assert GenerateConfig(seed_frames=0).seed_frames == 0  # 0 and None: the run's T
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90.0), ("2.5", 2.5), ("90m", 5400.0), ("10h", 36000.0),
+                                          ("1h30m", 5400.0), ("1:00:00", 3600.0), ("0:01:30.5", 90.5), (12, 12.0)])
+def test_durations_read_seconds_units_and_hours(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_a_duration_that_is_not_one_is_a_value_error():
+    for text in ("ten", "1x", "h"):
+        with pytest.raises(ValueError):
+            parse_duration(text)
 
 
 def test_tiers_parse_check_their_ranges_and_the_sequence_length():

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from framegen import generate as gen
 from framegen.audio import load_song_for
 from framegen.cli import cli
+from framegen.config import GenerateConfig
 from framegen.data import split_song, stream_seeds
 from framegen.errors import RunError, UsageError
 from framegen.stream import continue_audio
@@ -110,7 +111,7 @@ def test_generate_streams_the_same_wav_as_the_in_memory_clip(trained_run, tmp_pa
     from framegen.config import load_config
 
     cfg = load_config(trained_run)
-    want = continue_audio(gen.inputs_for(trained_run, cfg, crossfade_ms=1.0), 9876)[0]
+    want = continue_audio(gen.inputs_for(trained_run, cfg.with_options(crossfade_ms=1.0)), 9876)[0]
     (g,) = gen.generate(trained_run, seconds=1.2345, crossfade_ms=1.0, out=tmp_path / "s.wav", chunk_frames=16,
                         score=False)
     from framegen.audio import write_wav
@@ -127,7 +128,7 @@ def test_vq_streams_write_the_in_memory_clips(vq_run, tmp_path):
 
     run_dir, _ = vq_run
     cfg = load_config(run_dir)
-    inputs = gen.inputs_for(run_dir, cfg, streams=2, sample_seed=3)
+    inputs = gen.inputs_for(run_dir, cfg, GenerateConfig(streams=2, sample_seed=3))
     want = continue_audio(inputs, 8000)
     gs = gen.generate(run_dir, seconds=1.0, streams=2, sample_seed=3, out=tmp_path / "v.wav", chunk_frames=7,
                       score=False)

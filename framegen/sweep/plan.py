@@ -3,10 +3,10 @@ a reason, done earlier, resumed, or to run, with its batch, step budget and memo
 """
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from framegen.config import DataConfig, RunConfig, load_config, parse_tiers
+from framegen.config import DataConfig, ModelConfig, RunConfig, load_config, parse_tiers, span_of
 from framegen.errors import RunError, UsageError
 from framegen.sweep.results import RESULTS_FILE, RESULTS_ROOT, gb, load_results
 from framegen.sweep.spec import SweepSpec, run_config
@@ -16,7 +16,8 @@ MEMORY_HEADROOM = 0.8  # plan against 80% of what is available: the estimate is 
 
 
 def estimate_memory(*, frame_size: int, seq_len: int, batch_size: int, hidden: int, layers: int,
-                    song_samples: int, out_dim: int = 0, tiers=(), tier_hidden: int = 128, tier_layers: int = 2) -> int:
+                    song_samples: int, out_dim: int = 0, tiers=(), tier_hidden: int = ModelConfig.tier_hidden,
+                    tier_layers: int = ModelConfig.tier_layers) -> int:
     """Rough bytes one training step needs on the device (float32), fitted to peak RSS on XLA CPU (jax 0.10).
 
     - B*T*F frame tensors: the gathered batch, inputs, targets, predictions and their gradients: ~6 of them;
@@ -143,7 +144,7 @@ def _same_settings(saved: RunConfig, planned: RunConfig) -> bool:
     resolved by the machine that trains the trial (a Ray worker may have a GPU the planner lacks), so it matches
     whichever precision the run saved."""
     if planned.model.precision == "auto":
-        planned = replace(planned, model=replace(planned.model, precision=saved.model.precision))
+        planned = planned.with_options(precision=saved.model.precision)
     return _config_core(saved) == _config_core(planned)
 
 
@@ -172,7 +173,7 @@ def plan_sweep(spec: SweepSpec, out: Path | None = None, *, retry_failed: bool =
         opts = spec.options_for(f, t)
         if tiers is not None:
             opts = {**opts, "tiers": tiers}
-        span = math.prod(parse_tiers(opts.get("tiers")))
+        span = span_of(parse_tiers(opts.get("tiers")))
         if t % span:  # a tower needs whole spans: this cell cannot be built
             trials.append(Trial(f, t, "skipped", reason=f"T={t} is not a multiple of the tiers' product {span}",
                                 tiers=tiers))
