@@ -154,8 +154,8 @@ def _unit_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> It
     units, emission, f = inp.units, inp.emission, inp.cfg.data.frame_size
     beats = None if units.beats is None else jnp.asarray(units.beats, jnp.float32)
     n_bars = bars_in(units.beats, units.n_train, f) if units.beats is not None else 0
-    consts = (jnp.asarray(units.song, jnp.float32), jnp.asarray(units.codes), jnp.asarray(emission.table),
-              jnp.asarray(emission.offsets, jnp.int32), beats)
+    consts = (jnp.asarray(units.song, jnp.float32), jnp.asarray(units.codes), jnp.asarray(emission.offsets, jnp.int32),
+              beats)
     carry = units_start(inp.model, inp.params, p.frames, p.clock, _first_prev(inp, p), _key(inp))
     done = 0
     while done < n_frames:

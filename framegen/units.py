@@ -84,13 +84,13 @@ def units_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, grid: clock.
                  max_run=max_run, beats=None if grid is None else grid.beats)
 
 
-def _start(model: FrameGRU, params, seed, seed_clock, first_prev, key):
-    out, state = model.apply({"params": params}, seed, clock=seed_clock)
-    b = seed.shape[0]
+def _start(model: FrameGRU, params, prompt, prompt_clock, first_prev, key):
+    out, state = model.apply({"params": params}, prompt, clock=prompt_clock)
+    b = prompt.shape[0]
     return out[:, -1], state, key, first_prev.astype(jnp.int32), jnp.zeros((b,), jnp.int32)
 
 
-def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, song, codes, table, offsets, beats, *, n_frames: int,
+def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, song, codes, offsets, beats, *, n_frames: int,
            stride: int, n_train: int, n_bars: int, temperature: float, top_k: int, hold: float, max_run: int):
     f = model.frame_size
     variables = {"params": params}
@@ -140,28 +140,28 @@ _STATIC = ("model", "n_frames", "stride", "n_train", "n_bars", "temperature", "t
 
 
 @partial(jax.jit, static_argnames=_STATIC)
-def rollout_units(model: FrameGRU, params, seed, seed_clock, first_prev, clock_pos, clock_in, song, codes, table,
-                  offsets, beats, key, *, n_frames: int, stride: int, n_train: int, n_bars: int,
+def rollout_units(model: FrameGRU, params, prompt, prompt_clock, first_prev, clock_pos, clock_in, song, codes, offsets,
+                  beats, key, *, n_frames: int, stride: int, n_train: int, n_bars: int,
                   temperature: float, top_k: int, hold: float, max_run: int):
-    """Continue each stream of ``seed`` (B, S, F) by ``n_frames`` real song frames chosen by unit selection.
+    """Continue each stream of ``prompt`` (B, S, F) by ``n_frames`` real song frames chosen by unit selection.
 
-    seed_clock (B, S, C) / clock_in (n, B, C): clock features of the seed's and the generated frames' inputs (None
+    prompt_clock (B, S, C) / clock_in (n, B, C): clock features of the prompt's and the generated frames' inputs (None
     without a clock); clock_pos (n, B): the clock's beat position at each generated frame. first_prev (B,): song
-    offset of the seed's last frame (its continuation lies in the held-out tail, so it is never chosen).
-    table/offsets (K, E, F)/(K, E): the codebook's exemplars, the candidates without a clock (``beats`` None).
+    offset of the prompt's last frame (its continuation lies in the held-out tail, so it is never chosen).
+    offsets (K, E): song offsets of the codebook's exemplars, the candidates without a clock (``beats`` None).
     Returns (positions (B, n) int32 song offsets of the emitted frames, frames (B, n, F)).
     ``units_start`` and ``units_chunk`` run the same scan a chunk at a time (streamed generation), carrying the
     state, key, previous frame and run length between chunks.
     """
-    carry = _start(model, params, seed, seed_clock, first_prev, key)
-    _, positions, frames = _chunk(model, params, carry, clock_pos, clock_in, song, codes, table, offsets, beats,
+    carry = _start(model, params, prompt, prompt_clock, first_prev, key)
+    _, positions, frames = _chunk(model, params, carry, clock_pos, clock_in, song, codes, offsets, beats,
                                   n_frames=n_frames, stride=stride, n_train=n_train, n_bars=n_bars,
                                   temperature=temperature, top_k=top_k, hold=hold, max_run=max_run)
     return positions, frames
 
 
-# (model, params, seed, seed_clock, first_prev, key) -> the carry units_chunk continues from
+# (model, params, prompt, prompt_clock, first_prev, key) -> the carry units_chunk continues from
 units_start = jax.jit(_start, static_argnames=("model",))
-# (model, params, carry, clock_pos (n, B), clock_in, song, codes, table, offsets, beats, *, n_frames, ...)
+# (model, params, carry, clock_pos (n, B), clock_in, song, codes, offsets, beats, *, n_frames, ...)
 # -> (carry, positions (B, n), frames (B, n, F)): the next n_frames of rollout_units
 units_chunk = jax.jit(_chunk, static_argnames=_STATIC)

@@ -11,21 +11,20 @@ from framegen.model import FrameGRU, init_params
 F = 40
 
 
-def _run(song, codes, *, beats=None, hold=1.0, max_run=5, temperature=1.0, n=60, k=8, seed_at=2000, n_train=None,
+def _run(song, codes, *, beats=None, hold=1.0, max_run=5, temperature=1.0, n=60, k=8, prompt_at=2000, n_train=None,
          favour=None, tiers=()):
     model = FrameGRU(frame_size=F, hidden=199, layers=1, out_dim=k, tiers=tiers, tier_hidden=16)
     params = init_params(model, jax.random.key(0))
     if favour is not None:  # a model sure of one code, whatever it hears
         params["head"]["bias"] = params["head"]["bias"].at[favour].add(100.0)
     n_train = n_train or len(song) - 4 * F
-    seed = jnp.asarray(song[seed_at : seed_at + 3 * F].reshape(1, 3, F))
+    prompt = jnp.asarray(song[prompt_at : prompt_at + 3 * F].reshape(1, 3, F))
     offsets = np.tile(np.arange(k)[:, None] * 7 * F, (1, 4)).astype(np.int32)  # exemplars: a fixed frame per code
-    table = jnp.asarray(song[offsets[..., None] + np.arange(F)])
     n_bars = units.bars_in(beats, n_train, F) if beats is not None else 0
     pos = jnp.asarray(np.tile((np.arange(n) * F / 400.0)[:, None], (1, 1)), jnp.float32)  # beat = 400 samples
     got, frames = units.rollout_units(
-        model, params, seed, None, jnp.asarray([seed_at + 2 * F]), pos, None, jnp.asarray(song), jnp.asarray(codes),
-        table, jnp.asarray(offsets), None if beats is None else jnp.asarray(beats, jnp.float32),
+        model, params, prompt, None, jnp.asarray([prompt_at + 2 * F]), pos, None, jnp.asarray(song), jnp.asarray(codes),
+        jnp.asarray(offsets), None if beats is None else jnp.asarray(beats, jnp.float32),
         jax.random.key(3), n_frames=n, stride=F // 4, n_train=n_train, n_bars=n_bars, temperature=temperature,
         top_k=0, hold=hold, max_run=max_run)
     got = np.asarray(got)[0]
