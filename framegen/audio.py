@@ -274,6 +274,6 @@ def describe(path) -> dict:
 def load_song_for(cfg: RunConfig) -> np.ndarray:
     """The run's song, resampled and normalised exactly as in training."""
     if not Path(cfg.song).is_file():
-        raise RunError(f"the run's song {cfg.song} is missing: put it back at that path to take a seed from it")
+        raise RunError(f"the run's song {cfg.song} is missing: put it back at that path to take a prompt from it")
     y, _ = load_song(cfg.song, cfg.data.sample_rate)
     return normalise(y, cfg.norm)

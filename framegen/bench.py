@@ -307,12 +307,12 @@ def bench_generate(frame_sizes, streams_list, seconds: float, compare: bool, rep
     for f in frame_sizes:
         n_frames = -(-int(seconds * RATE) // f)
         for streams in streams_list:
-            seed = jax.random.normal(jax.random.key(streams), (streams, 10, f)) * 0.3
+            prompt = jax.random.normal(jax.random.key(streams), (streams, 10, f)) * 0.3
             impls = []
             for p, tower in [(p, tw) for tw in ([()] + ([tuple(tiers)] if tiers else [])) for p in precisions]:
                 model = FrameGRU(frame_size=f, hidden=HIDDEN, layers=LAYERS, precision=p, tiers=tuple(tower))
                 params = init_params(model, jax.random.key(0))
-                call = partial(lambda *args: jax.block_until_ready(rollout(*args)), model, params, seed, n_frames)
+                call = partial(lambda *args: jax.block_until_ready(rollout(*args)), model, params, prompt, n_frames)
                 first = timed(call, 1)[0]  # compile + one run
                 fg = statistics.median(timed(call, reps))
                 impls.append(("framegen", p, fg, max(first - fg, 0.0), tiers_name(tower)))
@@ -336,7 +336,7 @@ def _torch_generate(f: int, streams: int, n_frames: int, reps: int, budget_s: fl
     """Wall seconds a stateful PyTorch loop (one frame per GRU call, hidden state carried) needs for ``n_frames``:
     the median of ``reps`` runs, each stopped after ``budget_s`` and scaled to n_frames (the cost per frame is
     constant, and under CPU contention PyTorch's OpenMP loop can take milliseconds a frame). bf16: the model and
-    seed cast to bfloat16."""
+    prompt cast to bfloat16."""
     import torch
 
     torch.set_num_threads(threads())
@@ -344,12 +344,12 @@ def _torch_generate(f: int, streams: int, n_frames: int, reps: int, budget_s: fl
     device, dtype = torch_device(), torch.bfloat16 if precision == "bf16" else torch.float32
     gru = torch.nn.GRU(f, HIDDEN, num_layers=LAYERS, batch_first=True).to(device, dtype)
     head = torch.nn.Linear(HIDDEN, f).to(device, dtype)
-    seed = 0.3 * torch.randn(streams, 10, f, device=device, dtype=dtype)
+    prompt = 0.3 * torch.randn(streams, 10, f, device=device, dtype=dtype)
 
     def run(frames_max):
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out, h = gru(seed)
+            out, h = gru(prompt)
             frame = head(out[:, -1:])
             frames = []
             while len(frames) < frames_max and time.perf_counter() - t0 < budget_s:

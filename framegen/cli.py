@@ -240,6 +240,17 @@ def train(song, run_dir, resume, **opts):
     click.echo(f"next: framegen generate --run {result.run_dir} --seconds 30")
 
 
+class _Aliased(click.Option):
+    """An option whose later flags are earlier spellings kept for scripts: accepted, not shown in --help."""
+
+    def get_help_record(self, ctx):
+        shown, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
 class _Duration(click.ParamType):
     """A length of audio: seconds (``90``, ``2.5``), with units (``90m``, ``10h``, ``1h30m``, ``45s``) or H:MM:SS."""
 
@@ -260,20 +271,23 @@ class _Duration(click.ParamType):
 @click.option("--seconds", type=_Duration(), default=_G.seconds, show_default=True,
               help="Length of the new audio: seconds, or with a unit (90m, 10h, 1h30m) or as H:MM:SS. Any length "
                    "streams to disk in constant memory.")
-@click.option("--seed-file", type=click.Path(path_type=Path), default=None,
+@click.option("--prompt-file", "--seed-file", "prompt_file", cls=_Aliased, type=click.Path(path_type=Path),
+              default=None,
               help="Prime with your own audio: warm the model on frames of FILE (WAV, FLAC, OGG, MP3, any rate or "
                    "channels; mixed to mono and resampled to the run's rate) instead of the song. FILE is "
                    "normalised with the run's normalisation (the training song's mean and std), not its own, so "
-                   "the model hears the levels it was trained on. Default seed: the file's last frames.")
-@click.option("--seed-offset", type=float, default=None,
-              help="Where the seed starts in the song (or in --seed-file), in seconds (default: the held-out "
-                   "tail's start; with --seed-file, so the seed ends at the file's end).")
-@click.option("--seed-frames", type=int, default=None, help="Seed length in frames (default: the run's T).")
+                   "the model hears the levels it was trained on. Default prompt: the file's last frames.")
+@click.option("--prompt-offset", "--seed-offset", "prompt_offset", cls=_Aliased, type=float, default=None,
+              help="Where the prompt starts in the song (or in --prompt-file), in seconds (default: the held-out "
+                   "tail's start; with --prompt-file, so the prompt ends at the file's end).")
+@click.option("--prompt-frames", "--seed-frames", "prompt_frames", cls=_Aliased, type=int, default=None,
+              help="Prompt length in frames (default: the run's T).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output WAV (default RUN/generated/<checkpoint>-<seconds>s.wav).")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--streams", type=int, default=_G.streams, show_default=True,
-              help="Write N different continuations at once: stream i is seeded i seed-lengths after the first.")
+              help="Write N different continuations at once: stream i's prompt starts i prompt lengths after the "
+                   "first.")
 @click.option("--temperature", type=float, default=_G.temperature, show_default=True,
               help="VQ runs: sampling temperature of the code softmax (0: always the likeliest code).")
 @click.option("--top-k", type=int, default=_G.top_k, show_default=True,
@@ -292,9 +306,9 @@ class _Duration(click.ParamType):
               help="VQ runs, unit selection: longest contiguous run of song audio, seconds (default: the run's).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Matmul precision of generation (default: the run's, the one it was trained in).")
-def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_frames, out, overwrite, streams,
+def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prompt_frames, out, overwrite, streams,
              temperature, top_k, vq_emit, crossfade_ms, sample_seed, no_score, hold, max_run_s, precision):
-    """Continue the song: warm the model on a seed from it (or from your own --seed-file), feed predictions back,
+    """Continue the song: warm the model on a prompt from it (or from your own --prompt-file), feed predictions back,
     write a 16-bit WAV.
 
     The WAV is streamed to OUT.partial.wav a chunk at a time (memory does not grow with --seconds; a bar shows the
@@ -306,9 +320,9 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
     \b
     Examples:
       framegen generate --seconds 30
-      framegen generate --run runs/song-f800-t100-20261123-120000 --seed-offset 42.5 --out cont.wav
+      framegen generate --run runs/song-f800-t100-20261123-120000 --prompt-offset 42.5 --out cont.wav
       framegen generate --run runs/song-vq --temperature 0.9 --top-k 50 --crossfade 2
-      framegen generate --seed-file my-intro.flac --seconds 60
+      framegen generate --prompt-file my-intro.flac --seconds 60
       framegen generate --seconds 10h --no-score
     """
     from framegen import runs
@@ -319,9 +333,9 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
     run_dir = run_dir or runs.latest_run()
     bar = GenerateProgress()
     try:
-        written = gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, seed_offset=seed_offset,
-                      seed_frames=seed_frames, seed_file=seed_file, out=out, overwrite=overwrite, streams=streams,
-                      temperature=temperature, top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms,
+        written = gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, prompt_offset=prompt_offset,
+                      prompt_frames=prompt_frames, prompt_file=prompt_file, out=out, overwrite=overwrite,
+                      streams=streams, temperature=temperature, top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms,
                       sample_seed=sample_seed, score=not no_score, hold=hold, max_run_s=max_run_s, precision=precision,
                       progress=bar)
     finally:
@@ -338,8 +352,9 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
                        f"(real {ev.rhythm_similarity_real:.2f}), continuity ratio {ev.continuity_ratio:.2f}")
         for line in warnings_for(g):
             click.echo(line, err=True)
-    settings = {k: v for k, v in dict(checkpoint=checkpoint_kind, seed_offset=seed_offset, seed_frames=seed_frames,
-                                      seed_file=str(seed_file) if seed_file else None,
+    settings = {k: v for k, v in dict(checkpoint=checkpoint_kind, prompt_offset=prompt_offset,
+                                      prompt_frames=prompt_frames,
+                                      prompt_file=str(prompt_file) if prompt_file else None,
                                       temperature=temperature, top_k=top_k, vq_emit=vq_emit,
                                       crossfade_ms=crossfade_ms, sample_seed=sample_seed, hold=hold,
                                       max_run_s=max_run_s).items() if v is not None}
@@ -495,7 +510,7 @@ def sweep(target, song, frame_sizes, seq_lens, budget_samples, budget_seconds, n
 def report(target, out, open_page, embed):
     """Write the HTML listening report of a run or a sweep (TARGET; default: the latest run).
 
-    A run's page: config and song, loss curves, then for the seed, every generated clip and every epoch's sample
+    A run's page: config and song, loss curves, then for the prompt, every generated clip and every epoch's sample
     clip a player, its spectrogram and onset envelope beside the song's, and its metrics with flags highlighted;
     the samples also as a timeline. A sweep's page: heatmap, sortable results table, and every trial's sample and
     best generated clip with its flags and a link to its run page. A static page that works offline; it is also

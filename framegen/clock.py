@@ -1,5 +1,5 @@
 """The beat clock: the song's beat grid (tracked once, saved as ``beats.npz`` in the run), the beat position of any
-sample, the clock features a model reads beside each frame, and the clock continued past a seed at the song's tempo.
+sample, the clock features a model reads beside each frame, and the clock continued past a prompt at the song's tempo.
 
 A beat position is a float in beats: its integer part counts beats from the first tracked one, its fraction is the
 phase inside the beat; bars are taken as 4 beats (``BAR``). All positions are in samples of the resampled song.
@@ -122,21 +122,21 @@ def continued(grid: BeatGrid, start_sample, n_frames: int, frame_size: int, firs
     start = np.atleast_1d(np.asarray(start_sample, np.float64))
     b = grid.beats
     i = np.clip(np.searchsorted(b, start) - 1, 1, len(b) - 1)
-    local = b[i] - b[i - 1]  # the beat period where the seed ends: the clock keeps the song's tempo from there
+    local = b[i] - b[i - 1]  # the beat period where the prompt ends: the clock keeps the song's tempo from there
     pos0 = beat_position(b, start)
     return pos0[:, None] + np.arange(first, first + n_frames)[None, :] * frame_size / local[:, None]
 
 
 def steady(period: float, n_samples: int, sample_rate: int) -> BeatGrid:
     """A grid of beats every ``period`` samples from sample 0, covering ``n_samples``: the clock of audio whose own
-    beat the tracker cannot find (a seed file too short or without a pulse), at the song's tempo."""
+    beat the tracker cannot find (a prompt file too short or without a pulse), at the song's tempo."""
     count = max(int(np.ceil(n_samples / period)) + 2, 2)
     return BeatGrid(beats=period * np.arange(count, dtype=np.float64), sample_rate=int(sample_rate))
 
 
-def of_seed(y: np.ndarray, sample_rate: int, song: BeatGrid) -> BeatGrid:
-    """The beat grid a seed from another file (``y`` (N,) at the run's rate) continues: its own tracked beats when
-    the tracker finds them (the output keeps the seed's beat and tempo), else a steady grid at the song's tempo
+def of_prompt(y: np.ndarray, sample_rate: int, song: BeatGrid) -> BeatGrid:
+    """The beat grid a prompt from another file (``y`` (N,) at the run's rate) continues: its own tracked beats when
+    the tracker finds them (the output keeps the prompt's beat and tempo), else a steady grid at the song's tempo
     from the file's start."""
     return track(y, sample_rate) or steady(song.period, len(y), sample_rate)
 

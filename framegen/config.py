@@ -159,7 +159,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3  # Adam peak learning rate; warm-up then cosine decay to 10% of it
-    seed: int = 0
+    seed: int = 0  # the run's RNG seed (train's --seed, the usual name); the audio generation starts from: prompt
     max_minutes: float | None = None  # stop cleanly after this much training time, as if the epochs had ended
     max_steps: int | None = None  # stop after this many steps in all (sweeps give every trial the same samples)
     sample_every: int = 5  # write samples/epoch-NNN.wav every this many epochs (0: never)
@@ -210,7 +210,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    song: str = ""  # absolute path of the song file (generate reloads its seed from it)
+    song: str = ""  # absolute path of the song file (generate reloads its prompt from it)
     song_samples: int = 0  # length after resampling, to detect a changed file
     norm: Norm = field(default_factory=lambda: Norm(0.0, 1.0))
     version: str = __version__
@@ -291,12 +291,12 @@ class GenerateConfig:
     seconds: float = 30.0
     checkpoint: str = "best"
     streams: int = 1  # continuations written at once, each from its own place
-    seed_offset: float | None = None  # seconds into the song or seed file; None: the held-out tail / the file's end
-    seed_frames: int | None = None  # None (or 0): the run's T
+    prompt_offset: float | None = None  # seconds into the song or prompt file; None: the held-out tail / file's end
+    prompt_frames: int | None = None  # None (or 0): the run's T
     temperature: float = 1.0  # VQ runs: of the code softmax; 0 takes the likeliest code
     top_k: int = 0  # VQ runs: sample among the K likeliest codes only (0: all)
     sample_seed: int = 0  # VQ runs: RNG seed of the sampling
-    seed_file: Path | None = None  # any audio file to take the seed from instead of the song
+    prompt_file: Path | None = None  # any audio file to take the prompt from instead of the song
 
     def __post_init__(self):
         if not (0 < self.seconds < float("inf")):
@@ -304,9 +304,9 @@ class GenerateConfig:
         if self.checkpoint not in CHECKPOINTS:
             raise UsageError(f"unknown checkpoint {self.checkpoint!r}: pass --checkpoint best or --checkpoint last")
         _check_at_least("--streams", self.streams, 1)
-        if self.seed_offset is not None:
-            _check_at_least("--seed-offset", self.seed_offset, 0, " seconds")
-        _check_at_least("--seed-frames", self.seed_frames or 1, 1)
+        if self.prompt_offset is not None:
+            _check_at_least("--prompt-offset", self.prompt_offset, 0, " seconds")
+        _check_at_least("--prompt-frames", self.prompt_frames or 1, 1)
         if not (self.temperature >= 0):
             raise UsageError(f"--temperature must be 0 (greedy) or more, got {self.temperature}")
         if not (self.top_k >= 0):

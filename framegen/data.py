@@ -1,6 +1,6 @@
 """Framing and examples: the train/validation split of a song, example offsets, and batches gathered on device.
 
-Generation seeds (the song's frames a continuation starts from) are cut here too.
+Generation prompts (the song's frames a continuation starts from) are cut here too.
 An example is T+1 consecutive frames of F samples starting at any sample offset; inputs are frames 0..T-1 and
 targets frames 1..T. Training offsets are drawn inside the first part of the song only; validation examples tile
 the held-out tail. The song is put on the device once and every batch is sliced out of it there. A model with slower
@@ -124,21 +124,21 @@ def fit_table(n_total: int, sample_rate: int, val_fraction: float) -> dict[int, 
     }
 
 
-def stream_seeds(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int,
-                 streams: int) -> tuple[np.ndarray, np.ndarray]:
-    """(seeds (streams, S, F), their starts (streams,)): stream i starts i seed-lengths after ``start`` (closer
+def stream_prompts(song_norm: np.ndarray, start: int, frames: int, frame_size: int,
+                   streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """(prompts (streams, S, F), their starts (streams,)): stream i starts i prompt lengths after ``start`` (closer
     together when the song ends sooner), so N streams continue N different places of the song, in MSE mode too
-    (which has no sampling noise). Raises when there is no room for N different seeds."""
-    need = seed_frames * frame_size
+    (which has no sampling noise). Raises when there is no room for N different prompts."""
+    need = frames * frame_size
     room = len(song_norm) - need - start
     stride = min(need, room // max(streams - 1, 1))
     if streams > 1 and stride < 1:
-        raise UsageError(f"no room after the seed for {streams} different seeds: pass a smaller --seed-offset or "
-                         f"--seed-frames, or fewer --streams")
+        raise UsageError(f"no room after the prompt for {streams} different prompts: pass a smaller --prompt-offset "
+                         f"or --prompt-frames, or fewer --streams")
     starts = start + stride * np.arange(streams)
-    return np.stack([seed_of(song_norm, int(s), seed_frames, frame_size) for s in starts]), starts
+    return np.stack([prompt_of(song_norm, int(s), frames, frame_size) for s in starts]), starts
 
 
-def seed_of(song_norm: np.ndarray, start: int, seed_frames: int, frame_size: int) -> np.ndarray:
-    """(S, F) seed frames starting at sample ``start``."""
-    return song_norm[start : start + seed_frames * frame_size].reshape(seed_frames, frame_size)
+def prompt_of(song_norm: np.ndarray, start: int, frames: int, frame_size: int) -> np.ndarray:
+    """(S, F) prompt frames starting at sample ``start``."""
+    return song_norm[start : start + frames * frame_size].reshape(frames, frame_size)

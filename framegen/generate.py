@@ -17,7 +17,7 @@ import numpy as np
 
 from framegen import audio, checkpoint, clock, units, vq
 from framegen.config import GenerateConfig, RunConfig, load_config
-from framegen.data import split_song, stream_seeds
+from framegen.data import split_song, stream_prompts
 from framegen.errors import AudioError, Interrupted, RunError, UsageError
 from framegen.evaluate import score_clip
 from framegen.model import build
@@ -26,44 +26,44 @@ from framegen.stream import Inputs, stream_audio
 SCORE_SECONDS = 60.0  # a streamed clip is scored on its last minute at most, so scoring does not grow with it
 
 
-def seed_start(cfg: RunConfig, n_total: int, seed_offset: float | None, seed_frames: int) -> int:
-    """Sample index where the seed starts: by default the start of the held-out tail (audio never trained on)."""
-    need = seed_frames * cfg.data.frame_size
-    if seed_offset is None:
+def prompt_start(n_total: int, cfg: RunConfig, offset: float | None, frames: int) -> int:
+    """Sample index where the prompt starts in the song: ``offset`` seconds, by default the start of the held-out
+    tail (audio never trained on). A prompt past the song's end is one line naming the latest offset."""
+    need = frames * cfg.data.frame_size
+    if offset is None:
         start = split_song(n_total, cfg.data).n_train
     else:
-        start = int(round(seed_offset * cfg.data.sample_rate))
+        start = int(round(offset * cfg.data.sample_rate))
     if start + need > n_total:
         longest = n_total / cfg.data.sample_rate - need / cfg.data.sample_rate
         raise UsageError(
-            f"the seed ({seed_frames} frames from {start / cfg.data.sample_rate:.2f} s) runs past the song's end "
-            f"({n_total / cfg.data.sample_rate:.2f} s): pass --seed-offset of at most {max(longest, 0):.2f}"
+            f"the prompt ({frames} frames from {start / cfg.data.sample_rate:.2f} s) runs past the song's end "
+            f"({n_total / cfg.data.sample_rate:.2f} s): pass --prompt-offset of at most {max(longest, 0):.2f}"
         )
     return start
 
 
-def load_seed_file(path, cfg: RunConfig) -> np.ndarray:
-    """A seed file as the model hears it: mono, resampled to the run's rate and normalised with the **run's**
+def prompt_file_start(n_file: int, cfg: RunConfig, path, offset: float | None, frames: int, streams: int = 1) -> int:
+    """Sample of a prompt file where the (first) prompt starts: ``offset`` seconds, by default so the prompts end
+    at the file's end (the output continues the file). A file too short for the prompt is one line naming the
+    length it needs."""
+    rate, need = cfg.data.sample_rate, frames * cfg.data.frame_size
+    start = max(n_file - streams * need, 0) if offset is None else int(round(offset * rate))
+    if start + need > n_file:
+        where = f" from --prompt-offset {offset:g} s" if offset else ""
+        raise AudioError(
+            f"prompt file {path} is too short: {n_file / rate:.2f} s at {rate} Hz, but {frames} prompt frames of "
+            f"{cfg.data.frame_size} samples{where} need {(start + need) / rate:.2f} s: pass a longer file, or fewer "
+            f"--prompt-frames" + (", or a smaller --prompt-offset" if offset else ""))
+    return start
+
+
+def load_prompt_file(path, cfg: RunConfig) -> np.ndarray:
+    """A prompt file as the model hears it: mono, resampled to the run's rate and normalised with the **run's**
     constants (its song's mean and std), not the file's own, so a quiet file stays quiet and the model sees the
     levels it was trained on. (N,) float32."""
-    y, _ = audio.load_song(path, cfg.data.sample_rate, what="seed file")
+    y, _ = audio.load_song(path, cfg.data.sample_rate, what="prompt file")
     return audio.normalise(y, cfg.norm)
-
-
-def seed_file_start(n_file: int, cfg: RunConfig, path, seed_offset: float | None, seed_frames: int,
-                    streams: int = 1) -> int:
-    """Sample of the seed file where the (first) seed starts: ``seed_offset`` seconds, by default so the seeds end
-    at the file's end (the output continues the file). A file too short for the seed is one line naming the length
-    it needs."""
-    rate, need = cfg.data.sample_rate, seed_frames * cfg.data.frame_size
-    start = max(n_file - streams * need, 0) if seed_offset is None else int(round(seed_offset * rate))
-    if start + need > n_file:
-        where = f" from --seed-offset {seed_offset:g} s" if seed_offset else ""
-        raise AudioError(
-            f"seed file {path} is too short: {n_file / rate:.2f} s at {rate} Hz, but {seed_frames} seed frames of "
-            f"{cfg.data.frame_size} samples{where} need {(start + need) / rate:.2f} s: pass a longer file, or fewer "
-            f"--seed-frames" + (", or a smaller --seed-offset" if seed_offset else ""))
-    return start
 
 
 @dataclass(frozen=True)
@@ -107,25 +107,25 @@ def next_step_hint(cfg: RunConfig, flags) -> str | None:
 
 def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateConfig()) -> Inputs:
     """What ``generate`` streams (``stream_audio``): restores the checkpoint, cuts each stream's prompt from the
-    song or ``opts.seed_file``, and loads the codebook, beat grid and unit selection the run uses."""
+    song or ``opts.prompt_file``, and loads the codebook, beat grid and unit selection the run uses."""
     f = cfg.data.frame_size
-    n_seed = opts.seed_frames or cfg.data.seq_len
+    frames = opts.prompt_frames or cfg.data.seq_len
     params = checkpoint.load_params(run_dir, cfg, opts.checkpoint)
     song = audio.load_song_for(cfg)
     grid = clock.load(run_dir) if cfg.model.clock == "beat" else None
-    if opts.seed_file is None:
-        source, seed_grid = None, grid
-        start = seed_start(cfg, len(song), opts.seed_offset, n_seed)
-        seeds, starts = stream_seeds(song, start, n_seed, f, opts.streams)  # each its own place
+    if opts.prompt_file is None:
+        source, prompt_grid = None, grid
+        start = prompt_start(len(song), cfg, opts.prompt_offset, frames)
+        prompts, starts = stream_prompts(song, start, frames, f, opts.streams)  # each its own place
     else:
-        source = load_seed_file(opts.seed_file, cfg)
-        start = seed_file_start(len(source), cfg, opts.seed_file, opts.seed_offset, n_seed, opts.streams)
-        seeds, starts = stream_seeds(source, start, n_seed, f, opts.streams)
-        seed_grid = clock.of_seed(source, cfg.data.sample_rate, grid) if grid is not None else None
+        source = load_prompt_file(opts.prompt_file, cfg)
+        start = prompt_file_start(len(source), cfg, opts.prompt_file, opts.prompt_offset, frames, opts.streams)
+        prompts, starts = stream_prompts(source, start, frames, f, opts.streams)
+        prompt_grid = clock.of_prompt(source, cfg.data.sample_rate, grid) if grid is not None else None
     cb = vq.codebook_for(run_dir, cfg) if cfg.model.output == "vq" else None  # read once, for both
     emission = vq.emission(cb, song, cfg.model.vq_emit) if cb is not None else None
-    return Inputs(model=build(cfg.model, f), params=params, cfg=cfg, prompts=seeds, prompt_starts=starts,
-                  prompt_source=source, grid=seed_grid, emission=emission,
+    return Inputs(model=build(cfg.model, f), params=params, cfg=cfg, prompts=prompts, prompt_starts=starts,
+                  prompt_source=source, grid=prompt_grid, emission=emission,
                   units=units.units_for(run_dir, cfg, song, grid, cb), key=jax.random.key(opts.sample_seed),
                   temperature=opts.temperature, top_k=opts.top_k, crossfade_ms=cfg.train.crossfade_ms, song=song)
 
@@ -164,9 +164,9 @@ def generate(
     *,
     seconds: float = GenerateConfig.seconds,
     checkpoint_kind: str = GenerateConfig.checkpoint,
-    seed_offset: float | None = None,
-    seed_frames: int | None = None,
-    seed_file: Path | None = None,
+    prompt_offset: float | None = None,
+    prompt_frames: int | None = None,
+    prompt_file: Path | None = None,
     out: Path | None = None,
     overwrite: bool = False,
     streams: int = GenerateConfig.streams,
@@ -184,8 +184,9 @@ def generate(
 ) -> list[Generated]:
     """Write ``streams`` WAVs of ``seconds`` each continuing the run's song; returns what was written.
 
-    The seed is ``seed_frames`` frames of the song at ``seed_offset`` seconds, or of ``seed_file`` (any audio file:
-    resampled to the run's rate and normalised with the run's constants; by default its last frames).
+    The prompt each stream continues is ``prompt_frames`` frames of the song at ``prompt_offset`` seconds, or of
+    ``prompt_file`` (any audio file: resampled to the run's rate and normalised with the run's constants; by default
+    its last frames).
     VQ runs sample codes at ``temperature`` among the ``top_k`` likeliest (0: all) from ``sample_seed``.
     ``vq_emit``, ``crossfade_ms``, ``hold``, ``max_run_s`` and ``precision`` (fp32, bf16, auto) override the run's
     settings (default: the ones it was trained with).
@@ -198,8 +199,8 @@ def generate(
     (``framegen.evaluate``) on its last ``SCORE_SECONDS`` at most (a bounded sample whatever the length) and its
     flags returned.
     """
-    opts = GenerateConfig(seconds=seconds, checkpoint=checkpoint_kind, streams=streams, seed_offset=seed_offset,
-                          seed_frames=seed_frames, seed_file=seed_file, temperature=temperature, top_k=top_k,
+    opts = GenerateConfig(seconds=seconds, checkpoint=checkpoint_kind, streams=streams, prompt_offset=prompt_offset,
+                          prompt_frames=prompt_frames, prompt_file=prompt_file, temperature=temperature, top_k=top_k,
                           sample_seed=sample_seed)
     run_dir = Path(run_dir)
     cfg = load_config(run_dir).with_options(vq_emit=vq_emit, crossfade_ms=crossfade_ms, hold=hold,

@@ -2,7 +2,7 @@
 
 ``FrameGRU`` reads frames (B, T, F) and returns one output vector per frame: the predicted next frame (F samples,
 ``output="mse"``) or logits over a codebook (K, ``output="vq"``). ``__call__`` runs whole sequences (training,
-seed warm-up); ``step`` advances one frame (generation). No training logic lives here.
+prompt warm-up); ``step`` advances one frame (generation). No training logic lives here.
 ``precision`` "bf16" runs every matmul on bfloat16 operands with float32 accumulation (parameters, state and
 gates stay float32; see framegen.gru); "fp32" is plain float32. With ``tiers`` (SampleRNN's tower) slower GRU stacks
 read the frames' log-mel bands span by span and condition the frame GRU's input gates; ``step`` then carries the

@@ -50,10 +50,10 @@ def _mse_parts(model: FrameGRU, params):
     return step, (w_o_low, b_o), (w_i0_low, b_i0, w_c)
 
 
-def _mse_start(model: FrameGRU, params, seed, seed_clock=None, clock_first=None):
-    """Warm on ``seed`` (B, S, F): (the first new frame (B, F), the loop's carry). A tiered model's carry is the
+def _mse_start(model: FrameGRU, params, prompt, prompt_clock=None, clock_first=None):
+    """Warm on ``prompt`` (B, S, F): (the first new frame (B, F), the loop's carry). A tiered model's carry is the
     frame to feed, its clock and the tower's state (``_tower_chunk``)."""
-    out, state = model.apply({"params": params}, seed, clock=seed_clock)
+    out, state = model.apply({"params": params}, prompt, clock=prompt_clock)
     first = out[:, -1]
     if model.tiers:
         return first, (first, clock_first, state)
@@ -90,24 +90,24 @@ def _tower_chunk(model: FrameGRU, params, carry, n_frames: int, clock_in=None, u
 
 
 @partial(jax.jit, static_argnames=("model", "n_frames", "unroll"))
-def rollout(model: FrameGRU, params, seed, n_frames: int, unroll: int = ROLLOUT_UNROLL, seed_clock=None,
+def rollout(model: FrameGRU, params, prompt, n_frames: int, unroll: int = ROLLOUT_UNROLL, prompt_clock=None,
             clock_in=None):
-    """Continue each stream of ``seed`` (B, S, F) by ``n_frames`` predicted frames -> (B, n_frames, F).
+    """Continue each stream of ``prompt`` (B, S, F) by ``n_frames`` predicted frames -> (B, n_frames, F).
 
-    The seed is run through the GRU once to set its state; the output after the seed's last frame is the first
-    new frame, and every new frame is fed back as the next input. The seed itself is not returned.
+    The prompt is run through the GRU once to set its state; the output after the prompt's last frame is the first
+    new frame, and every new frame is fed back as the next input. The prompt itself is not returned.
 
     The same function as feeding ``FrameGRU.step``'s output back (tests/test_rollout.py), arranged for speed
     (MSE mode only: the fed-back frame is the head's output itself): the loop carries the top layer's state and
     layer 0's input gates; the head runs once on all frames after the loop; and when F > 3H/4 the head and layer
     0's input projection are folded into one (H, 3H) matrix, W_o W_i0, which is smaller than the two. A tiered
     model is fed back through ``step`` itself (its tiers step inside it when their spans end).
-    A model with a beat clock reads ``seed_clock`` (B, S, C) with the seed and ``clock_in`` (n_frames, B, C) with
+    A model with a beat clock reads ``prompt_clock`` (B, S, C) with the prompt and ``clock_in`` (n_frames, B, C) with
     each generated frame (its gates add ``clock @ W_c``).
     ``rollout_start`` and ``rollout_chunk`` run the same loop a chunk at a time (``framegen.stream``): the first
     frame comes from the start, every chunk's frames after it, bit for bit the same frames (CPU).
     """
-    first, carry = _mse_start(model, params, seed, seed_clock, None if clock_in is None else clock_in[0])
+    first, carry = _mse_start(model, params, prompt, prompt_clock, None if clock_in is None else clock_in[0])
     steps = max(-(-(n_frames - 1) // MIN_SCAN) * MIN_SCAN, MIN_SCAN)  # whole head blocks (see _mse_chunk)
     clk = None if clock_in is None else jnp.pad(clock_in[1:], ((0, steps - n_frames + 1), (0, 0), (0, 0)))
     _, rest = _mse_chunk(model, params, carry, steps, clk, unroll)
@@ -119,8 +119,8 @@ rollout_start = jax.jit(_mse_start, static_argnames=("model",))
 rollout_chunk = jax.jit(_mse_chunk, static_argnames=("model", "n_frames", "unroll"))
 
 
-def _vq_start(model: FrameGRU, params, seed, key, seed_clock=None):
-    out, state = model.apply({"params": params}, seed, clock=seed_clock)
+def _vq_start(model: FrameGRU, params, prompt, key, prompt_clock=None):
+    out, state = model.apply({"params": params}, prompt, clock=prompt_clock)
     return out[:, -1], state, key
 
 
@@ -141,18 +141,18 @@ def _vq_chunk(model: FrameGRU, params, carry, table, n_frames: int, temperature:
 
 
 @partial(jax.jit, static_argnames=("model", "n_frames", "temperature", "top_k"))
-def rollout_vq(model: FrameGRU, params, seed, n_frames: int, table, key, temperature: float = 1.0, top_k: int = 0,
-               seed_clock=None, clock_in=None):
-    """VQ mode: continue each stream of ``seed`` (B, S, F) by ``n_frames`` frames.
+def rollout_vq(model: FrameGRU, params, prompt, n_frames: int, table, key, temperature: float = 1.0, top_k: int = 0,
+               prompt_clock=None, clock_in=None):
+    """VQ mode: continue each stream of ``prompt`` (B, S, F) by ``n_frames`` frames.
 
-    After the seed, each step samples a code from the model's logits (``vq.sample_codes``: temperature, top-k),
+    After the prompt, each step samples a code from the model's logits (``vq.sample_codes``: temperature, top-k),
     emits one of that code's E frames in ``table`` (K, E, F) chosen uniformly, and feeds the emitted frame back.
     One ``lax.scan``; the PRNG key is carried through it, split once per frame.
     Returns frames (B, n, F), codes (B, n) and the row of each code's E frames that was emitted (B, n).
-    Clock models read ``seed_clock`` (B, S, C) and ``clock_in`` (n, B, C) as in ``rollout``.
+    Clock models read ``prompt_clock`` (B, S, C) and ``clock_in`` (n, B, C) as in ``rollout``.
     ``rollout_vq_start``/``rollout_vq_chunk`` run the same scan a chunk at a time, the key carried between chunks.
     """
-    carry = _vq_start(model, params, seed, key, seed_clock)
+    carry = _vq_start(model, params, prompt, key, prompt_clock)
     return _vq_chunk(model, params, carry, table, n_frames, temperature, top_k, clock_in)[1]
 
 

@@ -40,7 +40,7 @@ def smooth_seams(y: np.ndarray, frame_size: int, width: int) -> np.ndarray:
 
 
 class SeamSmoother:
-    """``smooth_seams`` a chunk at a time: the audio after ``lead`` (S, F) (the seed's last frame), bit for bit as
+    """``smooth_seams`` a chunk at a time: the audio after ``lead`` (S, F) (the prompt's last frame), bit for bit as
     ``smooth_seams(concatenate([lead, all frames]))[:, F:]``.
 
     Each ``push`` smooths the held last frame of the previous chunk together with the new frames and holds the new
@@ -72,8 +72,8 @@ def cut_around(y: np.ndarray, offsets, frame_size: int, width: int) -> np.ndarra
 class OverlapAdd:
     """``overlap_add`` a chunk of frames at a time, bit for bit as one call over all of them.
 
-    Frame 0 (the seed's last frame) is cut from ``song`` at ``lead_offset`` (S,), or given whole as ``lead``
-    (S, F + 2h) when the seed comes from another file (``cut_around`` it there). Each ``push`` of song offsets
+    Frame 0 (the prompt's last frame) is cut from ``song`` at ``lead_offset`` (S,), or given whole as ``lead``
+    (S, F + 2h) when the prompt comes from another file (``cut_around`` it there). Each ``push`` of song offsets
     (S, m) adds their windowed cuts and returns the samples no later frame reaches; the 2h samples of the last
     frame's fade-out are carried into the next push. Every sample is one cut's, or the sum of two neighbours'
     (h <= F/2), whichever chunk they came in.
@@ -130,7 +130,7 @@ def overlap_add(song: np.ndarray, offsets: np.ndarray, frame_size: int, width: i
     frame i+1's real lead-in fades in; the weights sum to 1 everywhere, so a frame followed by its true successor
     (o_{i+1} = o_i + F) comes out exactly as the song. The last frame is not faded out. ``width`` is capped at F
     (only neighbours overlap); the song is zero-padded where a cut runs past its ends. ``lead`` (S, F + 2h), when
-    given, is frame 0's cut (a seed from another file; ``offsets[:, 0]`` is then not read).
+    given, is frame 0's cut (a prompt from another file; ``offsets[:, 0]`` is then not read).
     """
     offsets = np.asarray(offsets, np.int64)
     return OverlapAdd(song, offsets[:, 0], frame_size, width, lead).push(sources=offsets[:, 1:], last=True)

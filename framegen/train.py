@@ -21,8 +21,7 @@ from framegen import audio, checkpoint, clock, data, runs, vq
 from framegen.config import RunConfig, load_config, save_config
 from framegen.errors import Interrupted, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
-from framegen.model import build
-from framegen.model import resolve_precision as model_precision
+from framegen.model import build, resolve_precision
 from framegen.step import (  # noqa: F401 - re-exported: the training API
     VAL_CHUNK,
     data_mesh,
@@ -170,7 +169,7 @@ def write_sample(run: _Run, params, epoch: int) -> dict:
     returns its metrics fields (none when the clip is not finite: such audio is never written)."""
     cfg = run.cfg
     n = int(round(cfg.train.sample_seconds * cfg.data.sample_rate))
-    prompt = data.seed_of(run.song_norm, run.split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
+    prompt = data.prompt_of(run.song_norm, run.split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
     clip = continue_audio(Inputs(model=run.model, params=params, cfg=cfg, prompts=prompt[None],
                                  prompt_starts=run.split.n_train, grid=run.grid, emission=run.emission,
                                  units=run.units, key=jax.random.key(cfg.train.seed),
@@ -222,7 +221,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
           reporter: Reporter | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir`` on the normalised song until its epochs or time budget end."""
     reporter = reporter or Reporter()
-    cfg = resolve_precision(cfg)  # "auto" -> what this device runs fastest; saved resolved, so resume keeps it
+    # "auto" -> what this device runs fastest; saved resolved, so resume keeps it
+    cfg = cfg.with_options(precision=resolve_precision(cfg.model.precision))
     reporter.message(f"precision: {cfg.model.precision}")
     run_dir = runs.make_run_dir(run_dir)
     split = data.check_fits(len(song_norm), cfg.data, cfg.model.span)
@@ -371,11 +371,6 @@ def _plot_loss(run_dir: Path, rows: list) -> None:
         plot_loss(Path(run_dir) / "loss.png", rows)
     except OSError:
         pass  # a missing plot must never stop training
-
-
-def resolve_precision(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with ``model.precision`` "auto" replaced by this device's choice (``model.resolve_precision``)."""
-    return cfg.with_options(precision=model_precision(cfg.model.precision))
 
 
 def resume_config(run_dir: Path, epochs: int | None = None, max_minutes: float | None = None) -> RunConfig:

@@ -270,8 +270,8 @@ def test_generate_run_mistakes_are_refused(tmp_path, run_dir):
     (["--seconds", "0"], "--seconds must be positive"),
     (["--seconds", "nan"], "--seconds must be positive"),
     (["--streams", "0"], "--streams must be at least 1"),
-    (["--seed-offset", "-1"], "--seed-offset must be 0 or more seconds"),
-    (["--seed-offset", "2.9"], "runs past the song's end"),
+    (["--prompt-offset", "-1"], "--prompt-offset must be 0 or more seconds"),
+    (["--prompt-offset", "2.9"], "runs past the song's end"),
     (["--seconds", "inf"], "--seconds must be positive"),
     (["--seconds", "75h"], "--seconds 270000 at 8000 Hz passes the WAV format's 4 GB limit: pass at most 268,435 "
                            "seconds"),
@@ -280,15 +280,15 @@ def test_generate_options_out_of_range_exit_2(run_dir, args, fragment):
     assert_refused(invoke("generate", "--run", run_dir, "--seconds", "0.1", *args), fragment, code=2)
 
 
-def test_generate_seed_file_mistakes_are_refused(tmp_path, run_dir):
-    assert_refused(invoke("generate", "--run", run_dir, "--seed-file", tmp_path / "none.wav"),
-                   "seed file not found: ")
+def test_generate_prompt_file_mistakes_are_refused(tmp_path, run_dir):
+    assert_refused(invoke("generate", "--run", run_dir, "--prompt-file", tmp_path / "none.wav"),
+                   "prompt file not found: ")
     short = write(tmp_path / "short.wav", sine_song(0.1))
-    assert_refused(invoke("generate", "--run", run_dir, "--seed-file", short),
-                   "short.wav is too short: 0.10 s at 8000 Hz, but 50 seed frames of 40 samples need 0.25 s: pass "
-                   "a longer file, or fewer --seed-frames")
-    assert_refused(invoke("generate", "--run", run_dir, "--seed-file", short, "--seed-frames", "10",
-                          "--seed-offset", "0.08"), "from --seed-offset 0.08 s need 0.13 s")
+    assert_refused(invoke("generate", "--run", run_dir, "--prompt-file", short),
+                   "short.wav is too short: 0.10 s at 8000 Hz, but 50 prompt frames of 40 samples need 0.25 s: pass "
+                   "a longer file, or fewer --prompt-frames")
+    assert_refused(invoke("generate", "--run", run_dir, "--prompt-file", short, "--prompt-frames", "10",
+                          "--prompt-offset", "0.08"), "from --prompt-offset 0.08 s need 0.13 s")
 
 
 def test_generate_without_room_on_disk_is_refused_before_generating(tmp_path, run_dir, monkeypatch):

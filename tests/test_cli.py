@@ -51,7 +51,7 @@ def test_train_with_tiers_then_generate_streams_and_resume(tmp_path):
     assert r.exit_code == 0, r.output
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["model"]["tiers"] == [5, 2] and cfg["model"]["tier_hidden"] == 32
-    r = run("generate", "--run", tmp_path / "r", "--seconds", "0.3", "--streams", "2", "--seed-frames", "13")
+    r = run("generate", "--run", tmp_path / "r", "--seconds", "0.3", "--streams", "2", "--prompt-frames", "13")
     assert r.exit_code == 0, r.output
     for i in range(2):
         y, sr = sf.read(tmp_path / "r" / "generated" / f"best-0.3s-{i}.wav")
@@ -186,32 +186,38 @@ def test_evaluate_help_documents_every_metric_and_errors_are_one_line(tmp_path):
 # ------------------------------------------------------------------------------------------------ generate II
 
 
-def test_generate_primes_with_a_44k_stereo_seed_file(vq_run, tmp_path):
-    """Any file the loader reads seeds a run: 44.1 kHz stereo on this 8 kHz run is mixed, resampled and continued;
+def test_generate_primes_with_a_44k_stereo_prompt_file(vq_run, tmp_path):
+    """Any file the loader reads prompts a run: 44.1 kHz stereo on this 8 kHz run is mixed, resampled and continued;
     the settings the report keeps name the file."""
     run_dir, _ = vq_run
     t = np.arange(int(0.6 * 44100)) / 44100
-    seed = tmp_path / "mine.wav"
-    sf.write(seed, np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.1 * np.sin(2 * np.pi * 330 * t)], axis=1), 44100)
+    prompt = tmp_path / "mine.wav"
+    sf.write(prompt, np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.1 * np.sin(2 * np.pi * 330 * t)], axis=1), 44100)
     out = tmp_path / "primed.wav"
-    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seed-file", str(seed), "--seconds", "1.5",
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--prompt-file", str(prompt), "--seconds", "1.5",
                                  "--out", str(out)])
     assert r.exit_code == 0, r.output
     y, rate = sf.read(out, dtype="float32")
     assert rate == RATE and len(y) == 12000 and np.all(np.isfinite(y)) and np.abs(y).max() > 0.01
     assert "flags:" in r.output and "scored on" not in r.output  # a short clip is scored whole
     clips = json.loads((run_dir / "report" / "clips.json").read_text())
-    assert any(v.get("settings", {}).get("seed_file") == str(seed) for v in clips["clips"].values())
+    assert any(v.get("settings", {}).get("prompt_file") == str(prompt) for v in clips["clips"].values())
 
 
-def test_generate_with_a_too_short_seed_file_is_one_line(vq_run, tmp_path):
+def test_generate_with_a_too_short_prompt_file_is_one_line(vq_run, tmp_path):
     run_dir, _ = vq_run
-    seed = write(tmp_path / "short.wav", sine_song(0.1))
-    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seed-file", str(seed), "--seconds", "1"])
+    prompt = write(tmp_path / "short.wav", sine_song(0.1))
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--prompt-file", str(prompt), "--seconds", "1"])
     assert r.exit_code == 1 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
-    assert "short.wav is too short: 0.10 s at 8000 Hz, but 50 seed frames of 40 samples need 0.25 s" in r.output
+    assert "short.wav is too short: 0.10 s at 8000 Hz, but 50 prompt frames of 40 samples need 0.25 s" in r.output
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--prompt-file", str(tmp_path / "none.wav")])
+    assert r.exit_code == 1 and "prompt file not found" in r.output
+    # the flag's earlier spelling still works for scripts, without showing in --help
     r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seed-file", str(tmp_path / "none.wav")])
-    assert r.exit_code == 1 and "seed file not found" in r.output
+    assert r.exit_code == 1 and "prompt file not found" in r.output
+    shown = CliRunner().invoke(cli, ["generate", "--help"]).output
+    assert "--prompt-file" in shown and "--prompt-offset" in shown and "--seed-file" not in shown
+    assert "--seed-offset" not in shown and "--seed-frames" not in shown
 
 
 def test_generate_ctrl_c_says_where_the_partial_wav_is(vq_run, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The beat clock: grid fitting, beat positions, features, the clock continued past a seed, the saved file, and
+"""The beat clock: grid fitting, beat positions, features, the clock continued past a prompt, the saved file, and
 training / generating with the clock on a click-track song."""
 
 import jax
@@ -79,11 +79,11 @@ def test_track_finds_the_click_tracks_tempo_and_the_file_round_trips(tmp_path):
 def test_rollout_with_a_clock_equals_feeding_step_by_hand():
     model = FrameGRU(frame_size=40, hidden=199, layers=2, clock_dim=4)
     params = init_params(model, jax.random.key(0))
-    seed = jax.random.normal(jax.random.key(1), (2, 5, 40))
-    seed_clock = clock.features(np.linspace(0, 3, 10, dtype=np.float32).reshape(2, 5))
+    prompt = jax.random.normal(jax.random.key(1), (2, 5, 40))
+    prompt_clock = clock.features(np.linspace(0, 3, 10, dtype=np.float32).reshape(2, 5))
     clock_in = jnp.asarray(clock.features(np.linspace(3, 6, 14, dtype=np.float32).reshape(7, 2)))
-    got = rollout(model, params, seed, 7, seed_clock=jnp.asarray(seed_clock), clock_in=clock_in)
-    out, h = model.apply({"params": params}, seed, clock=jnp.asarray(seed_clock))
+    got = rollout(model, params, prompt, 7, prompt_clock=jnp.asarray(prompt_clock), clock_in=clock_in)
+    out, h = model.apply({"params": params}, prompt, clock=jnp.asarray(prompt_clock))
     frame, want = out[:, -1], []
     for k in range(7):
         want.append(frame)
@@ -116,9 +116,9 @@ def test_the_clock_continued_a_chunk_at_a_time_is_the_same_clock():
     np.testing.assert_array_equal(parts[:, :50], whole)
 
 
-def test_a_seed_without_a_trackable_beat_gets_a_steady_clock_at_the_songs_tempo():
+def test_a_prompt_without_a_trackable_beat_gets_a_steady_clock_at_the_songs_tempo():
     song = clock.BeatGrid(beats=np.arange(0.0, 80000.0, 4000.0), sample_rate=8000)
     noise = np.random.default_rng(0).standard_normal(4000).astype(np.float32)  # half a second: no 8 beats in it
-    grid = clock.of_seed(noise, 8000, song)
+    grid = clock.of_prompt(noise, 8000, song)
     assert grid.period == 4000 and grid.beats[0] == 0 and grid.beats[-1] >= 4000
     np.testing.assert_allclose(clock.beat_position(grid.beats, np.array([0.0, 2000.0, 6000.0])), [0.0, 0.5, 1.5])

@@ -95,8 +95,8 @@ def test_with_options_overrides_the_settings_given_and_checks_them_as_the_classe
     (dict(seconds=0), "--seconds must be positive, got 0"),
     (dict(seconds=float("inf")), "--seconds must be positive"),
     (dict(streams=0), "--streams must be at least 1, got 0"),
-    (dict(seed_offset=-1.0), "--seed-offset must be 0 or more seconds, got -1.0"),
-    (dict(seed_frames=-2), "--seed-frames must be at least 1, got -2"),
+    (dict(prompt_offset=-1.0), "--prompt-offset must be 0 or more seconds, got -1.0"),
+    (dict(prompt_frames=-2), "--prompt-frames must be at least 1, got -2"),
     (dict(temperature=-0.5), "--temperature must be 0 (greedy) or more"),
     (dict(top_k=-1), "--top-k must be 0 (off) or more"),
     (dict(checkpoint="first"), "unknown checkpoint 'first': pass --checkpoint best or --checkpoint last"),
@@ -105,7 +105,7 @@ def test_generate_settings_out_of_range_say_which_flag_to_change(settings, fragm
     with pytest.raises(UsageError) as e:
         GenerateConfig(**settings)
     assert fragment in str(e.value)
-    assert GenerateConfig(seed_frames=0).seed_frames == 0  # 0 and None: the run's T
+    assert GenerateConfig(prompt_frames=0).prompt_frames == 0  # 0 and None: the run's T
 
 
 @pytest.mark.parametrize("text,seconds", [("90", 90.0), ("2.5", 2.5), ("90m", 5400.0), ("10h", 36000.0),

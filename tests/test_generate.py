@@ -10,7 +10,7 @@ from framegen import generate as gen
 from framegen.audio import load_song_for
 from framegen.cli import cli
 from framegen.config import GenerateConfig
-from framegen.data import split_song, stream_seeds
+from framegen.data import split_song, stream_prompts
 from framegen.errors import RunError, UsageError
 from framegen.stream import continue_audio
 from framegen.train import train_song
@@ -36,20 +36,20 @@ def test_generate_writes_exactly_the_requested_length(trained_run, tmp_path):
     assert g.rms > 0.01
 
 
-def test_generated_audio_continues_from_the_seed(trained_run, tmp_path):
-    """The first generated sample follows the seed's last one: on a smooth sine the jump is small."""
+def test_generated_audio_continues_from_the_prompt(trained_run, tmp_path):
+    """The first generated sample follows the prompt's last one: on a smooth sine the jump is small."""
     from framegen.config import load_config
 
     cfg = load_config(trained_run)
     song = load_song_for(cfg)
-    start = gen.seed_start(cfg, len(song), 2.0, 50)
-    (g,) = gen.generate(trained_run, seconds=0.5, seed_offset=2.0, seed_frames=50, out=tmp_path / "b.wav")
+    start = gen.prompt_start(len(song), cfg, 2.0, 50)
+    (g,) = gen.generate(trained_run, seconds=0.5, prompt_offset=2.0, prompt_frames=50, out=tmp_path / "b.wav")
     y, _ = sf.read(g.path, dtype="float32")
-    seed_end = start + 50 * cfg.data.frame_size
+    prompt_end = start + 50 * cfg.data.frame_size
     raw = song * cfg.norm.std + cfg.norm.mean
     step = np.abs(np.diff(raw)).mean()
-    assert abs(y[0] - raw[seed_end]) < 4 * step + 0.05  # close to what really follows the seed...
-    assert not np.allclose(y[:400], raw[start:start + 400], atol=1e-3)  # ...and not the seed itself
+    assert abs(y[0] - raw[prompt_end]) < 4 * step + 0.05  # close to what really follows the prompt...
+    assert not np.allclose(y[:400], raw[start:start + 400], atol=1e-3)  # ...and not the prompt itself
 
 
 def test_generate_refuses_existing_output_unless_overwrite(trained_run, tmp_path):
@@ -60,9 +60,9 @@ def test_generate_refuses_existing_output_unless_overwrite(trained_run, tmp_path
     gen.generate(trained_run, seconds=0.1, out=out, overwrite=True)
 
 
-def test_seed_past_the_end_is_refused(trained_run):
-    with pytest.raises(UsageError, match="--seed-offset"):
-        gen.generate(trained_run, seconds=0.1, seed_offset=11.9)
+def test_a_prompt_past_the_end_is_refused(trained_run):
+    with pytest.raises(UsageError, match="--prompt-offset"):
+        gen.generate(trained_run, seconds=0.1, prompt_offset=11.9)
 
 
 def test_streams_continue_different_places(trained_run, tmp_path):
@@ -70,10 +70,10 @@ def test_streams_continue_different_places(trained_run, tmp_path):
     ys = [sf.read(g.path, dtype="float32")[0] for g in gs]
     assert len({g.path for g in gs}) == 3
     assert not np.allclose(ys[0], ys[1]) and not np.allclose(ys[1], ys[2])
-    seeds, starts = stream_seeds(np.arange(1000.0), 100, 5, 10, 3)
-    assert list(starts) == [100, 150, 200] and seeds[1, 0, 0] == 150  # one seed length apart when room allows
+    prompts, starts = stream_prompts(np.arange(1000.0), 100, 5, 10, 3)
+    assert list(starts) == [100, 150, 200] and prompts[1, 0, 0] == 150  # one prompt length apart when room allows
     with pytest.raises(UsageError, match="no room"):
-        stream_seeds(np.arange(1000.0), 950, 5, 10, 3)
+        stream_prompts(np.arange(1000.0), 950, 5, 10, 3)
 
 
 def test_vq_generate_samples_with_temperature_and_top_k_and_prints_flags(vq_run, tmp_path):
@@ -137,9 +137,9 @@ def test_vq_streams_write_the_in_memory_clips(vq_run, tmp_path):
         np.testing.assert_array_equal(_int16(g.path), _int16(write_wav(tmp_path / "m.wav", y, RATE)))
 
 
-def test_a_seed_file_of_the_songs_own_excerpt_gives_the_seed_offset_output(vq_run, tmp_path):
+def test_a_prompt_file_of_the_songs_own_excerpt_gives_the_prompt_offset_output(vq_run, tmp_path):
     """The song's held-out audio saved as a file (with a little of what follows, which the crossfade after the
-    seed reads) seeds exactly what --seed-offset at that place does: same levels (the run's normalisation), same
+    prompt reads) prompts exactly what --prompt-offset at that place does: same levels (the run's normalisation), same
     frames, same unit selection and overlap-add."""
     from framegen.config import load_config
 
@@ -150,16 +150,16 @@ def test_a_seed_file_of_the_songs_own_excerpt_gives_the_seed_offset_output(vq_ru
     raw, _ = sf.read(song, dtype="float32")
     excerpt = tmp_path / "excerpt.wav"
     sf.write(excerpt, raw[start : start + need + 100], RATE, subtype="PCM_16")
-    (a,) = gen.generate(run_dir, seconds=1.5, seed_offset=start / RATE, out=tmp_path / "a.wav", score=False)
-    (b,) = gen.generate(run_dir, seconds=1.5, seed_file=excerpt, seed_offset=0, out=tmp_path / "b.wav",
+    (a,) = gen.generate(run_dir, seconds=1.5, prompt_offset=start / RATE, out=tmp_path / "a.wav", score=False)
+    (b,) = gen.generate(run_dir, seconds=1.5, prompt_file=excerpt, prompt_offset=0, out=tmp_path / "b.wav",
                         score=False)
     np.testing.assert_array_equal(_int16(a.path), _int16(b.path))
-    # the default seed of a file is its last frames: here 100 samples later than the song's
-    (c,) = gen.generate(run_dir, seconds=1.5, seed_file=excerpt, out=tmp_path / "c.wav", score=False)
+    # the default prompt of a file is its last frames: here 100 samples later than the song's
+    (c,) = gen.generate(run_dir, seconds=1.5, prompt_file=excerpt, out=tmp_path / "c.wav", score=False)
     assert not np.array_equal(_int16(a.path), _int16(c.path))
 
 
-def test_a_seed_file_is_mixed_resampled_and_normalised_with_the_runs_constants(tmp_path):
+def test_a_prompt_file_is_mixed_resampled_and_normalised_with_the_runs_constants(tmp_path):
     """A 44.1 kHz stereo file on a 16 kHz run: mono (the channels' mean), at 16 kHz, in the run's units (its song's
     mean and std), not the file's own."""
     from framegen.config import Norm, RunConfig
@@ -169,28 +169,28 @@ def test_a_seed_file_is_mixed_resampled_and_normalised_with_the_runs_constants(t
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([left, right], axis=1), 44100, subtype="FLOAT")
     cfg = RunConfig(norm=Norm(mean=0.1, std=0.5))
-    got = gen.load_seed_file(path, cfg)
+    got = gen.load_prompt_file(path, cfg)
     t16 = np.arange(8000) / 16000
     want = (0.4 * np.sin(2 * np.pi * 440 * t16) - 0.1) / 0.5
     assert got.shape == (8000,) and got.dtype == np.float32
     np.testing.assert_allclose(got[200:-200], want[200:-200], atol=2e-3)  # soxr's edges aside
 
 
-def test_a_too_short_seed_file_names_the_length_it_needs(tmp_path):
+def test_a_too_short_prompt_file_names_the_length_it_needs(tmp_path):
     from framegen.config import RunConfig
     from framegen.errors import AudioError
 
-    cfg = RunConfig()  # F=800, T=100 at 16 kHz: 5 s of seed
-    with pytest.raises(AudioError, match=r"x.wav is too short: 1.00 s at 16000 Hz, but 100 seed frames of 800 "
-                                         r"samples need 5.00 s: pass a longer file, or fewer --seed-frames"):
-        gen.seed_file_start(16000, cfg, "x.wav", None, 100)
-    with pytest.raises(AudioError, match=r"from --seed-offset 3 s need 8.00 s"):
-        gen.seed_file_start(6 * 16000, cfg, "x.wav", 3.0, 100)
-    assert gen.seed_file_start(6 * 16000, cfg, "x.wav", None, 100) == 16000  # the seed ends at the file's end
-    assert gen.seed_file_start(6 * 16000, cfg, "x.wav", 0.5, 100) == 8000
-    # two streams: the latest start leaving room for both, which stream_seeds then spreads over the file
-    start = gen.seed_file_start(6 * 16000, cfg, "x.wav", None, 100, streams=2)
-    _, starts = stream_seeds(np.zeros(6 * 16000, np.float32), start, 100, 800, 2)
+    cfg = RunConfig()  # F=800, T=100 at 16 kHz: 5 s of prompt
+    with pytest.raises(AudioError, match=r"x.wav is too short: 1.00 s at 16000 Hz, but 100 prompt frames of 800 "
+                                         r"samples need 5.00 s: pass a longer file, or fewer --prompt-frames"):
+        gen.prompt_file_start(16000, cfg, "x.wav", None, 100)
+    with pytest.raises(AudioError, match=r"from --prompt-offset 3 s need 8.00 s"):
+        gen.prompt_file_start(6 * 16000, cfg, "x.wav", 3.0, 100)
+    assert gen.prompt_file_start(6 * 16000, cfg, "x.wav", None, 100) == 16000  # the prompt ends at the file's end
+    assert gen.prompt_file_start(6 * 16000, cfg, "x.wav", 0.5, 100) == 8000
+    # two streams: the latest start leaving room for both, which stream_prompts then spreads over the file
+    start = gen.prompt_file_start(6 * 16000, cfg, "x.wav", None, 100, streams=2)
+    _, starts = stream_prompts(np.zeros(6 * 16000, np.float32), start, 100, 800, 2)
     assert list(starts) == [0, 16000]
 
 

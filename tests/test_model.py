@@ -190,7 +190,7 @@ def test_tower_sequence_and_step_match_a_naive_per_step_reference(tower):
 
 
 @pytest.mark.parametrize("length", [12, 14, 5])  # whole spans, whole spans + a part, less than one span
-def test_seed_warm_up_leaves_the_state_stepping_leaves(tower, length):
+def test_prompt_warm_up_leaves_the_state_stepping_leaves(tower, length):
     model, params = tower
     frames = jax.random.normal(jax.random.key(3), (2, length, 40))
     _, state = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, frames)

@@ -111,16 +111,16 @@ def invoke(*args):
 def test_run_page_shows_every_clip_with_player_figure_and_metrics(built):
     run_dir = built["run"]
     text = (run_dir / "report.html").read_text()
-    for wav in ("samples/epoch-001.wav", "samples/epoch-002.wav", "generated/best-2s.wav", "report/seed.wav"):
+    for wav in ("samples/epoch-001.wav", "samples/epoch-002.wav", "generated/best-2s.wav", "report/prompt.wav"):
         assert f'src="{wav}"' in text, wav
-    assert text.count("<audio ") >= 6  # seed, generated, 2 samples in the timeline and below, 2 summary picks
+    assert text.count("<audio ") >= 6  # prompt, generated, 2 samples in the timeline and below, 2 summary picks
     for png in ("report/training.png", "report/generated-best-2s.png", "report/sample-epoch-001.png",
-                "report/seed-seed.png"):
+                "report/prompt-prompt.png"):
         assert (run_dir / png).is_file() and f'src="{png}"' in text, png
     assert '<span class="flag warn">far_from_song</span>' in text and "no flags" in text
     for metric in ("frechet_ratio", "novelty", "pulse_ratio", "rhythm_similarity", "continuity_ratio"):
         assert f">{metric}</span>" in text, metric  # the generated clip was scored (no score was on disk)
-    assert "too short to score" in text  # the seed: T x F = 2,000 samples at 8 kHz
+    assert "too short to score" in text  # the prompt: T x F = 2,000 samples at 8 kHz
     assert 'id="missing"' not in text
     assert "http://" not in text and "https://" not in text  # works offline: no external URL at all
     scores = json.loads((run_dir / "report" / "clips.json").read_text())["clips"]
@@ -235,13 +235,13 @@ def test_a_run_with_no_clips_gets_a_page_that_says_what_is_missing(tmp_path, son
 
 def test_a_long_generated_clip_is_read_scored_and_drawn_on_its_last_part_only(run_dir, monkeypatch):
     """A streamed hour must not be loaded whole by the page: its length comes from the header, its last
-    SCORE_SECONDS are read, scored and drawn, and the page says so; a clip seeded from a file is compared with
+    SCORE_SECONDS are read, scored and drawn, and the page says so; a clip prompted from a file is compared with
     nothing in the song."""
     from framegen import generate
 
     monkeypatch.setattr(generate, "SCORE_SECONDS", 1.0)
     write(run_dir / "generated" / "long.wav", sine_song(3.0, freq=250))
-    view = report.collect_run(run_dir, clips={run_dir / "generated" / "long.wav": {"settings": {"seed_file": "x"}}})
+    view = report.collect_run(run_dir, clips={run_dir / "generated" / "long.wav": {"settings": {"prompt_file": "x"}}})
     (clip,) = [c for c in view.generated if c.path.name == "long.wav"]
     assert clip.seconds == 3.0 and clip.facts["scored and drawn"] == "its last 1 s" and clip.compare_start is None
     assert clip.metrics is not None and clip.figure.is_file()

@@ -46,8 +46,8 @@ def train(song_npz: str, out: str, args) -> None:
 
     from framegen import data
     from framegen.checkpoint import load_params
-    from framegen.data import stream_seeds
-    from framegen.generate import seed_start
+    from framegen.data import stream_prompts
+    from framegen.generate import prompt_start
     from framegen.model import build
     from framegen.stream import Inputs, continue_audio
     from framegen.train import train as train_run
@@ -64,10 +64,10 @@ def train(song_npz: str, out: str, args) -> None:
         res = train_run(cfg, run_dir, song)
         wall = time.perf_counter() - t0
         params = load_params(run_dir, cfg, "last")
-        start = seed_start(cfg, len(song), None, cfg.data.seq_len)
-        seeds, _ = stream_seeds(song, start, cfg.data.seq_len, cfg.data.frame_size, args.streams)
+        start = prompt_start(len(song), cfg, None, cfg.data.seq_len)
+        prompts, _ = stream_prompts(song, start, cfg.data.seq_len, cfg.data.frame_size, args.streams)
         y = continue_audio(Inputs(model=build(cfg.model, cfg.data.frame_size), params=params, cfg=cfg,
-                                  prompts=seeds), int(args.seconds * cfg.data.sample_rate))
+                                  prompts=prompts), int(args.seconds * cfg.data.sample_rate))
         clips[f"{precision}-seed{seed}"] = y
         row = {"precision": precision, "seed": seed, "steps": res.step, "wall_s": round(wall, 1),
                "compile_s": round(res.compile_seconds, 1), "backend": jax.default_backend(),

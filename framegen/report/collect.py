@@ -19,17 +19,17 @@ from framegen.config import CONFIG_FILE, RunConfig, load_config
 from framegen.errors import FramegenError
 
 REPORT_FILE = "report.html"
-ASSETS_DIR = "report"  # RUN/report/: the page's figures, the seed WAV and the scores of generated clips
+ASSETS_DIR = "report"  # RUN/report/: the page's figures, the prompt WAV and the scores of generated clips
 CLIPS_FILE = "clips.json"
 CLIPS_VERSION = 1
-SAMPLE_SEED_FRAMES = 50  # train.py warms its sample clips on min(T, 50) frames from the held-out tail's start
+SAMPLE_PROMPT_FRAMES = 50  # train.py warms its sample clips on min(T, 50) frames from the held-out tail's start
 
 
 @dataclass
 class Clip:
     """One WAV on a page, with what is known about it."""
 
-    kind: str  # "seed", "sample" or "generated"
+    kind: str  # "prompt", "sample" or "generated"
     title: str  # e.g. "epoch 3 sample", "best-10s.wav"
     path: Path  # the WAV
     seconds: float | None = None  # None when missing or unreadable
@@ -53,7 +53,7 @@ class RunView:
     config: dict  # config.json as stored (every field shown, even ones this version does not know)
     cfg: RunConfig
     rows: list[dict]
-    seed: Clip | None
+    prompt: Clip | None
     samples: list[Clip]
     generated: list[Clip]
     training_figure: Path | None
@@ -97,7 +97,7 @@ class _Songs:
 
         if not cfg.song or not Path(cfg.song).is_file():
             return None, None, (f"the run's song {cfg.song or '(none recorded)'} is missing: put it back at that path "
-                                f"to see the song's spectrograms, the seed, and scores of unscored clips")
+                                f"to see the song's spectrograms, the prompt, and scores of unscored clips")
         try:
             y, _ = audio.load_song(cfg.song, cfg.data.sample_rate)
         except FramegenError as e:
@@ -185,8 +185,8 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
             scores[_key(run_dir, path)] = {**_stamp(path), "evaluation": given.get("evaluation"),
                                            "settings": given.get("settings") or {}}
 
-    seed = _seed_clip(assets, song, n_train, cfg) if song is not None else None
-    samples = _sample_clips(run_dir, rows, n_train + min(t, SAMPLE_SEED_FRAMES) * f)
+    prompt = _prompt_clip(assets, song, n_train, cfg) if song is not None else None
+    samples = _sample_clips(run_dir, rows, n_train + min(t, SAMPLE_PROMPT_FRAMES) * f)
     generated = []
     paths = sorted((run_dir / "generated").glob("*.wav"))
     paths += [Path(k) for k in scores if os.path.isabs(k) and Path(k).is_file() and Path(k) not in paths]
@@ -196,7 +196,7 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
         generated.append(Clip("generated", path.name, path, facts=facts,
                               compare_start=_generated_start(cfg, song, n_train, settings)))
 
-    for clip in ([seed] if seed else []) + samples + generated:
+    for clip in ([prompt] if prompt else []) + samples + generated:
         _examine(clip, run_dir, assets, cfg, song, top, scores)
     _save_scores(assets, {k: v for k, v in scores.items() if (run_dir / k).is_file()})
 
@@ -223,15 +223,16 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
         missing.append(f"sample WAV(s) listed in metrics.jsonl are missing: {', '.join(gone)}")
     if not generated:
         missing.append(f"no generated clips yet: run 'framegen generate --run {run_dir} --seconds 30'")
-    return RunView(run_dir, config, cfg, rows, seed, samples, generated, training, missing)
+    return RunView(run_dir, config, cfg, rows, prompt, samples, generated, training, missing)
 
 
-def _seed_clip(assets: Path, song: np.ndarray, n_train: int, cfg: RunConfig) -> Clip:
-    """The seed generate warms on by default (T frames from the start of the held-out tail), as report/seed.wav."""
+def _prompt_clip(assets: Path, song: np.ndarray, n_train: int, cfg: RunConfig) -> Clip:
+    """The prompt generate warms on by default (T frames from the start of the held-out tail), as
+    report/prompt.wav."""
     rate, f, t = cfg.data.sample_rate, cfg.data.frame_size, cfg.data.seq_len
-    path = assets / "seed.wav"
+    path = assets / "prompt.wav"
     piece = song[n_train: n_train + t * f]
-    seed = Clip("seed", "seed", path, facts={"starts at": f"{n_train / rate:.2f} s",
+    prompt = Clip("prompt", "prompt", path, facts={"starts at": f"{n_train / rate:.2f} s",
                                              "length": f"{t} frames of {f} samples"},
                 compare_start=n_train + t * f)
     try:
@@ -240,8 +241,8 @@ def _seed_clip(assets: Path, song: np.ndarray, n_train: int, cfg: RunConfig) -> 
 
             audio.write_wav(path, piece, rate)
     except (OSError, FramegenError) as e:
-        seed.note = f"cannot write {path} ({getattr(e, 'strerror', None) or e})"
-    return seed
+        prompt.note = f"cannot write {path} ({getattr(e, 'strerror', None) or e})"
+    return prompt
 
 
 def _sample_clips(run_dir: Path, rows: list[dict], compare_start: int) -> list[Clip]:
@@ -271,20 +272,21 @@ def _sample_clips(run_dir: Path, rows: list[dict], compare_start: int) -> list[C
 
 
 def _generated_start(cfg: RunConfig, song, n_train: int, settings: dict) -> int | None:
-    """Song sample after the seed a generated clip continued: the default seed unless the settings say otherwise."""
+    """Song sample after the prompt a generated clip continued: the default prompt unless the settings say
+    otherwise."""
     f = cfg.data.frame_size
-    frames = settings.get("seed_frames") or cfg.data.seq_len
-    offset, stream, streams = settings.get("seed_offset"), settings.get("stream", 0), settings.get("streams", 1)
-    if settings.get("seed_file"):  # seeded from another file: nothing in the song follows it
+    frames = settings.get("prompt_frames") or cfg.data.seq_len
+    offset, stream, streams = settings.get("prompt_offset"), settings.get("stream", 0), settings.get("streams", 1)
+    if settings.get("prompt_file"):  # prompted from another file: nothing in the song follows it
         return None
     if song is None or (offset is None and streams == 1):
         return n_train + frames * f
     try:
-        from framegen.data import stream_seeds
-        from framegen.generate import seed_start
+        from framegen.data import stream_prompts
+        from framegen.generate import prompt_start
 
-        start = seed_start(cfg, len(song), offset, frames)
-        return int(stream_seeds(song, start, frames, f, streams)[1][stream]) + frames * f
+        start = prompt_start(len(song), cfg, offset, frames)
+        return int(stream_prompts(song, start, frames, f, streams)[1][stream]) + frames * f
     except (FramegenError, IndexError, ValueError):
         return n_train + frames * f
 
@@ -375,7 +377,7 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
     if _fresh(figure, clip.path) and _fresh(figure, run_dir / CONFIG_FILE):
         clip.figure = figure
         return
-    label = "song: the seed's real continuation" if clip.kind == "seed" else "song: what really follows the seed"
+    label = "song: the prompt's real continuation" if clip.kind == "prompt" else "song: what really follows the prompt"
     if stretch is not None and clip.compare_start is not None:
         label += f" ({clip.compare_start / rate:.1f}-{(clip.compare_start + len(stretch)) / rate:.1f} s)"
     try:

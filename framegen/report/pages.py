@@ -203,7 +203,7 @@ def _song_facts(view: RunView) -> list:
     state = "" if cfg.song and Path(cfg.song).is_file() else ' <span class="flag warn">missing</span>'
     return [("song", f'<span title="{_e(cfg.song)}">{_e(name)}</span>{state}'),
             ("length", f"{cfg.song_samples / rate:.1f} s at {rate:,} Hz ({cfg.song_samples:,} samples)"),
-            ("held out", f"the last {cfg.data.val_fraction:.0%} (validation, and the seeds below)")]
+            ("held out", f"the last {cfg.data.val_fraction:.0%} (validation, and the prompts below)")]
 
 
 def _model_facts(view: RunView) -> list:
@@ -216,7 +216,7 @@ def _model_facts(view: RunView) -> list:
                         f"per sequence ({d.frame_size * d.seq_len / rate:.2f} s)"),
              ("model", f"GRU {m.layers} x {m.hidden}; {_e(mode)}"),
              ("training", f"{t.epochs} epoch{'s' * (t.epochs != 1)} planned, batch {t.batch_size}, lr {t.lr:g}, "
-                          f"seed {t.seed}")]
+                          f"RNG seed {t.seed}")]
     rows = [r for r in view.rows if r.get("val_mse") is not None]
     if rows:
         last = rows[-1]
@@ -306,21 +306,21 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, back_to: Pat
     gen.append("</section>")
     body.append("\n".join(gen))
 
-    if view.seed is not None:
-        toc.append(("seed", "Seed"))
-        body.append('<section id="seed-section"><h2 id="seed">Seed</h2><p>What the model hears before it '
-                    'continues: the first T frames of the held-out tail, which training never saw (the default seed '
-                    'of <code>framegen generate</code>). The song after it, on the right of the figure, is what a '
-                    'perfect continuation would sound like. The seed is the song itself, so it scores as '
+    if view.prompt is not None:
+        toc.append(("prompt", "Prompt"))
+        body.append('<section id="prompt-section"><h2 id="prompt">Prompt</h2><p>What the model hears before it '
+                    'continues: the first T frames of the held-out tail, which training never saw (the default '
+                    'prompt of <code>framegen generate</code>). The song after it, on the right of the figure, is what '
+                    'a perfect continuation would sound like. The prompt is the song itself, so it scores as '
                     '<em>copying</em>; its other metrics show what real audio of this song scores.</p>'
-                    + _clip_block(view.seed, links, ids, docs, "clip-seed") + "</section>")
+                    + _clip_block(view.prompt, links, ids, docs, "clip-prompt") + "</section>")
 
     toc.append(("samples", f"Samples by epoch ({len(view.samples)})"))
     smp = ['<section id="samples"><h2>Samples by epoch</h2>']
     if not view.samples:
         smp.append("<p>No sample clips.</p>")
     else:
-        smp.append("<p>A clip generated at the end of each sampled epoch, from the same seed, so one can hear "
+        smp.append("<p>A clip generated at the end of each sampled epoch, from the same prompt, so one can hear "
                    "training progress from left to right.</p>")
         smp.append('<p><button type="button" class="playall" data-target="timeline">▶ Play all in order</button></p>')
         cards = []
