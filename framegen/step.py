@@ -1,9 +1,10 @@
 """The training step's pure core: optimizer, losses (MSE, VQ cross-entropy, scheduled sampling), the jitted step
 over a device mesh, and validation sums. No files, clocks or printing: the epoch loop in ``train`` drives these.
 
-State that changes (params, optimizer state, step) is one pytree passed into the jitted step and returned. The
-batch for step s is drawn from ``fold_in(seed, s)``, so the data order depends on the step alone: a resumed run
-sees exactly the batches an uninterrupted one would.
+State that changes (params, optimizer state, step) is one pytree passed into the jitted step and returned. Every
+random draw of a run comes from one root key, split once by purpose (``run_keys``); the batch for step s is drawn
+from ``fold_in(keys["steps"], s)``, so the data order depends on the step alone: a resumed run sees exactly the
+batches an uninterrupted one would.
 """
 
 import math
@@ -21,6 +22,14 @@ from framegen.errors import UsageError
 from framegen.model import build, init_params
 
 VAL_CHUNK = 64  # validation examples per jitted call: one compile, bounded memory
+KEY_PURPOSES = ("init", "steps", "codebook", "samples")
+
+
+def run_keys(seed: int) -> dict:
+    """The run's PRNG keys, one per purpose, split once from the root key of its RNG ``seed``: parameter init, the
+    training steps (each folds in its step number), the codebook's k-means and the sample clips; no two purposes
+    share randomness, and each is the same on every resume."""
+    return dict(zip(KEY_PURPOSES, jax.random.split(jax.random.key(seed), len(KEY_PURPOSES)), strict=True))
 
 
 def make_optimizer(cfg: RunConfig, total_steps: int):
@@ -41,7 +50,7 @@ def total_steps(cfg: RunConfig, steps_per_epoch: int) -> int:
 def init_state(cfg: RunConfig, total_steps: int) -> dict:
     """The training state pytree: {"params", "opt_state", "step"}."""
     model = build(cfg.model, cfg.data.frame_size)
-    params = init_params(model, jax.random.key(cfg.train.seed))
+    params = init_params(model, run_keys(cfg.train.seed)["init"])
     opt_state = make_optimizer(cfg, total_steps).init(params)
     return {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
 
@@ -117,7 +126,7 @@ def make_train_step(cfg: RunConfig, split: data.Split, total_steps: int, devices
     by_example = NamedSharding(mesh, PartitionSpec(None, "data"))  # examples (T+1, B, F): split along B
     model = build(cfg.model, cfg.data.frame_size)
     optimizer = make_optimizer(cfg, total_steps)
-    base_key = jax.random.key(cfg.train.seed + 1)
+    base_key = run_keys(cfg.train.seed)["steps"]
     if cfg.model.output == "vq" and cfg.train.feedback_prob > 0:
         raise UsageError("--feedback-prob is for --output mse only (VQ feeds back sampled frames at generation); "
                          "use --input-noise to make a VQ model robust")

@@ -31,6 +31,7 @@ from framegen.step import (  # noqa: F401 - re-exported: the training API
     make_train_step,
     mse_loss,
     replicate,
+    run_keys,
     scheduled_sampling,
     total_steps,
     validate,
@@ -172,7 +173,7 @@ def write_sample(run: _Run, params, epoch: int) -> dict:
     prompt = data.prompt_of(run.song_norm, run.split.n_train, min(cfg.data.seq_len, 50), cfg.data.frame_size)
     clip = continue_audio(Inputs(model=run.model, params=params, cfg=cfg, prompts=prompt[None],
                                  prompt_starts=run.split.n_train, grid=run.grid, emission=run.emission,
-                                 units=run.units, key=jax.random.key(cfg.train.seed),
+                                 units=run.units, key=run_keys(cfg.train.seed)["samples"],
                                  crossfade_ms=cfg.train.crossfade_ms), n)[0]
     if not np.all(np.isfinite(clip)):
         return {}
@@ -329,8 +330,8 @@ def _codebook(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, split: data.
         cb = vq.codebook_for(run_dir, cfg)
     else:
         t_fit = time.monotonic()
-        cb = vq.fit(song_norm, split.n_train, frame_size=cfg.data.frame_size, k=m.codebook, seed=cfg.train.seed,
-                    kind=m.codebook_kind)
+        cb = vq.fit(song_norm, split.n_train, frame_size=cfg.data.frame_size, k=m.codebook,
+                    key=run_keys(cfg.train.seed)["codebook"], kind=m.codebook_kind)
         vq.save(run_dir, cb)
         reporter.message(f"fitted a {m.codebook_kind} codebook of {m.codebook} codes in "
                          f"{time.monotonic() - t_fit:.1f} s ({int((cb.counts == 0).sum())} unused)")

@@ -172,7 +172,7 @@ def _distances_to(song, offsets, centroids, *, frame_size: int, gain_shape: bool
     return _sq_distances(unit(x) if gain_shape else x, centroids)
 
 
-def fit(song_norm: np.ndarray, n_train: int, *, frame_size: int, k: int, seed: int = 0, kind: str = "gain-shape",
+def fit(song_norm: np.ndarray, n_train: int, *, frame_size: int, k: int, key=None, kind: str = "gain-shape",
         iters: int | None = None, batch: int = BATCH, exemplars: int = EXEMPLARS) -> Codebook:
     """Fit a K-code codebook on the training part ``song_norm[:n_train]``, frames at every sample offset.
 
@@ -180,7 +180,7 @@ def fit(song_norm: np.ndarray, n_train: int, *, frame_size: int, k: int, seed: i
     to the host and run single-threaded; this is ~60 lines and jits into one loop). Each iteration draws ``batch``
     frames at random offsets (every offset, so the codes cover every phase the model is trained on), assigns them
     with one matmul and moves each centre to the running mean of its frames. The iteration count depends on K alone
-    and the PRNG key on ``seed``, so a fit is deterministic. A grid of frames is then assigned once for each code's
+    and the draws on the PRNG ``key`` (default ``jax.random.key(0)``), so a fit is deterministic. A grid of frames is then assigned once for each code's
     exemplars (real frames) and gain (members' mean RMS). Work is ~iters x batch x K x F multiply-adds: ~10 s for
     K=512 and ~40 s for K=4096 at F=800 on a busy 2-core CPU.
     """
@@ -193,7 +193,8 @@ def fit(song_norm: np.ndarray, n_train: int, *, frame_size: int, k: int, seed: i
                          f"training part: pass a smaller --codebook")
     song = jnp.asarray(song_norm[:n_train], jnp.float32)
     iters = n_iterations(k, batch) if iters is None else iters
-    centroids = _kmeans(song, max_start, jax.random.key(seed), frame_size=frame_size, k=k, iters=iters, batch=batch,
+    key = jax.random.key(0) if key is None else key
+    centroids = _kmeans(song, max_start, key, frame_size=frame_size, k=k, iters=iters, batch=batch,
                         gain_shape=gain_shape)
 
     m = min(max_start + 1, max(GRID_PER_CENTRE * k, 8192))

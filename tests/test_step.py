@@ -1,4 +1,5 @@
-"""framegen.step: the losses (MSE, scheduled sampling, input noise, VQ cross-entropy) against their definitions."""
+"""framegen.step: the losses (MSE, scheduled sampling, input noise, VQ cross-entropy) against their definitions, and
+the run's keys."""
 
 import math
 from dataclasses import replace
@@ -12,7 +13,7 @@ from framegen import vq
 from framegen.data import inputs_targets
 from framegen.errors import UsageError
 from framegen.model import FrameGRU, init_params
-from framegen.step import mse_loss, scheduled_sampling
+from framegen.step import KEY_PURPOSES, mse_loss, run_keys, scheduled_sampling
 from tests.conftest import tiny_config
 
 F = 40
@@ -146,3 +147,10 @@ def test_one_bf16_step_matches_fp32_loss_and_gradients():
         a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
         assert a.dtype == b.dtype and np.linalg.norm(a - b) < 0.03 * np.linalg.norm(b), path
         assert a @ b > 0.999 * np.linalg.norm(a) * np.linalg.norm(b), path
+
+
+def test_each_purpose_of_a_run_draws_from_its_own_key_and_the_same_one_on_resume():
+    bits = {p: np.asarray(jax.random.key_data(k)).tobytes() for p, k in run_keys(0).items()}
+    assert tuple(bits) == KEY_PURPOSES and len(set(bits.values())) == len(KEY_PURPOSES)
+    assert {p: np.asarray(jax.random.key_data(k)).tobytes() for p, k in run_keys(0).items()} == bits
+    assert np.asarray(jax.random.key_data(run_keys(1)["init"])).tobytes() != bits["init"]

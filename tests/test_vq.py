@@ -39,7 +39,7 @@ def test_encode_is_the_nearest_centroid():
 def test_plain_fit_finds_each_level_and_gain_shape_merges_levels_of_one_sign():
     song = _levels_song()
     n_train = len(song)
-    plain = vq.fit(song, n_train, frame_size=F, k=3, seed=0, kind="plain", **FAST)
+    plain = vq.fit(song, n_train, frame_size=F, k=3, kind="plain", **FAST)
     means = np.sort(plain.centroids.mean(axis=1))
     np.testing.assert_allclose(means, sorted(LEVELS), atol=0.15)
     codes = [int(vq.encode(jnp.full((F,), lv), jnp.asarray(plain.centroids))) for lv in LEVELS]
@@ -47,7 +47,7 @@ def test_plain_fit_finds_each_level_and_gain_shape_merges_levels_of_one_sign():
     for lv, code in zip(LEVELS, codes):
         assert plain.gains[code] == pytest.approx(abs(lv), rel=0.1)
 
-    shape = vq.fit(song, n_train, frame_size=F, k=2, seed=0, kind="gain-shape", **FAST)
+    shape = vq.fit(song, n_train, frame_size=F, k=2, kind="gain-shape", **FAST)
     np.testing.assert_allclose(np.linalg.norm(shape.centroids, axis=1), 1.0, atol=1e-5)
     up, up3, down = (int(vq.encode(jnp.full((F,), lv), jnp.asarray(shape.centroids), True)) for lv in LEVELS)
     assert up == up3 != down
@@ -57,14 +57,14 @@ def test_plain_fit_finds_each_level_and_gain_shape_merges_levels_of_one_sign():
 
 
 @pytest.mark.slow
-def test_fit_is_deterministic_by_seed_and_exemplars_are_real_training_frames_of_their_code():
+def test_fit_is_deterministic_by_key_and_exemplars_are_real_training_frames_of_their_code():
     rng = np.random.default_rng(1)
     song = np.cumsum(rng.normal(size=30_000)).astype(np.float32)
     song = (song - song.mean()) / song.std()
     n_train = 25_000
-    a = vq.fit(song, n_train, frame_size=F, k=12, seed=3, **FAST)
-    b = vq.fit(song, n_train, frame_size=F, k=12, seed=3, **FAST)
-    c = vq.fit(song, n_train, frame_size=F, k=12, seed=4, **FAST)
+    a = vq.fit(song, n_train, frame_size=F, k=12, key=jax.random.key(3), **FAST)
+    b = vq.fit(song, n_train, frame_size=F, k=12, key=jax.random.key(3), **FAST)
+    c = vq.fit(song, n_train, frame_size=F, k=12, key=jax.random.key(4), **FAST)
     for x, y in zip((a.centroids, a.gains, a.exemplar_offsets), (b.centroids, b.gains, b.exemplar_offsets)):
         np.testing.assert_array_equal(x, y)
     assert not np.allclose(a.centroids, c.centroids)

@@ -23,7 +23,7 @@ def main(song_path):
             times = []
             for _ in range(2):
                 t = time.monotonic()
-                cb = vq.fit(song, n_train, frame_size=800, k=k, seed=0, kind=kind)
+                cb = vq.fit(song, n_train, frame_size=800, k=k, kind=kind)
                 times.append(time.monotonic() - t)
             print(f"| {k} | {kind} | {vq.n_iterations(k)} x {vq.BATCH} | {times[0]:.1f} | {times[1]:.1f} | "
                   f"{int(np.sum(cb.counts == 0))} |")

@@ -31,7 +31,7 @@ def main(song_path, ks):
     for k in ks:
         for kind in vq.KINDS:
             t = time.monotonic()
-            cb = vq.fit(song, n_train, frame_size=F, k=k, seed=0, kind=kind)
+            cb = vq.fit(song, n_train, frame_size=F, k=k, kind=kind)
             fit_s = time.monotonic() - t
             codes = np.asarray(vq.encode(jnp.asarray(tail), jnp.asarray(cb.centroids), cb.gain_shape))
             for emit in vq.EMITS:
