@@ -16,7 +16,8 @@ import click
 
 from framegen import __version__
 from framegen.config import (CHECKPOINTS, CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, FRAME_RANGE, HIDDEN_RANGE, OUTPUTS,
-                             PRECISIONS, SEQ_RANGE, TRAIN_CLOCK, VQ_CROSSFADE_MS, VQ_EMITS, VQ_HOLD, VQ_MAX_RUN_S,
+                             PRECISIONS, SEQ_RANGE, TRAIN_CLOCK, CROSSFADE_MS, SELECT_HOLD, SELECT_MAX_RUN_S, SELECTS,
+                             VQ_EMITS,
                              DataConfig, GenerateConfig, ModelConfig, RunConfig, TrainConfig, parse_duration)
 from framegen.display import RichReporter, RichSweepDisplay
 from framegen.errors import FramegenError, UsageError
@@ -109,7 +110,8 @@ _TRAINING = (
          "bf16-capable CPUs. Saved in the run."),
     _Opt(("--crossfade", "crossfade_ms"), float, None,
          f"Smooth frame borders of sample clips over this many ms, and generate's default (0: off). Default: "
-         f"{VQ_CROSSFADE_MS:g} for --output vq (exemplars are overlap-added with their real surroundings), 0 for mse.",
+         f"{CROSSFADE_MS:g} when generation plays real frames (they are overlap-added with their real surroundings), "
+         f"0 for --output mse --select off.",
          "Smooth frame borders of sample clips over this many ms (default: the experiment file's, else 0: off)."),
     _Opt(("--clock",), click.Choice(CLOCKS), TRAIN_CLOCK,
          "Beat clock: every input frame also reads the song's beat and bar phase (tracked once), continued at the "
@@ -120,14 +122,18 @@ _TRAINING = (
          "their product. Default: none (one tier)."),
     _Opt(("--tier-hidden",), int, None, f"GRU units per layer of each tier (default {_M.tier_hidden})."),
     _Opt(("--tier-layers",), int, None, f"GRU layers per tier (default {_M.tier_layers})."),
+    _Opt(("--select",), click.Choice(SELECTS), None,
+         "generate's default: play real stretches of the song chosen by the model (model), by uniform scores "
+         "(uniform: the baseline), or feed predictions back (off). Default: model.",
+         "unit selection of sample clips (default: the experiment file's, else model)."),
     _Opt(("--hold",), float, None,
-         f"vq unit selection: weight of the frame that followed the previous one in the song against any other "
-         f"candidate (generate's default; {VQ_HOLD:g} for --output vq, else 0).",
-         "vq unit selection: weight of the continuation (default: the experiment file's, else 0)."),
+         f"unit selection: weight of the continuation of what plays against a jump (generate's default; "
+         f"{SELECT_HOLD:g}: the model's scores alone decide; 0 with --output mse --select off).",
+         "unit selection: weight of the continuation (default: the experiment file's, else 0)."),
     _Opt(("--max-run", "max_run_s"), float, None,
-         f"vq unit selection: longest run of contiguous song audio in seconds before a jump is forced (0: off; "
-         f"generate's default; {VQ_MAX_RUN_S:g} for --output vq).",
-         "vq unit selection: longest contiguous run, seconds (default: the experiment file's, else 0: off)."),
+         f"unit selection: longest stretch of the song played as it is, seconds, before a jump is forced "
+         f"(generate's default; {SELECT_MAX_RUN_S:g}).",
+         "unit selection: longest stretch played as it is, seconds (default: the experiment file's, else 0)."),
 )
 
 
@@ -300,14 +306,19 @@ class _Duration(click.ParamType):
 @click.option("--sample-seed", type=int, default=_G.sample_seed, show_default=True,
               help="VQ runs: RNG seed of the code sampling.")
 @click.option("--no-score", is_flag=True, help="Do not score what was written against the song.")
+@click.option("--select", type=click.Choice(SELECTS), default=None,
+              help="model: play real stretches of the song, jumping on the beat to where the model's prediction "
+                   "after what was played matches its prediction from that place's own past; uniform: the same "
+                   "with every candidate alike (the baseline); off: feed the model's predictions back (MSE) or "
+                   "play its sampled codes' exemplars (VQ). Default: the run's (model).")
 @click.option("--hold", type=float, default=None,
-              help="VQ runs, unit selection: weight of the continuation of the previous frame (default: the run's).")
+              help="Unit selection: weight of the continuation of what plays against a jump (default: the run's).")
 @click.option("--max-run", "max_run_s", type=float, default=None,
-              help="VQ runs, unit selection: longest contiguous run of song audio, seconds (default: the run's).")
+              help="Unit selection: longest stretch of the song played as it is, seconds (default: the run's).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Matmul precision of generation (default: the run's, the one it was trained in).")
 def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prompt_frames, out, overwrite, streams,
-             temperature, top_k, vq_emit, crossfade_ms, sample_seed, no_score, hold, max_run_s, precision):
+             temperature, top_k, vq_emit, crossfade_ms, sample_seed, no_score, select, hold, max_run_s, precision):
     """Continue the song: warm the model on a prompt from it (or from your own --prompt-file), feed predictions back,
     write a 16-bit WAV.
 
@@ -336,7 +347,8 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
         written = gen(run_dir, seconds=seconds, checkpoint_kind=checkpoint_kind, prompt_offset=prompt_offset,
                       prompt_frames=prompt_frames, prompt_file=prompt_file, out=out, overwrite=overwrite,
                       streams=streams, temperature=temperature, top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms,
-                      sample_seed=sample_seed, score=not no_score, hold=hold, max_run_s=max_run_s, precision=precision,
+                      sample_seed=sample_seed, score=not no_score, select=select, hold=hold, max_run_s=max_run_s,
+                      precision=precision,
                       progress=bar)
     finally:
         bar.close()
@@ -356,8 +368,8 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
                                       prompt_frames=prompt_frames,
                                       prompt_file=str(prompt_file) if prompt_file else None,
                                       temperature=temperature, top_k=top_k, vq_emit=vq_emit,
-                                      crossfade_ms=crossfade_ms, sample_seed=sample_seed, hold=hold,
-                                      max_run_s=max_run_s).items() if v is not None}
+                                      crossfade_ms=crossfade_ms, sample_seed=sample_seed, select=select,
+                                      hold=hold, max_run_s=max_run_s).items() if v is not None}
     _write_report(run_dir, clips={g.path: {"evaluation": g.evaluation.to_dict() if g.evaluation else None,
                                            "settings": {**settings, "stream": i, "streams": len(written)}}
                                   for i, g in enumerate(written)})

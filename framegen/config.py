@@ -27,10 +27,14 @@ CODEBOOK_KINDS = ("gain-shape", "plain")  # the same as framegen.vq.KINDS (confi
 VQ_EMITS = ("exemplar", "centroid", "scaled")
 CLOCKS = ("auto", "beat", "none")  # a run stores beat or none: "auto" is resolved from the song's pulse
 TRAIN_CLOCK = "auto"  # `framegen train`'s default clock (ModelConfig.clock stays "none": runs from before the clock)
-# VQ unit selection defaults of `train --output vq` (measured in experiments/quality/rhythm.md)
-VQ_CROSSFADE_MS = 25.0  # removes the seam clicks exemplars leave (experiments/quality/README.md)
-VQ_HOLD = 100.0
-VQ_MAX_RUN_S = 1.0
+CROSSFADE_MS = 25.0  # removes the seam clicks real frames leave (experiments/quality/README.md)
+# Unit selection (framegen.units), generate's defaults; measured in experiments/quality/select.md
+SELECTS = ("model", "uniform", "off")  # "off": free-running feedback (MSE) or sampled codes' exemplars (VQ)
+SELECT_HOLD = 1.0  # the continuation's weight against a jump: 1 = none, the model's scores alone decide
+SELECT_MAX_RUN_S = 8.0  # the longest stretch of the song played as it is before a jump is forced
+CONTEXT = 5.0  # nats of the continuation's lead per nat of the model's KL: higher follows it more closely
+HAZARD = 4.0  # nats of lead the continuation loses over a whole max_run: later in a stretch, jumps come easier
+STEADY_BEAT_S = 0.5  # where a run without a beat clock may jump: a steady grid of this period
 MAX_TIERS = 4
 TIER_RATIO_RANGE = (2, 64)  # SampleRNN's frame tiers span 2-16x the tier below; 64 frames of 400 is 1.6 s
 TIER_HIDDEN_RANGE = (16, 1024)  # a tier steps once per R frames, so it can afford more (or fewer) units
@@ -169,8 +173,10 @@ class TrainConfig:
     feedback_prob: float = 0.0  # scheduled sampling: share of inputs replaced by the model's own prediction
     input_noise: float = 0.0  # std of Gaussian noise added to input frames (in units of the song's std)
     crossfade_ms: float = 0.0  # seam smoothing of sample clips, and generate's default --crossfade (0: off)
-    # VQ unit selection (framegen.units), generate's defaults: how much more likely the frame that followed the
-    # previous one in the song is than any other candidate, and how long (s) such a run of real audio may last
+    # Unit selection (framegen.units), generate's defaults: real song frames chosen by the model ("model"), by
+    # uniform scores ("uniform", the baseline), or none ("off"); the continuation's weight against a jump, and how
+    # long (s) a stretch of the song may play as it is
+    select: str = "model"
     hold: float = 0.0
     max_run_s: float = 0.0
 
@@ -193,6 +199,8 @@ class TrainConfig:
             raise UsageError(f"--feedback-prob must be in [0, 1], got {self.feedback_prob}")
         _check_at_least("--input-noise", self.input_noise, 0)
         _check_at_least("--crossfade", self.crossfade_ms, 0, " milliseconds")
+        if self.select not in SELECTS:
+            raise UsageError(f"unknown --select {self.select!r}: pass one of {', '.join(SELECTS)}")
         _check_at_least("--hold", self.hold, 0)
         _check_at_least("--max-run", self.max_run_s, 0, " seconds")
 
@@ -225,10 +233,13 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
         d.pop("config_version", None)
+        model = ModelConfig(**{"precision": "fp32", **d.pop("model")})  # runs before --precision were fp32
+        # runs before unit selection covered both modes: MSE ones fed their predictions back, VQ ones selected
+        old_select = "off" if model.output == "mse" else "model"
         return cls(
             data=DataConfig(**d.pop("data")),
-            model=ModelConfig(**{"precision": "fp32", **d.pop("model")}),  # runs before --precision were fp32
-            train=TrainConfig(**d.pop("train")),
+            model=model,
+            train=TrainConfig(**{"select": old_select, **d.pop("train")}),
             norm=Norm(**d.pop("norm")),
             **d,
         )
@@ -238,14 +249,15 @@ class RunConfig:
         """A run's config from flat options, named as the ``framegen train`` flags with underscores (``frame_size``,
         ``hidden``, ``epochs``, ``crossfade_ms``, ...); a missing or None option takes its default.
 
-        The one place where settings that depend on others are decided: the crossfade and unit selection (hold,
-        max_run_s) default to ``VQ_CROSSFADE_MS``, ``VQ_HOLD``, ``VQ_MAX_RUN_S`` for VQ runs and to 0 (off) for
-        MSE runs. Ranges are checked by the config classes.
+        The one place where settings that depend on others are decided: when generation plays real frames (unit
+        selection, the default, or VQ exemplars) the crossfade and unit selection (hold, max_run_s) default to
+        ``CROSSFADE_MS``, ``SELECT_HOLD``, ``SELECT_MAX_RUN_S``; an MSE run with ``select="off"`` feeds its own
+        predictions back and defaults them to 0 (off). Ranges are checked by the config classes.
         """
         given = _given(options)
-        vq = given.get("output", ModelConfig.output) == "vq"
-        for name, vq_default in (("crossfade_ms", VQ_CROSSFADE_MS), ("hold", VQ_HOLD), ("max_run_s", VQ_MAX_RUN_S)):
-            given.setdefault(name, vq_default if vq else 0.0)
+        real = given.get("output", ModelConfig.output) == "vq" or given.get("select", TrainConfig.select) != "off"
+        for name, default in (("crossfade_ms", CROSSFADE_MS), ("hold", SELECT_HOLD), ("max_run_s", SELECT_MAX_RUN_S)):
+            given.setdefault(name, default if real else 0.0)
         by = _by_section(given)
         return cls(data=DataConfig(**by["data"]), model=ModelConfig(**by["model"]), train=TrainConfig(**by["train"]))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from framegen import audio, checkpoint, clock, units, vq
+from framegen import audio, checkpoint, clock, songpath, units, vq
 from framegen.config import GenerateConfig, RunConfig, load_config
 from framegen.data import split_song, stream_prompts
 from framegen.errors import AudioError, Interrupted, RunError, UsageError
@@ -126,7 +126,7 @@ def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateCon
     emission = vq.emission(cb, song, cfg.model.vq_emit) if cb is not None else None
     return Inputs(model=build(cfg.model, f), params=params, cfg=cfg, prompts=prompts, prompt_starts=starts,
                   prompt_source=source, grid=prompt_grid, emission=emission,
-                  units=units.units_for(run_dir, cfg, song, grid, cb), key=jax.random.key(opts.sample_seed),
+                  units=units.units_for(run_dir, cfg, song, grid), key=jax.random.key(opts.sample_seed),
                   temperature=opts.temperature, top_k=opts.top_k, crossfade_ms=cfg.train.crossfade_ms, song=song)
 
 
@@ -176,6 +176,7 @@ def generate(
     crossfade_ms: float | None = None,
     sample_seed: int = GenerateConfig.sample_seed,
     score: bool = True,
+    select: str | None = None,
     hold: float | None = None,
     max_run_s: float | None = None,
     precision: str | None = None,
@@ -188,8 +189,10 @@ def generate(
     ``prompt_file`` (any audio file: resampled to the run's rate and normalised with the run's constants; by default
     its last frames).
     VQ runs sample codes at ``temperature`` among the ``top_k`` likeliest (0: all) from ``sample_seed``.
-    ``vq_emit``, ``crossfade_ms``, ``hold``, ``max_run_s`` and ``precision`` (fp32, bf16, auto) override the run's
-    settings (default: the ones it was trained with).
+    ``vq_emit``, ``crossfade_ms``, ``select`` (unit selection: "model", "uniform" or "off"), ``hold``, ``max_run_s``
+    and ``precision`` (fp32, bf16, auto) override the run's settings (default: the ones it was trained with). When
+    the frames played are the song's own (unit selection, exemplars) their song offsets are saved beside each WAV
+    (``framegen.songpath``: ``x.path.npz``).
 
     The audio is streamed (``stream_audio``) into ``<out>.partial.wav`` a chunk at a time, so memory does not grow
     with ``seconds``, and renamed to ``out`` when complete: an earlier file at ``out`` is never half-replaced.
@@ -203,7 +206,7 @@ def generate(
                           prompt_frames=prompt_frames, prompt_file=prompt_file, temperature=temperature, top_k=top_k,
                           sample_seed=sample_seed)
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir).with_options(vq_emit=vq_emit, crossfade_ms=crossfade_ms, hold=hold,
+    cfg = load_config(run_dir).with_options(vq_emit=vq_emit, crossfade_ms=crossfade_ms, select=select, hold=hold,
                                             max_run_s=max_run_s, precision=precision)
     rate = cfg.data.sample_rate
     n_samples = int(round(seconds * rate))
@@ -217,7 +220,8 @@ def generate(
             raise RunError(f"{p} already exists: pass --overwrite to replace it, or choose another --out")
 
     inputs = inputs_for(run_dir, cfg, opts)
-    pieces = stream_audio(inputs, n_samples, chunk_frames=chunk_frames)
+    played = []  # each chunk's song offsets of the frames played (S, m), when they are the song's frames
+    pieces = stream_audio(inputs, n_samples, chunk_frames=chunk_frames, sources_out=played)
     partials = [partial_path(p) for p in paths]
     keep = int(SCORE_SECONDS * rate) if score else 0
     tails = [np.zeros(0, np.float32) for _ in paths]  # the last ``keep`` samples of each stream, to score
@@ -257,6 +261,12 @@ def generate(
         if p.exists() and not overwrite:  # appeared while generating
             raise RunError(f"{p} appeared while generating: the new audio is kept in {part}")
         os.replace(part, p)
+    if played:  # the path through the song, beside each WAV
+        positions = np.concatenate(played, axis=1)
+        starts = np.broadcast_to(np.asarray(inputs.prompt_starts), (streams,))
+        for i, p in enumerate(paths):
+            songpath.save(p, songpath.SongPath(positions=positions[i], frame_size=cfg.data.frame_size,
+                                               sample_rate=rate, prompt_start=-1 if prompt_file else int(starts[i])))
     written = []
     raw = audio.denormalise(inputs.song, cfg.norm) if score else None
     for p, tail, e in zip(paths, tails, energy):

@@ -21,7 +21,7 @@ from framegen.errors import RunError
 from framegen.model import FrameGRU
 from framegen.rollout import MIN_SCAN, rollout_chunk, rollout_start, rollout_vq_chunk, rollout_vq_start
 from framegen.seams import OverlapAdd, SeamSmoother, Unsmoothed, cut_around
-from framegen.units import Units, bars_in, units_chunk, units_start
+from framegen.units import Units, bars_in, boundaries, own_at, predictive, units_chunk, units_start
 
 # Frames of one streamed chunk are chosen so a chunk holds about this many samples per stream (65 s at 16 kHz, 4 MB
 # of float32): memory stays that of one chunk whatever --seconds is, and one compiled call per chunk costs nothing
@@ -108,7 +108,7 @@ def _smoother(inp: Inputs, p: _Prompt, real_frames: bool):
         last = p.starts + (p.frames.shape[1] - 1) * f
         # a prompt from another file: its last frame with its own surroundings there
         lead = None if inp.prompt_source is None else cut_around(inp.prompt_source, last, f, width)
-        return OverlapAdd(inp.emission.song, last, f, width, lead)
+        return OverlapAdd(inp.units.song if inp.units is not None else inp.emission.song, last, f, width, lead)
     return SeamSmoother(np.asarray(p.frames[:, -1]), f, max(1, width // 2))
 
 
@@ -151,19 +151,29 @@ def _vq_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iter
 
 
 def _unit_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
-    units, emission, f = inp.units, inp.emission, inp.cfg.data.frame_size
-    beats = None if units.beats is None else jnp.asarray(units.beats, jnp.float32)
-    n_bars = bars_in(units.beats, units.n_train, f) if units.beats is not None else 0
-    consts = (jnp.asarray(units.song, jnp.float32), jnp.asarray(units.codes), jnp.asarray(emission.offsets, jnp.int32),
-              beats)
+    """Unit selection, in either mode: real song frames; the output's beat comes from the run's clock, or from a
+    steady grid (``units.beats``) for a run without one."""
+    units, f = inp.units, inp.cfg.data.frame_size
+    grid = inp.grid if inp.grid is not None else clock.BeatGrid(units.beats, inp.cfg.data.sample_rate)
+    start = clock.continued(grid, p.after, 2, f)
+    per_frame = start[:, 1] - start[:, 0]  # (S,) beats per frame
+    own = jnp.zeros((len(units.beats), inp.model.out_dim), jnp.float32)
+    if units.score == "model":  # the model's prediction at each of the song's beats from its own past
+        own = predictive(own_at(inp.model, inp.params, units.song, units.n_train, units.beats, units.stride,
+                                beats=units.beats if inp.cfg.model.clock == "beat" else None), units.vq)
+    consts = (jnp.asarray(units.song, jnp.float32), own, jnp.asarray(units.beats, jnp.float32))
+    static = dict(n_frames=c, stride=units.stride, n_train=units.n_train,
+                  n_bars=bars_in(units.beats, units.n_train, f), temperature=float(inp.temperature),
+                  hold=float(units.hold), max_run=int(units.max_run), context_weight=float(units.context),
+                  hazard=float(units.hazard), sigma2=float(units.sigma2), vq_mode=units.vq,
+                  uniform=units.score == "uniform")
     carry = units_start(inp.model, inp.params, p.frames, p.clock, _first_prev(inp, p), _key(inp))
     done = 0
     while done < n_frames:
-        pos, cin = clock_at(done, c)
+        pos, cin = _clock_inputs(grid, p.after, done, c, f)
         carry, positions, frames = units_chunk(
-            inp.model, inp.params, carry, jnp.asarray(pos), cin, *consts, n_frames=c, stride=units.stride,
-            n_train=units.n_train, n_bars=n_bars, temperature=float(inp.temperature), top_k=int(inp.top_k),
-            hold=float(units.hold), max_run=int(units.max_run))
+            inp.model, inp.params, carry, jnp.asarray(pos), jnp.asarray(cin) if inp.cfg.model.clock == "beat" else None,
+            jnp.asarray(boundaries(pos, per_frame)), *consts, **static)
         m = min(c, n_frames - done)
         done += m
         yield np.asarray(frames)[:, :m], np.asarray(positions, np.int64)[:, :m], done == n_frames
@@ -194,15 +204,18 @@ PATHS = {
 
 
 def path_of(inp: Inputs) -> str:
-    """The generation path of ``inp``: "mse" for MSE runs; for VQ runs "units" with unit selection, else "vq"."""
+    """The generation path of ``inp``: "units" with unit selection (either mode); else "mse" or "vq"."""
+    if inp.units is not None:
+        return "units"
     if inp.cfg.model.output != "vq":
         return "mse"
     if inp.emission is None:
         raise RunError("a VQ run needs its codebook's emission to generate")
-    return "vq" if inp.units is None else "units"
+    return "vq"
 
 
-def stream_audio(inp: Inputs, n_samples: int, *, chunk_frames: int | None = None) -> Iterator[np.ndarray]:
+def stream_audio(inp: Inputs, n_samples: int, *, chunk_frames: int | None = None,
+                 sources_out: list | None = None) -> Iterator[np.ndarray]:
     """(streams, n_samples) denormalised audio continuing ``inp.prompts``, yielded in pieces (streams, k) of
     ``chunk_frames`` frames (default about ``CHUNK_SAMPLES`` samples), so memory holds one chunk whatever
     ``n_samples`` is. The frames fed back to the model are never changed, only the audio.
@@ -211,7 +224,8 @@ def stream_audio(inp: Inputs, n_samples: int, *, chunk_frames: int | None = None
     recompiles; the last chunk's frames past the end are dropped), carrying the GRU state, the PRNG key, the clock
     and unit selection's previous frame and run length between chunks; the clock's inputs are computed a chunk at
     a time, and the seam ramp and the overlap-add continue across chunk borders: any chunk length gives the same
-    audio, bit for bit on CPU (tests/test_stream.py).
+    audio, bit for bit on CPU (tests/test_stream.py). ``sources_out``, when given, collects each chunk's song
+    offsets (S, m) of the frames played, when they are frames of the song (unit selection, exemplars).
     """
     f = inp.cfg.data.frame_size
     n_frames = -(-n_samples // f)
@@ -228,6 +242,8 @@ def stream_audio(inp: Inputs, n_samples: int, *, chunk_frames: int | None = None
     smoother = _smoother(inp, p, path.real(inp))
     left = n_samples
     for frames, sources, last in path.chunks(inp, p, n_frames, c, clock_at):
+        if sources_out is not None and sources is not None:
+            sources_out.append(sources)
         y = smoother.push(frames.reshape(inp.streams, -1), sources, last)[:, :left]
         left -= y.shape[1]
         if y.shape[1]:

@@ -1,9 +1,14 @@
-"""Unit selection for VQ generation: which real frame of the song's training part plays next.
+"""Unit selection: which stretch of the song's training part plays next, chosen by the model.
 
-The model's logits score candidate frames by their codes; the frame that followed the previous one in the song
-(its continuation) is preferred by ``hold`` for at most ``max_run`` frames, so notes are held and attacks keep
-their shape while the output stays new. With a beat clock the candidates are the frames at the clock's bar phase in
-every bar of the song (jumps land on the beat); without one they are the sampled code's exemplars.
+Generation plays real frames of the song. At every beat of the output's clock (or when the stretch being played
+runs out) the candidates are the continuation of what is playing and the song's frames at the clock's bar phase in
+every bar. Each is scored by the model's **context** score: how differently the model predicts the next frame after
+what was played and after the candidate's own past in the song (the KL divergence of its two predictions; the
+prediction at every beat of the song from its own past is computed once, ``own_at``). A small divergence means the
+model hears the splice as seamless: what it expects next is what the candidate's own past led to. The continuation
+competes with the jumps, its lead shrinking as the stretch grows (``hazard``), and a stretch never plays longer than
+``max_run`` frames, so the output stays new music rather than the song replayed. What was measured against what
+(teacher-forced lookahead likelihoods, the model's imagined continuation): experiments/quality/select.md.
 """
 
 from dataclasses import dataclass
@@ -14,52 +19,100 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framegen import clock, vq
-from framegen.config import RunConfig
+from framegen import clock, runs
+from framegen.config import CONTEXT, HAZARD, STEADY_BEAT_S, RunConfig
 from framegen.data import split_song
 from framegen.model import FrameGRU
 
-GRID_PER_FRAME = 4  # codes are looked up on a grid of F/4 samples: a candidate moves at most F/8 (3 ms at F=400)
-CHUNK = 4096  # frames per encoding call
+GRID_PER_FRAME = 4  # own-past predictions and jump targets on a grid of F/4 samples (at most F/8 from a beat)
+SCORES = ("model", "uniform")  # "uniform": every candidate scores the same (the baseline a model must beat)
 
 
 @dataclass(frozen=True)
 class Units:
     """What unit selection needs, host side.
 
-    song: (N,) the normalised song; n_train: its training part's length (candidates end inside it).
-    codes: (G,) the code of the frame at every ``stride`` samples of the training part.
-    hold: weight of the continuation against one other candidate (0: never preferred, only chosen by chance).
-    max_run: frames a run of continuations may last before a jump is forced (0: no continuation).
-    beats: (Nb,) the song's fitted beat positions (samples) for a clock run, else None.
+    song: (N,) the normalised song; n_train: its training part's length (every frame played lies inside it).
+    beats: (Nb,) the song's beat positions (samples): the tracked grid of a clock run, a steady one otherwise.
+    hold: the continuation's weight against a jump (its log is added to its score; 1: no preference).
+    max_run: frames a stretch of the song may play before a jump is forced (0: jump at every beat).
+    context: the weight of the context score (nats of the continuation's lead per nat of KL); hazard: nats the
+    continuation's lead loses over a whole run. vq: whether the model's outputs are code logits (else frames);
+    sigma2: MSE runs: the validation residual variance per sample (the Gaussian the MSE objective assumes).
+    stride: the grid of jump targets; score: "model", or "uniform" (all candidates equal: the baseline).
     """
 
     song: np.ndarray
     n_train: int
-    codes: np.ndarray
-    stride: int
+    beats: np.ndarray
     hold: float
     max_run: int
-    beats: np.ndarray | None = None
+    context: float = CONTEXT
+    hazard: float = HAZARD
+    vq: bool = True
+    sigma2: float = 1.0
+    stride: int = 1
+    score: str = "model"
 
 
-@partial(jax.jit, static_argnames=("frame_size", "gain_shape"))
-def _encode_at(song, offsets, centroids, *, frame_size: int, gain_shape: bool):
-    frames = jax.vmap(lambda s: jax.lax.dynamic_slice(song, (s,), (frame_size,)))(offsets)
-    return vq.encode(frames, centroids, gain_shape)
+def predictive(out, vq_mode: bool):
+    """What model outputs (..., D) say of the next frame: VQ the log-probabilities of its codes; MSE the predicted
+    frame itself."""
+    out = jnp.asarray(out, jnp.float32)
+    return jax.nn.log_softmax(out, axis=-1) if vq_mode else out
 
 
-def code_grid(song_norm: np.ndarray, n_train: int, centroids: np.ndarray, gain_shape: bool) -> tuple[np.ndarray, int]:
-    """(codes (G,), stride): the nearest code of the training frame at every ``stride`` = F / GRID_PER_FRAME samples."""
-    f = centroids.shape[1]
-    stride = max(1, f // GRID_PER_FRAME)
-    offsets = np.arange(0, n_train - f + 1, stride, dtype=np.int32)
-    padded = np.concatenate([offsets, np.zeros(-len(offsets) % CHUNK, np.int32)])
-    song = jnp.asarray(song_norm[:n_train], jnp.float32)
-    c = jnp.asarray(centroids)
-    parts = [np.asarray(_encode_at(song, padded[i : i + CHUNK], c, frame_size=f, gain_shape=gain_shape))
-             for i in range(0, len(padded), CHUNK)]
-    return np.concatenate(parts)[: len(offsets)], stride
+def context(played, own, cand_beats, *, vq_mode: bool, sigma2: float):
+    """How differently the model predicts the next frame after what was played (``played`` (B, D), a
+    ``predictive``) and after each candidate's own past in the song (``own`` (Nb, D) at the song's beats, indexed
+    by ``cand_beats`` (B, M)) -> (B, M) >= 0: KL(own || played) of the code distributions (VQ), the Gaussian KL of
+    the predicted frames with the residual variance ``sigma2`` (MSE), per sample."""
+    o = own[cand_beats]  # (B, M, D)
+    if vq_mode:
+        return jnp.sum(jnp.exp(o) * (o - played[:, None, :]), axis=-1)
+    return jnp.sum(jnp.square(o - played[:, None, :]), axis=-1) / (2.0 * sigma2 * o.shape[-1])
+
+
+def _frames_at(song, pos, frame_size: int):
+    """Song frames at sample offsets ``pos`` (...,) -> (..., F)."""
+    flat = pos.reshape(-1)
+    got = jax.vmap(lambda s: jax.lax.dynamic_slice(song, (s,), (frame_size,)))(flat)
+    return got.reshape(*pos.shape, frame_size)
+
+
+@partial(jax.jit, static_argnames=("model",))
+def _own_chunk(model: FrameGRU, params, state, frames, clk):
+    return model.apply({"params": params}, frames, state, clock=clk)
+
+
+def own_at(model: FrameGRU, params, song_norm: np.ndarray, n_train: int, at: np.ndarray, stride: int, *,
+           beats: np.ndarray | None = None, chunk: int = 1024) -> np.ndarray:
+    """(N, D) the model's output predicting the frame at each song offset ``at`` (N,) (rounded to the grid of
+    ``stride`` samples) from the song's own past: the model teacher-forced along the training part, one pass per
+    phase of the grid, a chunk of frames at a time. ``beats``: a clock run's beat grid (the clock each input reads).
+    A position without a frame before it gets a zero output."""
+    f = model.frame_size
+    phases = np.arange(0, f, stride)
+    n = (n_train - phases[-1]) // f  # frames per phase, the same for every phase
+    g = np.clip(np.round(np.asarray(at) / stride).astype(np.int64), 0, None) * stride
+    phase, k = (g % f) // stride, g // f - 1  # the output after input frame k of that phase predicts g
+    ok = (k >= 0) & (k < n - 1)
+    out = np.zeros((len(g), model.out_dim), np.float32)
+    song = np.asarray(song_norm, np.float32)
+    state = None
+    span = max(model.span, 1)
+    chunk = max(chunk // span, 1) * span
+    for k0 in range(0, n - 1, chunk):
+        starts = phases[:, None] + (k0 + np.arange(chunk))[None, :] * f  # (P, chunk), the last chunk padded
+        starts = np.minimum(starts, len(song) - 2 * f)
+        frames = song[starts[..., None] + np.arange(f)]
+        clk = None
+        if beats is not None:  # input k reads the beat phase where its target starts
+            clk = clock.features(clock.beat_position(beats, (starts + f).astype(np.float64)))
+        y, state = _own_chunk(model, params, state, jnp.asarray(frames), clk)
+        hit = ok & (k >= k0) & (k < k0 + chunk)
+        out[hit] = np.asarray(y)[phase[hit], k[hit] - k0]
+    return out
 
 
 def bars_in(beats: np.ndarray, n_train: int, frame_size: int) -> int:
@@ -68,20 +121,26 @@ def bars_in(beats: np.ndarray, n_train: int, frame_size: int) -> int:
     return max(int(last) // clock.BAR, 1)
 
 
-def units_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, grid: clock.BeatGrid | None,
-              cb: vq.Codebook | None = None) -> Units | None:
-    """The ``Units`` of a VQ run that plays exemplars with unit selection (its ``hold`` or ``max_run_s`` above 0;
-    with a beat clock the candidates are the frames at the clock's bar phase); None otherwise. ``cb`` defaults to
-    the run's saved codebook."""
-    hold, max_run_s = cfg.train.hold, cfg.train.max_run_s
-    if cfg.model.output != "vq" or cfg.model.vq_emit != "exemplar" or (hold <= 0 and max_run_s <= 0):
-        return None
-    cb = cb or vq.codebook_for(run_dir, cfg)
-    n_train = split_song(len(song_norm), cfg.data).n_train
-    codes, stride = code_grid(song_norm, n_train, cb.centroids, cb.gain_shape)
-    max_run = int(round(max_run_s * cfg.data.sample_rate / cfg.data.frame_size))
-    return Units(song=np.asarray(song_norm, np.float32), n_train=n_train, codes=codes, stride=stride, hold=hold,
-                 max_run=max_run, beats=None if grid is None else grid.beats)
+def boundaries(clock_pos: np.ndarray, beats_per_frame: np.ndarray) -> np.ndarray:
+    """(n, S) bool: the frames whose start is the frame border nearest a beat of the output's clock, where a jump
+    hides best (``clock_pos`` (n, S) beat positions of the frames' starts; ``beats_per_frame`` (S,))."""
+    idx = np.floor(clock_pos + 0.5 * beats_per_frame[None, :])
+    before = np.floor(clock_pos - 0.5 * beats_per_frame[None, :])
+    return idx != before
+
+
+# ------------------------------------------------------------------------------------------------- the pure core
+
+
+def _candidates(beats, pos_k, n_bars: int, stride: int):
+    """(B, M) song offsets at the clock's bar phase ``pos_k`` (B,) in every bar of the song's training part, on the
+    grid of ``stride`` samples: where the model's own-past predictions were computed (its code predictions move
+    with a few ms of phase: measured in experiments/quality/select.md)."""
+    bar_phase = jnp.mod(pos_k, clock.BAR)
+    at = clock.BAR * jnp.arange(n_bars, dtype=jnp.float32)[None, :] + bar_phase[:, None]
+    at = jnp.interp(at, jnp.arange(beats.shape[0], dtype=jnp.float32), beats)
+    return (jnp.round(at / stride) * stride).astype(jnp.int32)
+
 
 
 def _start(model: FrameGRU, params, prompt, prompt_clock, first_prev, key):
@@ -90,78 +149,101 @@ def _start(model: FrameGRU, params, prompt, prompt_clock, first_prev, key):
     return out[:, -1], state, key, first_prev.astype(jnp.int32), jnp.zeros((b,), jnp.int32)
 
 
-def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, song, codes, offsets, beats, *, n_frames: int,
-           stride: int, n_train: int, n_bars: int, temperature: float, top_k: int, hold: float, max_run: int):
+def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own, beats, *, n_frames: int,
+           stride: int, n_train: int, n_bars: int, temperature: float, hold: float, max_run: int,
+           context_weight: float, hazard: float, sigma2: float, vq_mode: bool, uniform: bool):
     f = model.frame_size
     variables = {"params": params}
     log_hold = jnp.log(jnp.maximum(hold, 1e-30))
-    code_at = lambda pos: codes[jnp.clip((pos + stride // 2) // stride, 0, codes.shape[0] - 1)]  # noqa: E731
+    n_beats = beats.shape[0]
+
+    def decide(nxt, h, k, prev, run, pos_k):
+        cont = prev + f
+        cont_ok = (cont + 2 * f <= n_train) & (run < max_run)
+        at = clock.BAR * jnp.arange(n_bars, dtype=jnp.float32)[None, :] + jnp.mod(pos_k, clock.BAR)[:, None]
+        cands = _candidates(beats, pos_k, n_bars, stride)  # (B, M): the song at the clock's bar phase in every bar
+        ok = (cands >= 0) & (cands + 2 * f <= n_train) & (jnp.abs(cands - cont[:, None]) >= f)
+        both = jnp.concatenate([cont[:, None], cands], axis=-1)  # (B, 1 + M)
+        k, k_pick = jax.random.split(k)
+        if uniform:
+            scores = jnp.zeros(both.shape, jnp.float32)
+        else:  # where in the song would the model predict what it predicts now
+            near = jnp.concatenate([clock.beat_position(beats, cont.astype(jnp.float32))[:, None], at], axis=-1)
+            beat_of = jnp.clip(jnp.round(near).astype(jnp.int32), 0, n_beats - 1)
+            scores = -context_weight * context(predictive(nxt, vq_mode), own, beat_of, vq_mode=vq_mode,
+                                                sigma2=sigma2)
+        lead = log_hold - hazard * run.astype(jnp.float32) / max(max_run, 1)
+        scores = scores.at[:, 0].add(lead)
+        scores = jnp.where(jnp.concatenate([cont_ok[:, None], ok], axis=-1), scores, -jnp.inf)
+        if temperature == 0:
+            pick = jnp.argmax(scores, axis=-1)
+        else:
+            pick = jax.random.categorical(k_pick, scores / temperature, axis=-1)
+        chosen = jnp.take_along_axis(both, pick[:, None], axis=-1)[:, 0]
+        return chosen, pick != 0, k
 
     def step(carry, xs):
-        logits, h, k, prev, run = carry
-        pos_k, clk = xs
-        k, k_code, k_pick = jax.random.split(k, 3)
-        logits = vq.keep_top_k(logits, top_k)
-        scale = 1.0 / max(temperature, 1e-6)
+        nxt, h, k, prev, run = carry
+        pos_k, clk, bnd = xs
         cont = prev + f
-        cont_ok = (run < max_run) & (cont + f <= n_train)
-        cont_score = jnp.take_along_axis(logits, code_at(cont)[:, None], axis=-1)[:, 0] * scale + log_hold
-        if beats is not None:  # the frames at the clock's bar phase in every bar
-            bar_phase = jnp.mod(pos_k, clock.BAR)  # (B,)
-            at = clock.BAR * jnp.arange(n_bars, dtype=jnp.float32)[None, :] + bar_phase[:, None]  # (B, M)
-            cands = jnp.round(jnp.interp(at, jnp.arange(beats.shape[0], dtype=jnp.float32), beats)).astype(jnp.int32)
-            ok = (cands >= 0) & (cands + f <= n_train)
-            scores = jnp.take_along_axis(logits, code_at(cands), axis=-1) * scale
-        else:  # the sampled code's exemplars, uniformly; the continuation only when it has that code
-            code = vq.sample_codes(k_code, logits, temperature, top_k)
-            cands = offsets[code].astype(jnp.int32)  # (B, E)
-            ok = jnp.ones(cands.shape, bool)
-            scores = jnp.zeros(cands.shape, jnp.float32)
-            cont_ok = cont_ok & (code_at(cont) == code)
-        scores = jnp.where(ok, scores, -jnp.inf)
-        all_scores = jnp.concatenate([scores, jnp.where(cont_ok, cont_score, -jnp.inf)[:, None]], axis=-1)
-        if temperature == 0:
-            pick = jnp.argmax(all_scores, axis=-1)
-        else:
-            pick = jax.random.categorical(k_pick, all_scores, axis=-1)
-        is_cont = pick == cands.shape[1]
-        chosen = jnp.take_along_axis(cands, jnp.minimum(pick, cands.shape[1] - 1)[:, None], axis=-1)[:, 0]
-        pos = jnp.where(is_cont, cont, chosen)
-        run = jnp.where(is_cont, run + 1, 0)
-        frame = jax.vmap(lambda s: jax.lax.dynamic_slice(song, (s,), (f,)))(pos)
+        need = bnd | (cont + f > n_train)
+        chosen, jumped, k = jax.lax.cond(jnp.any(need), lambda: decide(nxt, h, k, prev, run, pos_k),
+                                         lambda: (cont, jnp.zeros(cont.shape, bool), k))
+        jumped = need & jumped
+        pos = jnp.where(need, chosen, cont)
+        run = jnp.where(jumped, 0, run + 1)
+        frame = _frames_at(song, pos, f)
         nxt, h = model.apply(variables, frame, h, clk, method=FrameGRU.step)
         return (nxt, h, k, pos, run), (pos, frame)
 
-    carry, (positions, frames) = jax.lax.scan(step, carry, (clock_pos, clock_in), length=n_frames)
+    carry, (positions, frames) = jax.lax.scan(step, carry, (clock_pos, clock_in, bound), length=n_frames)
     return carry, jnp.swapaxes(positions, 0, 1), jnp.swapaxes(frames, 0, 1)
 
 
-_STATIC = ("model", "n_frames", "stride", "n_train", "n_bars", "temperature", "top_k")
+_STATIC = ("model", "n_frames", "stride", "n_train", "n_bars", "temperature", "hold", "max_run", "context_weight",
+           "hazard", "sigma2", "vq_mode", "uniform")
 
 
 @partial(jax.jit, static_argnames=_STATIC)
-def rollout_units(model: FrameGRU, params, prompt, prompt_clock, first_prev, clock_pos, clock_in, song, codes, offsets,
-                  beats, key, *, n_frames: int, stride: int, n_train: int, n_bars: int,
-                  temperature: float, top_k: int, hold: float, max_run: int):
+def rollout_units(model: FrameGRU, params, prompt, prompt_clock, first_prev, clock_pos, clock_in, bound, song, own,
+                  beats, key, **static):
     """Continue each stream of ``prompt`` (B, S, F) by ``n_frames`` real song frames chosen by unit selection.
 
-    prompt_clock (B, S, C) / clock_in (n, B, C): clock features of the prompt's and the generated frames' inputs (None
-    without a clock); clock_pos (n, B): the clock's beat position at each generated frame. first_prev (B,): song
-    offset of the prompt's last frame (its continuation lies in the held-out tail, so it is never chosen).
-    offsets (K, E): song offsets of the codebook's exemplars, the candidates without a clock (``beats`` None).
+    prompt_clock (B, S, C) / clock_in (n, B, C): clock features of the prompt's and the generated frames' inputs
+    (None without a clock); clock_pos (n, B): the output's beat position at each generated frame's start, bound
+    (n, B) the frames where a beat starts (``boundaries``). first_prev (B,): song offset of the prompt's last frame
+    (its continuation lies in the held-out tail, so the first frame is always a jump). own (Nb, D): the
+    ``predictive`` of the model's output at each of the song's ``beats`` (Nb,) from its own past (``own_at``).
     Returns (positions (B, n) int32 song offsets of the emitted frames, frames (B, n, F)).
     ``units_start`` and ``units_chunk`` run the same scan a chunk at a time (streamed generation), carrying the
     state, key, previous frame and run length between chunks.
     """
     carry = _start(model, params, prompt, prompt_clock, first_prev, key)
-    _, positions, frames = _chunk(model, params, carry, clock_pos, clock_in, song, codes, offsets, beats,
-                                  n_frames=n_frames, stride=stride, n_train=n_train, n_bars=n_bars,
-                                  temperature=temperature, top_k=top_k, hold=hold, max_run=max_run)
+    _, positions, frames = _chunk(model, params, carry, clock_pos, clock_in, bound, song, own, beats, **static)
     return positions, frames
 
 
 # (model, params, prompt, prompt_clock, first_prev, key) -> the carry units_chunk continues from
 units_start = jax.jit(_start, static_argnames=("model",))
-# (model, params, carry, clock_pos (n, B), clock_in, song, codes, offsets, beats, *, n_frames, ...)
+# (model, params, carry, clock_pos, clock_in, bound, song, own, beats, **static)
 # -> (carry, positions (B, n), frames (B, n, F)): the next n_frames of rollout_units
 units_chunk = jax.jit(_chunk, static_argnames=_STATIC)
+
+
+def units_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, grid: clock.BeatGrid | None) -> Units | None:
+    """The ``Units`` of a run that plays real song frames chosen by the model (``select`` "model", or "uniform"
+    scores); None for ``select`` "off" and for VQ runs emitting centroids. Jumps land on the beats of the run's
+    ``grid``, or of a steady grid (``STEADY_BEAT_S``) for a run without a clock."""
+    select = cfg.train.select
+    if select == "off" or (cfg.model.output == "vq" and cfg.model.vq_emit != "exemplar"):
+        return None
+    rate, f = cfg.data.sample_rate, cfg.data.frame_size
+    beats = grid.beats if grid is not None else clock.steady(STEADY_BEAT_S * rate, len(song_norm), rate).beats
+    sigma2 = 1.0
+    if cfg.model.output == "mse":  # the Gaussian an MSE model assumes: its validation residual variance per sample
+        mses = [r["val_mse"] for r in runs.read_metrics(run_dir) if np.isfinite(r.get("val_mse", np.nan))]
+        sigma2 = float(min(mses)) if mses else 1.0
+    return Units(song=np.asarray(song_norm, np.float32), n_train=split_song(len(song_norm), cfg.data).n_train,
+                 beats=np.asarray(beats, np.float64), hold=cfg.train.hold,
+                 max_run=int(round(cfg.train.max_run_s * rate / f)), context=CONTEXT, hazard=HAZARD,
+                 vq=cfg.model.output == "vq", sigma2=sigma2, stride=max(1, f // GRID_PER_FRAME), score=select)

@@ -12,15 +12,19 @@ from framegen.errors import RunError, UsageError
 from tests.conftest import RATE, tiny_config
 
 
-def test_crossfade_defaults_to_25_ms_for_vq_and_off_for_mse():
-    from framegen.config import VQ_CROSSFADE_MS, RunConfig
+def test_crossfade_and_selection_default_on_where_generation_plays_real_frames_and_off_for_free_running_mse():
+    from framegen.config import CROSSFADE_MS, SELECT_HOLD, SELECT_MAX_RUN_S, RunConfig
 
-    _run_config = RunConfig.from_options  # was framegen.cli._run_config: the choice now lives in config.py
+    _run_config = RunConfig.from_options
 
     base = dict(frame_size=40, seq_len=50, sample_rate=RATE, val_fraction=0.1, hidden=199, layers=2, epochs=1,
                 batch_size=8, lr=1e-3, seed=0, max_minutes=None, sample_every=0, feedback_prob=0.0, input_noise=0.0)
-    assert _run_config(**base).train.crossfade_ms == 0.0  # the MSE path is unchanged
-    assert _run_config(**base, output="vq").train.crossfade_ms == VQ_CROSSFADE_MS == 25.0
+    for output in ("mse", "vq"):  # unit selection is the default path of both modes
+        t = _run_config(**base, output=output).train
+        assert (t.select, t.crossfade_ms, t.hold, t.max_run_s) == ("model", CROSSFADE_MS, SELECT_HOLD, SELECT_MAX_RUN_S)
+    t = _run_config(**base, select="off").train  # MSE feeding its predictions back: nothing to smooth or select
+    assert (t.crossfade_ms, t.hold, t.max_run_s) == (0.0, 0.0, 0.0)
+    assert _run_config(**base, output="vq", select="off").train.crossfade_ms == CROSSFADE_MS == 25.0  # exemplars
     assert _run_config(**base, output="vq", crossfade_ms=0.0).train.crossfade_ms == 0.0
 
 
@@ -65,7 +69,7 @@ def test_load_config_refuses_a_missing_a_corrupt_and_a_newer_config(tmp_path):
 
 
 def test_from_options_takes_every_default_from_the_config_classes_and_refuses_unknown_options():
-    assert RunConfig.from_options() == RunConfig(train=TrainConfig(crossfade_ms=0.0, hold=0.0, max_run_s=0.0))
+    assert RunConfig.from_options() == RunConfig(train=TrainConfig(crossfade_ms=25.0, hold=1.0, max_run_s=8.0))
     vq_run = RunConfig.from_options(output="vq")
     assert (vq_run.train.crossfade_ms, vq_run.train.hold, vq_run.train.max_run_s) == (25.0, 100.0, 1.0)
     assert RunConfig.from_options(frame_size=400, epochs=None, lr=None) == RunConfig(data=DataConfig(frame_size=400))

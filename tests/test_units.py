@@ -1,4 +1,5 @@
-"""Unit selection: real song frames chosen by the model's logits, held runs, beat-aligned jumps."""
+"""Unit selection: real song frames chosen by the model's lookahead scores, jumps on the beat at the bar phase,
+stretches capped, and a model's preference visible in what it chooses."""
 
 import jax
 import jax.numpy as jnp
@@ -9,67 +10,117 @@ from framegen import units
 from framegen.model import FrameGRU, init_params
 
 F = 40
+BEAT = 400  # samples per beat of the test grids: 10 frames
 
 
-def _run(song, codes, *, beats=None, hold=1.0, max_run=5, temperature=1.0, n=60, k=8, prompt_at=2000, n_train=None,
-         favour=None, tiers=()):
-    model = FrameGRU(frame_size=F, hidden=199, layers=1, out_dim=k, tiers=tiers, tier_hidden=16)
-    params = init_params(model, jax.random.key(0))
-    if favour is not None:  # a model sure of one code, whatever it hears
-        params["head"]["bias"] = params["head"]["bias"].at[favour].add(100.0)
-    n_train = n_train or len(song) - 4 * F
-    prompt = jnp.asarray(song[prompt_at : prompt_at + 3 * F].reshape(1, 3, F))
-    offsets = np.tile(np.arange(k)[:, None] * 7 * F, (1, 4)).astype(np.int32)  # exemplars: a fixed frame per code
-    n_bars = units.bars_in(beats, n_train, F) if beats is not None else 0
-    pos = jnp.asarray(np.tile((np.arange(n) * F / 400.0)[:, None], (1, 1)), jnp.float32)  # beat = 400 samples
+def _model(out_dim, tiers=(), clock_dim=0):
+    model = FrameGRU(frame_size=F, hidden=199, layers=1, out_dim=out_dim, tiers=tiers, tier_hidden=16,
+                     clock_dim=clock_dim)
+    return model, init_params(model, jax.random.key(0))
+
+
+def _run(model, params, song, *, own=None, n=120, n_train=None, hold=1.0, max_run=30, temperature=1.0,
+         uniform=False, key=3):
+    n_train = n_train or len(song) - 8 * BEAT
+    prompt_at = n_train + BEAT
+    beats = 100.0 + BEAT * np.arange(len(song) // BEAT - 1)
+    pos = (np.arange(n) * F / BEAT)[:, None].astype(np.float32)  # (n, 1) the output's beat position
+    vq_mode = model.out_dim != F
+    own = np.zeros((len(beats), model.out_dim), np.float32) if own is None else own
     got, frames = units.rollout_units(
-        model, params, prompt, None, jnp.asarray([prompt_at + 2 * F]), pos, None, jnp.asarray(song), jnp.asarray(codes),
-        jnp.asarray(offsets), None if beats is None else jnp.asarray(beats, jnp.float32),
-        jax.random.key(3), n_frames=n, stride=F // 4, n_train=n_train, n_bars=n_bars, temperature=temperature,
-        top_k=0, hold=hold, max_run=max_run)
+        model, params, jnp.asarray(song[prompt_at : prompt_at + 3 * F].reshape(1, 3, F)), None,
+        jnp.asarray([prompt_at + 2 * F]), jnp.asarray(pos), None,
+        jnp.asarray(units.boundaries(pos, np.full((1,), F / BEAT))), jnp.asarray(song), jnp.asarray(own),
+        jnp.asarray(beats, jnp.float32), jax.random.key(key), n_frames=n, stride=F // 4, n_train=n_train,
+        n_bars=units.bars_in(beats, n_train, F), temperature=temperature, hold=hold, max_run=max_run,
+        context_weight=5.0, hazard=4.0, sigma2=1.0, vq_mode=vq_mode, uniform=uniform)
     got = np.asarray(got)[0]
     np.testing.assert_array_equal(np.asarray(frames)[0], song[got[:, None] + np.arange(F)])  # real song frames
-    return got
+    return got, pos[:, 0], beats
 
 
-def test_runs_of_continuations_are_capped_and_stay_in_the_training_part():
-    rng = np.random.default_rng(0)
-    song = rng.standard_normal(20_000).astype(np.float32)
-    codes = np.zeros(20_000 // (F // 4), np.int32)  # every frame has code 0: the continuation always qualifies
-    got = _run(song, codes, hold=1e6, max_run=5, n_train=12_000, favour=0)
-    steps = np.diff(got)
-    longest, run = 0, 0
-    for held in steps == F:
-        run = run + 1 if held else 0
-        longest = max(longest, run)
-    assert longest == 5  # held as long as allowed, never longer
-    assert np.mean(steps == F) > 0.6  # held most of the time
-    assert got.max() + F <= 12_000  # never a frame of the held-out part
-    no_hold = _run(song, codes, hold=1e6, max_run=0, n_train=12_000, favour=0)
-    assert np.mean(np.diff(no_hold) == F) < 0.3
+def test_boundaries_mark_one_frame_per_beat_nearest_to_it():
+    pos = (np.arange(100) * 0.13 + 0.3)[:, None]
+    b = units.boundaries(pos, np.array([0.13]))[:, 0]
+    beats = np.arange(1, 14)  # every whole beat the frames 0.3 .. 13.17 cover
+    marked = pos[b, 0]
+    assert len(marked) == len(beats)
+    np.testing.assert_array_less(np.abs(marked - beats), 0.065 + 1e-9)  # the frame start nearest each beat
 
 
-@pytest.mark.parametrize("tiers", [(), (2, 2)])  # the flat model, and a tower whose state steps inside the scan
-def test_with_a_beat_grid_every_jump_lands_on_the_clocks_bar_phase(tiers):
+@pytest.mark.parametrize("tiers", [(), (2, 2)])
+def test_jumps_land_on_the_beat_at_the_clocks_bar_phase_inside_the_training_part(tiers):
     rng = np.random.default_rng(1)
-    song = rng.standard_normal(40_000).astype(np.float32)
-    beats = 100.0 + 400.0 * np.arange(95)  # a beat every 400 samples from sample 100
-    codes = rng.integers(0, 8, 40_000 // (F // 4)).astype(np.int32)
-    got = _run(song, codes, beats=beats, hold=1.0, max_run=3, tiers=tiers)
-    clock_pos = np.arange(len(got)) * F / 400.0
-    song_pos = (got - 100.0) / 400.0
+    song = rng.standard_normal(48_000).astype(np.float32)
+    model, params = _model(8, tiers)
+    n_train = 40_000
+    got, clock_pos, _ = _run(model, params, song, n_train=n_train, max_run=15, uniform=True)
     jumps = np.flatnonzero(np.diff(got) != F) + 1
-    assert len(jumps) > 10
-    # a jump lands where the song is at the clock's phase within the bar (4 beats)
-    err = np.mod(song_pos[jumps] - clock_pos[jumps] + 2.0, 4.0) - 2.0
-    np.testing.assert_allclose(err, 0.0, atol=0.5 * (F // 4) / 400.0 + 1e-3)
+    assert len(jumps) >= 5
+    bound = units.boundaries(clock_pos[:, None], np.array([F / BEAT]))[:, 0]
+    assert bound[jumps].all()  # only where a beat starts
+    err = np.mod((got[jumps] - 100.0) / BEAT - clock_pos[jumps] + 2.0, 4.0) - 2.0
+    np.testing.assert_allclose(err, 0.0, atol=(F // 8) / BEAT + 1e-3)  # at the output's bar phase (on the F/4 grid)
+    assert got.min() >= 0 and got.max() + F <= n_train  # never a frame of the held-out part
+    runs = np.diff(np.concatenate([[0], jumps, [len(got)]]))
+    assert runs.max() <= 15 + 10  # a stretch ends at the first beat after max_run frames
 
 
-def test_code_grid_encodes_training_frames():
+def test_a_stretch_plays_on_until_max_run_and_max_run_0_jumps_every_beat():
     rng = np.random.default_rng(2)
-    centroids = rng.standard_normal((4, F)).astype(np.float32)
-    song = np.concatenate([np.tile(centroids[i], 10) for i in (0, 1, 2, 3)]).astype(np.float32)
-    codes, stride = units.code_grid(song, len(song), centroids, gain_shape=False)
-    assert stride == F // 4
-    np.testing.assert_array_equal(codes[0 : 10 * 4 : 4], 0)  # frames on the code-0 stretch, at multiples of F
-    assert codes[(20 * F) // stride] == 2
+    song = rng.standard_normal(48_000).astype(np.float32)
+    model, params = _model(F)
+    got, _, _ = _run(model, params, song, hold=1e30, max_run=35, uniform=True)  # the continuation wins while it may
+    runs = np.diff(np.concatenate([[0], np.flatnonzero(np.diff(got) != F) + 1, [len(got)]]))
+    assert set(runs[1:-1]) == {40}  # 35 frames, then the next beat's boundary
+    every, _, _ = _run(model, params, song, max_run=0, uniform=True)
+    assert np.all(np.diff(np.concatenate([[0], np.flatnonzero(np.diff(every) != F) + 1])) == 10)
+
+
+@pytest.mark.parametrize("tiers", [(), (2,)])
+def test_own_at_is_the_models_prediction_from_the_songs_own_past(tiers):
+    rng = np.random.default_rng(3)
+    song = rng.standard_normal(6_000).astype(np.float32)
+    model, params = _model(8, tiers)
+    at = np.array([400, 1213, 3000, 20])  # 1213 rounds to 1210 on the F/4 grid; 20 has no frame before it
+    got = units.own_at(model, params, song, 5_000, at, F // 4, chunk=16)
+    for i, a in enumerate([400, 1210, 3000]):
+        past = song[a % F : a].reshape(1, -1, F)  # every whole frame before a, at its phase
+        out, _ = model.apply({"params": params}, jnp.asarray(past))
+        np.testing.assert_allclose(got[i], np.asarray(out)[0, -1], rtol=2e-4, atol=2e-5)
+    np.testing.assert_array_equal(got[3], 0.0)
+
+
+def test_context_is_the_kl_of_the_two_predictions():
+    rng = np.random.default_rng(4)
+    own = units.predictive(rng.standard_normal((5, 8)), True)
+    played = units.predictive(rng.standard_normal((1, 8)), True)
+    got = np.asarray(units.context(played, own, jnp.asarray([[0, 3]]), vq_mode=True, sigma2=1.0))[0]
+    p, q = np.exp(np.asarray(own)), np.exp(np.asarray(played))[0]
+    np.testing.assert_allclose(got, [np.sum(p[i] * np.log(p[i] / q)) for i in (0, 3)], rtol=1e-5)
+    assert float(units.context(own[:1], own, jnp.asarray([[0]]), vq_mode=True, sigma2=1.0)[0, 0]) < 1e-6
+
+
+@pytest.mark.parametrize("output", ["vq", "mse"])
+def test_the_model_lands_where_its_prediction_matches_the_songs_own_and_uniform_scores_do_not(output):
+    rng = np.random.default_rng(5)
+    song = rng.standard_normal(64_000).astype(np.float32)
+    model, params = _model(8 if output == "vq" else F)
+    params["head"]["kernel"] = jnp.zeros_like(params["head"]["kernel"])  # a model that predicts one thing always
+    params["head"]["bias"] = jnp.asarray(rng.standard_normal(model.out_dim) * 3, jnp.float32)
+    vq_mode = output == "vq"
+    beats = 100.0 + BEAT * np.arange(len(song) // BEAT - 1)
+    liked = (np.arange(len(beats)) // 4) % 3 == 0  # every third bar: where the song's own past predicts the same
+    own = np.asarray(units.predictive(np.where(liked[:, None], params["head"]["bias"][None],
+                                               rng.standard_normal((len(beats), model.out_dim)) * 3), vq_mode))
+
+    def landed_in_liked(got):
+        jumps = got[np.flatnonzero(np.diff(got) != F) + 1]
+        return liked[np.round(np.interp(jumps, beats, np.arange(len(beats)))).astype(int)]
+
+    chosen, _, _ = _run(model, params, song, own=own, n=300, max_run=0)
+    uniform, _, _ = _run(model, params, song, own=own, n=300, max_run=0, uniform=True)
+    assert landed_in_liked(chosen).mean() > 0.95
+    assert landed_in_liked(uniform).mean() < 0.6  # a third of the candidates, by chance
+
+

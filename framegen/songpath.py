@@ -1,0 +1,68 @@
+"""The path through the song: which song sample each output frame of a generated WAV came from, saved beside the
+WAV (``x.path.npz`` next to ``x.wav``) so the listening report can draw it and evaluate can score each jump exactly.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from framegen.atomic import atomic_path
+from framegen.errors import RunError
+
+SUFFIX = ".path.npz"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class SongPath:
+    """positions: (n,) song sample offset of each output frame (-1: not a frame of the song); frame_size and
+    sample_rate of the run; prompt_start: where the prompt was cut from the song (-1: from another file); marks:
+    named song times in seconds the output was asked to reach (e.g. "toward", "ending")."""
+
+    positions: np.ndarray
+    frame_size: int
+    sample_rate: int
+    prompt_start: int = -1
+    marks: dict = field(default_factory=dict)
+
+    @property
+    def jumps(self) -> np.ndarray:
+        """Output frames that do not continue the frame before them in the song (the first frame excluded)."""
+        p = self.positions
+        return np.flatnonzero((p[1:] != p[:-1] + self.frame_size) | (p[1:] < 0)) + 1
+
+
+def sidecar(wav: Path) -> Path:
+    wav = Path(wav)
+    return wav.with_name(wav.stem + SUFFIX)
+
+
+def save(wav: Path, path: SongPath) -> Path:
+    """Write the sidecar of ``wav`` atomically."""
+    out = sidecar(wav)
+    marks = {f"mark_{k}": np.float64(v) for k, v in path.marks.items()}
+    try:
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.savez(f, version=np.int64(VERSION), positions=np.asarray(path.positions, np.int64),
+                     frame_size=np.int64(path.frame_size), sample_rate=np.int64(path.sample_rate),
+                     prompt_start=np.int64(path.prompt_start), **marks)
+    except OSError as e:
+        raise RunError(f"cannot write {out} ({e.strerror or e}): free disk space or choose another --out") from None
+    return out
+
+
+def load(wav: Path) -> SongPath | None:
+    """The sidecar of ``wav``, or None when it has none or cannot read it (the path is an extra, never required)."""
+    src = sidecar(wav)
+    if not src.is_file():
+        return None
+    try:
+        with np.load(src) as z:
+            if int(z["version"]) != VERSION:
+                return None
+            marks = {k[len("mark_"):]: float(z[k]) for k in z.files if k.startswith("mark_")}
+            return SongPath(positions=np.asarray(z["positions"], np.int64), frame_size=int(z["frame_size"]),
+                            sample_rate=int(z["sample_rate"]), prompt_start=int(z["prompt_start"]), marks=marks)
+    except (OSError, KeyError, ValueError):
+        return None
