@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from framegen import __version__
+from framegen import __version__, interrupts
 from framegen.config import (CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, OUTPUTS, PRECISIONS, TRAIN_CLOCK, VQ_CROSSFADE_MS,
                              VQ_EMITS, VQ_HOLD, VQ_MAX_RUN_S, DataConfig, ModelConfig, RunConfig, TrainConfig)
 from framegen.display import RichReporter, RichSweepDisplay
@@ -644,6 +644,7 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
 
 
 def main():
+    interrupts.for_the_process()  # the process's own: a second Ctrl-C ends it at once, whatever it is doing
     try:
         cli.main(prog_name="framegen", standalone_mode=True)
     except Exception as e:  # noqa: BLE001 - last line of defence: one line, not a traceback

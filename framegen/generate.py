@@ -10,7 +10,6 @@ checkpoint, cuts the seed, strips it and streams the WAV to disk.
 import os
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -19,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framegen import audio, checkpoint, clock, vq
+from framegen import audio, checkpoint, clock, interrupts, vq
 from framegen.audio import load_song_for  # noqa: F401 - re-exported: where generate's callers found it
 from framegen.config import RunConfig, load_config
 from framegen.data import seed_of, split_song, stream_seeds  # noqa: F401 - seed_of re-exported likewise
@@ -526,27 +525,11 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-class _Stopped(BaseException):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so a killed generation closes its WAVs."""
+class _Stopped(Exception):
+    """A Ctrl-C or SIGTERM the chunk loop caught: it stops there and closes its WAVs."""
 
     def __init__(self, signum: int):
         self.signum = signum
-
-
-@contextmanager
-def _sigterm_raises():
-    def handler(signum, frame):
-        raise _Stopped(signum)
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: the default handling stays
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def generate(
@@ -582,8 +565,9 @@ def generate(
 
     The audio is streamed (``stream_audio``) into ``<out>.partial.wav`` a chunk at a time, so memory does not grow
     with ``seconds``, and renamed to ``out`` when complete: an earlier file at ``out`` is never half-replaced.
-    Ctrl-C or SIGTERM stops it with ``Interrupted``, the partial file closed as a valid WAV of what was written;
-    its header is rewritten after every chunk, so even a kill -9 leaves one. ``progress(seconds_done,
+    Ctrl-C or SIGTERM stops it at the next chunk border with ``Interrupted``, the partial file closed as a valid
+    WAV of what was written; its header is rewritten after every chunk, so even a kill -9 (or a second signal,
+    which ends the process at once) leaves one. ``progress(seconds_done,
     seconds_total)`` is called after every chunk. With ``score`` every clip is measured against the song
     (``framegen.evaluate``) on its last ``SCORE_SECONDS`` at most (a bounded sample whatever the length) and its
     flags returned.
@@ -634,11 +618,18 @@ def generate(
     done = 0
     _check_room(paths[0].parent, streams * (2 * n_samples + 44))
     writers = []
-    with _sigterm_raises():
+
+    def second(signum):  # what a second signal says (it ends the process at once: framegen.interrupts)
+        return (f"interrupted at once by a second {signal.Signals(signum).name}: the whole chunks written are kept "
+                f"as a valid WAV in {_partials_named(partials)}")
+
+    with interrupts.stop_flag(second) as caught:
         try:
             for p in partials:
                 writers.append(audio.WavStream(p, rate))
             for piece in pieces:
+                if caught:  # a signal arrived while this piece was computed: it is dropped
+                    raise _Stopped(caught[0])
                 if not np.all(np.isfinite(piece)):
                     raise _NonFinite
                 try:
@@ -652,6 +643,8 @@ def generate(
                 tails = [np.concatenate([t, y])[-keep:] if keep else t for t, y in zip(tails, clipped)]
                 if progress is not None:
                     progress(done / rate, n_samples / rate)
+                if caught:  # ... or while it was written
+                    raise _Stopped(caught[0])
         except BaseException as e:
             for w in writers:
                 w.close()
@@ -698,10 +691,14 @@ class _WriteFailed(Exception):
     pass
 
 
+def _partials_named(partials: list[Path]) -> str:
+    return str(partials[0]) if len(partials) == 1 else f"{partials[0]} ... {partials[-1].name}"
+
+
 def _stop_error(e: BaseException, done_s: float, total_s: float, partials: list[Path], paths: list[Path],
                 run_dir: Path) -> BaseException:
     """The one-line error a generation stopped by ``e`` ends with, saying what was kept and where."""
-    where = str(partials[0]) if len(partials) == 1 else f"{partials[0]} ... {partials[-1].name}"
+    where = _partials_named(partials)
     kept = f"the {done_s:.1f} s written are kept as a valid WAV in {where}" if done_s else "nothing was written"
     if isinstance(e, KeyboardInterrupt | _Stopped):
         signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
