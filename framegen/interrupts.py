@@ -2,8 +2,8 @@
 checks at its borders, where it saves or closes what it wrote; a second ends the process at once, with one line.
 
 No handler here raises: an exception raised from a signal handler lands wherever Python is, and inside a callback
-(JAX's GC callback runs after most host copies) it is swallowed with an "Exception ignored" traceback and the
-program goes on. Ending the process cannot be swallowed.
+(JAX runs one at every garbage collection, which any allocation can start) it is swallowed with an "Exception
+ignored" traceback and the program goes on. Ending the process cannot be swallowed.
 """
 
 import os
