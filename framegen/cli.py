@@ -647,6 +647,9 @@ def main():
     interrupts.for_the_process()  # the process's own: a second Ctrl-C ends it at once, whatever it is doing
     try:
         cli.main(prog_name="framegen", standalone_mode=True)
+    except SystemExit as e:
+        interrupts.end_if_stopped(0 if e.code is None else e.code if isinstance(e.code, int) else 1)
+        raise
     except Exception as e:  # noqa: BLE001 - last line of defence: one line, not a traceback
         if os.environ.get("FRAMEGEN_DEBUG"):
             raise

@@ -27,17 +27,21 @@ def exit_at_once(message: str, exit_code: int) -> NoReturn:
     atomically, a partial WAV's header counts its whole chunks, a run lock left behind is taken over as stale."""
     for s in SIGNALS:
         signal.signal(s, signal.SIG_IGN)  # a third signal while this runs must not print the line twice
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - the signal came in the middle of a write to it: the line still goes out
-            pass
+    _flush()
     # rich's progress hides the cursor and leaves its line open; its close would restore both
     tty = "\x1b[?25h\n" if os.isatty(2) else ""
     try:
         os.write(2, f"{tty}Error: {message}\n".encode())
     finally:
         os._exit(exit_code)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - the signal came in the middle of a write to it: the line still goes out
+            pass
 
 
 @contextmanager
@@ -71,8 +75,8 @@ def for_the_process() -> None:
 
     Before any stop, Ctrl-C raises KeyboardInterrupt as Python's handler does (loading and compiling stop there) and
     SIGTERM ends the process as by default. After a first signal (caught by a loop, or that KeyboardInterrupt), one
-    more while the process unwinds, prints and tears down ends it at once, rather than raising into that teardown
-    (an atexit callback, click printing the error) where it would print a traceback."""
+    more while the process unwinds and prints its error ends it at once, rather than raising into click's printing
+    or an atexit callback, where it would print a traceback; ``end_if_stopped`` then skips the teardown."""
 
     def handler(signum, frame):
         if _stopping:
@@ -86,3 +90,13 @@ def for_the_process() -> None:
 
     for s in SIGNALS:
         signal.signal(s, handler)
+
+
+def end_if_stopped(exit_code: int) -> None:
+    """For the framegen process, its command over and its error printed: after a stop signal, end it now.
+
+    The interpreter's teardown has nothing left to do for it and would put Python's handlers away first: a second
+    Ctrl-C there would kill the process by the signal, without a word (status -2 to a parent instead of 130)."""
+    if _stopping:
+        _flush()
+        os._exit(exit_code)

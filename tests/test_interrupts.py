@@ -74,3 +74,19 @@ time.sleep(5)
 print("went on")
 """)
     assert r.returncode == -signal.SIGTERM and r.stdout == r.stderr == ""
+
+
+def test_a_stopped_process_ends_before_the_teardown():
+    """Python puts its handlers away before tearing modules down: a second Ctrl-C there would kill the process
+    by SIGINT. A stopped framegen process ends once its error is printed."""
+    r = python("""
+import signal
+from framegen import interrupts
+interrupts.end_if_stopped(1)  # nothing stopped it: goes on
+with interrupts.stop_flag(lambda s: "unused") as caught:
+    signal.raise_signal(signal.SIGTERM)
+print("stopped", end="")
+interrupts.end_if_stopped(143)
+print("went on")
+""")
+    assert (r.returncode, r.stdout, r.stderr) == (143, "stopped", "")
