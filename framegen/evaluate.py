@@ -482,6 +482,36 @@ def verdict(**metrics) -> tuple[str, ...]:
     return tuple(f for f in FLAG_ORDER if f in flags)
 
 
+ADVICE_FLAGS = ("silent", "stuck", "static", "far_from_song")
+"""The flags of an MSE run's output that `next_step` answers: it collapsed (silence, a loop, a drone) or does not
+sound like the song."""
+
+MSE_ADVICE = ("an MSE model fed its own output settles into silence, a loop or a drone on real songs; generate "
+              "through model-scored selection of real frames of the song (the default selection path, "
+              "`--select model`), or train the VQ mode, which plays real frames and keeps the beat: "
+              "framegen train {song} --output vq")
+"""What `framegen generate` prints after such a result ({song}: the run's song). The selection path's flag is not
+final (issue 19, part 2): adjust the text here, the one place it is written."""
+
+
+def next_step(flags, *, output: str, song: str) -> str | None:
+    """What to try next after a run's output raised `flags`: MSE_ADVICE for an MSE run (`output` "mse") flagged
+    with any of ADVICE_FLAGS, else None (a VQ run plays real frames already)."""
+    if output == "mse" and set(ADVICE_FLAGS) & set(flags):
+        return MSE_ADVICE.format(song=song)
+    return None
+
+
+def transition_text(ev: Evaluation) -> str:
+    """One line on where a clip goes from beat to beat, its song's references beside: for `framegen generate`."""
+    def f(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    return (f"follows the song {f(ev.transition)} (real {f(ev.transition_real)}), at its jumps "
+            f"{f(ev.transition_jumps)} (shuffled beats {f(ev.transition_shuffled)}), {f(ev.jump_rate)} jumps per "
+            f"beat; change ratio {ev.change_ratio:.2f}")
+
+
 # ------------------------------------------------------------------------------------------------------ edges
 
 
