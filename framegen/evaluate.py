@@ -98,11 +98,13 @@ NO_PULSE_BELOW = 0.5
 score 1.0-1.31, their 25 ms fragments shuffled 0.09-0.16, white noise 0.08-0.11 (0.12-0.13 against the demo)."""
 
 STATIC_BELOW = 0.35
-"""'static' when the clip's beat-to-beat change is below 0.35 of the song's (change_ratio): a held chord scores
-0.002-0.01 (with 30% tremolo too), the same with white noise 10-20 dB below it 0.10-0.23, a chord with 5 Hz vibrato
-0.05-0.12; real 30 s excerpts of the 28 drascula pieces of 30 s or more score 0.55-1.45 (0.55 and 0.59 the least,
-track9 and track26, most 0.8 or more). White noise scores 0.22-0.46: at the scale of a beat it does not change
-either, but it is 'noise_like', and static is not judged on a clip that is."""
+"""'static' when the clip's beat-to-beat change is below 0.35 of the song's (change_ratio). Against drascula
+track1, 5, 8 and 26 (experiments/quality/transitions.md): a held chord scores 0.001-0.003 (0.003-0.02 with a 4 Hz
+tremolo, 0.02-0.12 with a 5 Hz vibrato, 0.11-0.25 swelling over 8 s, 0.11-0.22 with white noise 10-20 dB below it),
+6 s of the song and then a chord (the MSE drone) 0.000-0.002, a chord changing every 4 s 0.003; real 30 s excerpts
+of the 28 drascula pieces of 30 s or more 0.55-1.46 (track9 and track26 the least, 0.55 and 0.59; most 0.8 or more).
+White noise scores 0.22-0.46: at the scale of a beat it does not change either, but it is 'noise_like', and static
+is not judged on a clip that is."""
 
 FLAG_ORDER = ("silent", "noise_like", "stuck", "static", "copying", "far_from_song", "no_pulse", "clipping",
               "nonfinite")
@@ -183,32 +185,41 @@ METRICS: dict[str, tuple[str, str]] = {
         f"1/{transitions.STEPS_PER_BEAT} beat in the clip. For each clip window, the nearest song window; the "
         "distance from what the clip plays one beat later to what the song plays one beat after that window, in "
         f"units of the median distance between two random windows of the song ({transitions.RANDOM_PAIRS:,} pairs, "
-        "fixed seed); 1 - the median over the clip. A real 30 s excerpt of a drascula piece scores 0.1-0.85 against "
-        "the rest of it, depending on how much the piece repeats itself; a random beat re-sequencing ~0.1; noise "
-        "below 0"),
+        f"fixed seed); 1 - the median over the clip. Song places within {transitions.TIE:.0%} of that unit of the "
+        "nearest are as near "
+        "(a song that repeats itself exactly). The held-out last 30 s of drascula pieces score 0.12-0.85 against "
+        "the rest, depending on how much a piece repeats itself; their beats re-sequenced at random 0.02-0.19; "
+        "white noise -0.5 to -1.5 (below 0: further from what the song plays than two moments of it)"),
     "transition_jumps": (
         "the same, only where the clip jumps to another place of the song (None: no jump)",
         "a jump: the song window nearest to the clip one beat later is not within "
-        f"{transitions.ON_PATH_BEATS:g} beat of one beat after the window nearest to it now. What a generator "
-        "that re-sequences the song adds is here: at random ~transition_shuffled, a similarity jukebox (jumps "
-        "between beats whose sound and predecessor match) 0.3-0.5 on drascula pieces"),
+        f"{transitions.ON_PATH_BEATS:g} beat of one beat after a window nearest to it now. Where a generator that "
+        "re-sequences the song makes its choices: at random ~transition_shuffled, a similarity jukebox (jumps "
+        "between beats whose sound and predecessor match: experiments/quality/jukebox.py) 0.31-0.71 on drascula "
+        "pieces where it finds similar beats (track1, 5, 23; 3 seeds), 0.02-0.42 on one where it seldom does"),
     "jump_rate": ("share of one-beat steps at which the clip jumps (~jumps per beat, up to 1)",
-                  "a real excerpt of a piece that never repeats itself jumps at ~0.9 of its steps, since its nearest "
-                  "windows are elsewhere in the song; see jump_rate_real"),
+                  f"steps every 1/{transitions.STEPS_PER_BEAT} beat, and a jump is seen by ~"
+                  f"{transitions.STEPS_PER_BEAT} of them. New music jumps too: real excerpts of a piece that seldom "
+                  "repeats itself jump at 0.9 or more of their steps (their nearest windows are anywhere in the "
+                  "song), of one that does at 0.5-0.6; see jump_rate_real"),
     "transition_real": (
         f"transition of real excerpts of the clip's length, median of {transitions.REAL_EXCERPTS}",
-        "evenly spaced excerpts of the song (at most half of it), each matched against the rest of the song only: "
-        "what new music that follows the song as the song follows itself scores"),
+        f"evenly spaced excerpts of the song (at most half of it and {transitions.REAL_SECONDS:g} s), each matched "
+        "against the rest of the song only: what new music that follows the song as the song follows itself "
+        "scores"),
     "jump_rate_real": ("jump_rate of those real excerpts (median)", ""),
     "transition_shuffled": (
         "transition_jumps of the song's own beats re-sequenced at random: chance",
-        "one-beat stretches of the song from random places (fixed seed), as long as the clip"),
+        f"{transitions.SHUFFLED_BEATS} one-beat stretches of the song, each from the strongest onset within a beat "
+        "of a random place (fixed seed)"),
     "change": (
         "median change from one beat to the next (z-scored chroma + MFCC, 0 = a held sound)",
         f"the distance between clip windows one beat apart, every 1/{transitions.STEPS_PER_BEAT} beat, median; "
-        f"the mel power behind the MFCCs floored at 1e-5 of the song's mean, as for the Frechet distance"),
+        f"the mel power behind the MFCCs floored at {transitions.DB_FLOOR:g} of the song's mean, as for the Frechet "
+        "distance"),
     "change_song": ("the same over the whole song", ""),
-    "change_ratio": ("change / change_song (real excerpts 0.55-1.45, a drone ~0)", ""),
+    "change_ratio": (
+        f"change / change_song (real 30 s excerpts 0.55-1.46, a held chord ~0; < {STATIC_BELOW:g}: static)", ""),
     "clipping_ratio": ("share of samples at full scale", "at or above 0.999"),
     "nonfinite_ratio": ("share of NaN/inf samples", "they are zeroed before every other metric"),
     "rate_mismatch": ("the song's rate differed from the clip's, and the song was resampled", ""),

@@ -118,8 +118,8 @@ def test_run_page_shows_every_clip_with_player_figure_and_metrics(built):
                 "report/seed-seed.png"):
         assert (run_dir / png).is_file() and f'src="{png}"' in text, png
     assert '<span class="flag warn">far_from_song</span>' in text and "no flags" in text
-    for metric in ("frechet_ratio", "novelty", "pulse_ratio", "rhythm_similarity", "continuity_ratio", "transition_jumps",
-                   "transition_shuffled", "change_ratio"):
+    for metric in ("frechet_ratio", "novelty", "pulse_ratio", "rhythm_similarity", "continuity_ratio",
+                   "transition_jumps", "transition_shuffled", "change_ratio"):
         assert f">{metric}</span>" in text, metric  # the generated clip was scored (no score was on disk)
     assert "too short to score" in text  # the seed: T x F = 2,000 samples at 8 kHz
     assert 'id="missing"' not in text

@@ -99,20 +99,23 @@ def test_the_beat_is_the_songs_tempo_folded_into_range():
 
 def test_an_excerpt_follows_the_song():
     m = metrics("excerpt")
-    assert m["transition"] > 0.9 and m["jump_rate"] < 0.1  # measured 0.99, 0.0
+    # measured 0.999 and 0.0; without ties (TIE) it read as jumping at 0.4 of its steps between the identical beats
+    # of a pass (the progression holds repeated chord pairs)
+    assert m["transition"] > 0.9 and m["jump_rate"] < 0.1
 
 
 def test_a_beat_shuffle_scores_near_chance_at_its_jumps():
     m = metrics("shuffled")
-    assert m["jump_rate"] > 0.8  # a jump at (almost) every beat
-    assert m["transition_jumps"] < 0.35  # measured
+    assert m["jump_rate"] > 0.8  # a jump at (almost) every beat: 0.97
+    assert m["transition_jumps"] < 0.35  # 0.12
     # the reference evaluate prints beside it is the same mechanism, built from the song's own frames
     assert m["transition_jumps"] == pytest.approx(m["transition_shuffled"], abs=0.2)
 
 
 def test_jumps_between_similar_beats_score_in_between():
     jumps, shuffled, excerpt = metrics("similar_jumps"), metrics("shuffled"), metrics("excerpt")
-    assert 0.2 < jumps["jump_rate"] < 0.8  # a jump every other beat
+    assert 0.2 < jumps["jump_rate"] < 0.8  # a jump every other beat: 0.65
+    # 0.12 < 0.58 < 0.999: what follows a beat in another pass is the same chord in another timbre
     assert shuffled["transition_jumps"] + 0.2 < jumps["transition_jumps"] < excerpt["transition"] - 0.1
 
 
@@ -134,7 +137,7 @@ def test_a_clip_shorter_than_two_beats_has_no_transition():
 
 
 def test_a_held_chord_does_not_change_and_an_excerpt_changes_as_the_song():
-    assert metrics("held_chord")["change_ratio"] < 0.05  # measured
+    assert metrics("held_chord")["change_ratio"] < 0.05  # 0.001
     assert metrics("excerpt")["change_ratio"] == pytest.approx(1.0, abs=0.3)
 
 
