@@ -300,7 +300,7 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
     seconds written and the real-time factor) and renamed to OUT when complete. Ctrl-C or a kill leaves
     OUT.partial.wav as a valid WAV of what was written, and an earlier OUT untouched.
     Each WAV is then scored against the song ('framegen evaluate'; a clip over a minute on its last minute) and its
-    flags printed; a silent, noise-like or stuck result is also reported on stderr.
+    flags printed; a silent, noise-like, stuck or static result is also reported on stderr.
 
     \b
     Examples:
@@ -355,7 +355,7 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
                                   for i, g in enumerate(written)})
 
 
-_LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
+_LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop", "static": "like a DRONE"}
 
 
 def next_step_hint(cfg, flags) -> str | None:
