@@ -4,14 +4,14 @@ models.
 
 The sound's frame statistics are computed in framegen.spectral, its time structure (pulse, rhythm pattern, tempo,
 held notes) in framegen.rhythm, where it goes from beat to beat (transitions, jumps, change) in framegen.transitions;
-here `evaluate` gathers them and loudness and loops into an `Evaluation`, turns them
-into flags with the thresholds below, and METRICS says what each field means (docstring, report, CLI help);
-`evaluate_files` is the file edge, `format_report` the human-readable text.
+here `evaluate` gathers them and loudness and loops into an `Evaluation`, turns them into flags with the thresholds
+below, and METRICS says what each field means (docstring, report, CLI help); `next_step` says what to try after a
+flagged result; `evaluate_files` is the file edge, `format_report` the human-readable text.
 """
 
 from __future__ import annotations
 
-# Over 450 lines on purpose: each metric is a short function with its measured thresholds beside it, and the
+# Over 550 lines on purpose: each metric is a short function with its measured thresholds beside it, and the
 # `Evaluation` docstring documents them for `framegen evaluate --help`; one concept, read top to bottom.
 
 import contextlib
@@ -186,8 +186,7 @@ METRICS: dict[str, tuple[str, str]] = {
         "distance from what the clip plays one beat later to what the song plays one beat after that window, in "
         f"units of the median distance between two random windows of the song ({transitions.RANDOM_PAIRS:,} pairs, "
         f"fixed seed); 1 - the median over the clip. Song places within {transitions.TIE:.0%} of that unit of the "
-        "nearest are as near "
-        "(a song that repeats itself exactly). The held-out last 30 s of drascula pieces score 0.12-0.85 against "
+        "nearest are as near (a song that repeats itself exactly). The held-out last 30 s of drascula pieces score 0.12-0.85 against "
         "the rest, depending on how much a piece repeats itself; their beats re-sequenced at random 0.02-0.19; "
         "white noise -0.5 to -1.5 (below 0: further from what the song plays than two moments of it)"),
     "transition_jumps": (
