@@ -300,7 +300,7 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
     seconds written and the real-time factor) and renamed to OUT when complete. Ctrl-C or a kill leaves
     OUT.partial.wav as a valid WAV of what was written, and an earlier OUT untouched.
     Each WAV is then scored against the song ('framegen evaluate'; a clip over a minute on its last minute) and its
-    flags printed; a silent, noise-like or stuck result is also reported on stderr.
+    flags printed; a silent, noise-like, stuck or static result is also reported on stderr.
 
     \b
     Examples:
@@ -325,6 +325,8 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
                       progress=bar)
     finally:
         bar.close()
+    from framegen.evaluate import transition_text
+
     for g in written:
         click.echo(f"wrote {g.path}  ({g.seconds:.3f} s, RMS {g.rms:.4f}) from {g.run_dir}")
         if g.evaluation is not None:
@@ -335,13 +337,14 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
                        f"{ev.frechet_ratio:.2f}, novelty {ev.novelty:.2f})")
             click.echo(f"  rhythm: pulse ratio {ev.pulse_ratio:.2f}, rhythm similarity {ev.rhythm_similarity:.2f} "
                        f"(real {ev.rhythm_similarity_real:.2f}), continuity ratio {ev.continuity_ratio:.2f}")
+            click.echo(f"  transitions: {transition_text(ev)}")
             bad = [f for f in ev.flags if f in _LOUD_FLAGS]
             if bad:
                 click.echo(f"WARNING: {g.path} sounds {' and '.join(_LOUD_FLAGS[f] for f in bad)}: check it with "
                            f"'framegen evaluate {g.path} --reference SONG --plot cmp.png' before using it", err=True)
-                hint = next_step_hint(load_config(g.run_dir), ev.flags)
-                if hint:
-                    click.echo(f"next: {hint}", err=True)
+            hint = next_step_hint(load_config(g.run_dir), ev.flags)
+            if hint:
+                click.echo(f"next: {hint}", err=True)
     settings = {k: v for k, v in dict(checkpoint=checkpoint_kind, seed_offset=seed_offset, seed_frames=seed_frames,
                                       seed_file=str(seed_file) if seed_file else None,
                                       temperature=temperature, top_k=top_k, vq_emit=vq_emit,
@@ -352,16 +355,14 @@ def generate(run_dir, checkpoint_kind, seconds, seed_file, seed_offset, seed_fra
                                   for i, g in enumerate(written)})
 
 
-_LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
+_LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop", "static": "like a DRONE"}
 
 
 def next_step_hint(cfg, flags) -> str | None:
-    """What to try when a run's output collapsed: an MSE model fed its own output falls into a fixed point or a
-    short loop on real songs (experiments/quality/README.md); the VQ mode plays real frames and keeps the beat."""
-    if cfg.model.output == "mse" and {"stuck", "silent"} & set(flags):
-        return (f"MSE models fed their own output often settle into a loop or fade out; train the VQ mode, which "
-                f"plays real frames of the song and keeps its beat: framegen train {cfg.song} --output vq")
-    return None
+    """framegen.evaluate.next_step for a run's config: what to try when its output is flagged."""
+    from framegen.evaluate import next_step
+
+    return next_step(flags, output=cfg.model.output, song=cfg.song)
 
 
 def _evaluate_help() -> str:

@@ -270,7 +270,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
 
 
 SAMPLE_SCORES = ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s",
-                 "pulse_ratio", "rhythm_similarity", "continuity_ratio", "tempo_match")
+                 "pulse_ratio", "rhythm_similarity", "continuity_ratio", "tempo_match", "transition",
+                 "transition_jumps", "jump_rate", "transition_real", "transition_shuffled", "change_ratio")
 
 
 def _sample_scores(clip: np.ndarray, song_norm: np.ndarray, cfg: RunConfig) -> dict:
