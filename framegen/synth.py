@@ -15,7 +15,9 @@ DEMO_RATE = 16000
 DEMO_BPM = 120.0  # librosa's tempo prior peaks here, so the tracker and the pulse metrics hold on to it at once
 BEATS_PER_BAR = 4
 BAR_S = BEATS_PER_BAR * 60.0 / DEMO_BPM  # 2 s
-DEMO_BARS = 36  # 72 s: an intro bar and 35 bars; the held-out tail (last 10%, 7.2 s) is 3.6 bars never heard before
+# 72 s: an intro bar and 35 bars. The held-out tail (the last 10%, 7.2 s: generation's seed) is 3.6 bars of melody
+# the training part never had; a longer song would only make the 2-minute demo's epochs longer.
+DEMO_BARS = 36
 DEMO_SECONDS = DEMO_BARS * BAR_S
 COMPOSITION_SEED = 22  # the notes; demo_song's `seed` redraws only the drums' noise (the same tune, another take)
 
@@ -46,8 +48,8 @@ def _add(out: np.ndarray, start_s: float, sound: np.ndarray, rate: int, gain: fl
 
 def demo_song(seconds: float = DEMO_SECONDS, sample_rate: int = DEMO_RATE, *, seed: int = 0) -> np.ndarray:
     """A mono float32 song in [-1, 1] of round(seconds * sample_rate) samples; the same for the same arguments.
-    `seed` draws the noise of snare and hi-hat only: the notes, chords
-    and fills come from COMPOSITION_SEED, so another seed is another take of the same tune."""
+    `seed` draws the noise of snare and hi-hat only: the notes come from COMPOSITION_SEED, so another seed is
+    another take of the same tune."""
     rate = sample_rate
     n = int(round(seconds * rate))
     out = np.zeros(n)
@@ -66,24 +68,26 @@ def demo_song(seconds: float = DEMO_SECONDS, sample_rate: int = DEMO_RATE, *, se
             _add(out, t0 + k * beat, kick, rate, 0.9)
         snares = [1] + ([2.75, 3, 3.25, 3.5, 3.75] if fill else [3])
         for k in snares:
-            hit = noise.standard_normal(int(0.12 * rate)) * np.exp(-np.arange(int(0.12 * rate)) / rate / 0.035)
+            m = int(0.12 * rate)  # fresh noise for every hit, over a 190 Hz body
+            hit = noise.standard_normal(m) * np.exp(-np.arange(m) / rate / 0.035)
             _add(out, t0 + k * beat, hit + _tone(190.0, 0.12, rate, partials=1, decay=0.04), rate, 0.45)
         for k in range(8) if not fill else range(6):
-            hat = np.diff(noise.standard_normal(int(0.05 * rate) + 1)) * np.exp(-np.arange(int(0.05 * rate)) / rate
-                                                                                 / 0.012)
+            m = int(0.05 * rate)  # differenced noise (the highs of a closed hi-hat), decaying
+            hat = np.diff(noise.standard_normal(m + 1)) * np.exp(-np.arange(m) / rate / 0.012)
             _add(out, t0 + k * eighth, hat, rate, 0.12 if k % 2 else 0.2)
         # Pad: the chord held over the bar, softly (sine partials), so harmony is heard between the notes.
         for s in chord:
             _add(out, t0, _tone(float(_hz(s)), BAR_S, rate, partials=2, decay=3.0, attack=0.1), rate, 0.12)
         if intro:
             continue
-        # Bass: the chord's root an octave below, in quarters (A) or a syncopated eighth figure (B).
+        # Bass: the chord's root (its first entry) two octaves down, in quarters (A) or a syncopated figure (B).
         figure = ((0, 0), (1, 0), (2, 7), (3, 0)) if section == 0 else ((0, 0), (1.5, 0), (2, 12), (3, 7), (3.5, 0))
         for k, step in figure:
             _add(out, t0 + k * beat, _tone(float(_hz(chord[0] - 24 + step)), 0.45, rate, partials=6, decay=0.25),
                  rate, 0.35)
-        # Melody: eight eighth-note slots drawn afresh every bar: a rest (1 in 4), else a chord tone (3 in 4) or a
-        # scale step, an octave up in B. This is what makes every bar new while the style stays the same.
+        # Melody: eight eighth-note slots drawn afresh every bar: a rest (1 in 4), a chord tone (11 in 20) or a
+        # passing note of the scale (1 in 5); in B half of the notes an octave higher. This is what makes every bar
+        # new while the style stays the same.
         for k in range(8):
             r = notes.random()
             if r < 0.25:
