@@ -14,7 +14,9 @@ from framegen.train import Reporter, TrainResult, train_song
 # 10 s fell into a fixed point after ~2.4 s (flagged stuck, loudness 0.46), while VQ (K=512, gain-shape codebook,
 # real exemplar frames, batch 32 for more updates) stayed audible throughout at loudness 0.96 and not stuck.
 # The beat clock and unit selection give its 10 s the song's pulse (experiments/quality/rhythm.md); crossfade and
-# unit selection take train --output vq's defaults (RunConfig.from_options).
+# unit selection take train --output vq's defaults (RunConfig.from_options). On the varied song of issue 22 (busy
+# 2-core CPU, 190 steps in the budget) sampling seeds 0-2 gave no flags, novelty 0.36-0.38 (the loop before: 0.09-0.12,
+# copying); trained 4x longer (760 steps) still none, novelty 0.30-0.34: a better model copies a little more.
 DEMO_OPTIONS = dict(output="vq", codebook=512, clock="auto", batch_size=32, epochs=200, sample_every=10)
 
 
