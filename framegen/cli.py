@@ -46,7 +46,7 @@ def cli():
 
     \b
     Examples:
-      framegen demo                        # built-in song: train 2 minutes, generate 10 s
+      framegen demo                        # built-in song: train 2 minutes, generate 10 s, say how it did
       framegen info song.ogg               # what is in the file, which F x T fit
       framegen train song.wav              # train with the defaults (F=800, T=100, GRU 2x256)
       framegen generate --seconds 30       # continue the song from the latest run
@@ -137,22 +137,25 @@ def _train_options(f):
               help="Where the demo song and its run go.")
 @click.option("--minutes", type=float, default=DEMO_MINUTES, show_default=True, help="Training time budget.")
 def demo(runs_root, minutes):
-    """Built-in default job: synthesise a 60 s song, train a VQ-mode model on it for 2 minutes, generate 10 s.
+    """Built-in default job: synthesise a 72 s song, train a VQ-mode model on it for 2 minutes, generate 10 s.
 
-    Needs no file and no download. Prints where the song, the run and the generated WAV are.
+    Needs no file and no download. Prints where the song, the run and the generated WAV are, the verdict on the
+    WAV in words, and the command that does the same with your own song.
     """
-    from framegen.demo import run_demo
+    from framegen import synth
+    from framegen.demo import in_words, own_song_command, run_demo
 
     r = run_demo(runs_root=runs_root, minutes=minutes, reporter=RichReporter())
     last = r.train.metrics[-1] if r.train.metrics else {}
-    click.echo(f"demo song:  {r.song}")
+    click.echo(f"demo song:  {r.song}  ({synth.DEMO_SECONDS:g} s at {synth.DEMO_BPM:g} bpm, new notes every bar)")
     click.echo(f"run:        {r.train.run_dir}  (step {r.train.step}, val MSE {last.get('val_mse', float('nan')):.4f}"
                f" vs zero predictor {last.get('zero_mse', float('nan')):.4f})")
     click.echo(f"generated:  {r.generated.path}  ({r.generated.seconds:.3f} s, RMS {r.generated.rms:.4f})")
-    click.echo(f"evaluation: {', '.join(r.generated.flags) or 'no flags'}  "
-               f"(framegen evaluate {r.generated.path} --reference {r.song})")
     ev = r.generated.evaluation
+    click.echo(f"verdict:    {in_words(ev) if ev else 'not scored'}")
+    click.echo(f"evaluation: framegen evaluate {r.generated.path} --reference {r.song}")
     _write_report(r.train.run_dir, clips={r.generated.path: {"evaluation": ev.to_dict() if ev else None}})
+    click.echo(f"your song:  {own_song_command(minutes)}")
 
 
 @cli.command()

@@ -131,7 +131,8 @@ def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
     assert (tmp_path / "runs" / "demo-song.wav").is_file()
     (wav,) = (tmp_path / "runs").glob("demo-song-f800-t100-*/generated/best-10s.wav")
     assert sf.info(str(wav)).frames == 160000
-    assert "evaluation:" in r.output
+    assert "verdict:" in r.output and "evaluation: framegen evaluate" in r.output
+    assert "your song:  framegen train YOUR-SONG.wav --output vq" in r.output
 
 
 def test_a_collapsed_or_far_mse_run_is_told_what_to_try_next():
