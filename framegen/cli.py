@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import click
 
-from framegen import __version__
+from framegen import __version__, interrupts
 from framegen.config import (CHECKPOINTS, CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, FRAME_RANGE, HIDDEN_RANGE, OUTPUTS,
                              PRECISIONS, SEQ_RANGE, TRAIN_CLOCK, CROSSFADE_MS, SELECT_HOLD, SELECT_MAX_RUN_S, SELECTS,
                              VQ_EMITS,
@@ -49,7 +49,7 @@ def cli():
 
     \b
     Examples:
-      framegen demo                        # built-in song: train 2 minutes, generate 10 s
+      framegen demo                        # built-in song: train 2 minutes, generate 10 s, say how it did
       framegen info song.ogg               # what is in the file, which F x T fit
       framegen train song.wav              # train with the defaults (F=800, T=100, GRU 2x256)
       framegen generate --seconds 30       # continue the song from the latest run
@@ -158,22 +158,25 @@ def _training_options(command: str):
               help="Where the demo song and its run go.")
 @click.option("--minutes", type=float, default=DEMO_MINUTES, show_default=True, help="Training time budget.")
 def demo(runs_root, minutes):
-    """Built-in default job: synthesise a 60 s song, train a VQ-mode model on it for 2 minutes, generate 10 s.
+    """Built-in default job: synthesise a 72 s song, train a VQ-mode model on it for 2 minutes, generate 10 s.
 
-    Needs no file and no download. Prints where the song, the run and the generated WAV are.
+    Needs no file and no download. Prints where the song, the run and the generated WAV are, the verdict on the
+    WAV in words, and the command that does the same with your own song.
     """
-    from framegen.demo import run_demo
+    from framegen import synth
+    from framegen.demo import in_words, own_song_command, run_demo
 
     r = run_demo(runs_root=runs_root, minutes=minutes, reporter=RichReporter())
     last = r.train.metrics[-1] if r.train.metrics else {}
-    click.echo(f"demo song:  {r.song}")
+    click.echo(f"demo song:  {r.song}  ({synth.DEMO_SECONDS:g} s at {synth.DEMO_BPM:g} bpm, new notes every bar)")
     click.echo(f"run:        {r.train.run_dir}  (step {r.train.step}, val MSE {last.get('val_mse', float('nan')):.4f}"
                f" vs zero predictor {last.get('zero_mse', float('nan')):.4f})")
     click.echo(f"generated:  {r.generated.path}  ({r.generated.seconds:.3f} s, RMS {r.generated.rms:.4f})")
-    click.echo(f"evaluation: {', '.join(r.generated.flags) or 'no flags'}  "
-               f"(framegen evaluate {r.generated.path} --reference {r.song})")
     ev = r.generated.evaluation
+    click.echo(f"verdict:    {in_words(ev) if ev else 'not scored'}")
+    click.echo(f"evaluation: framegen evaluate {r.generated.path} --reference {r.song}")
     _write_report(r.train.run_dir, clips={r.generated.path: {"evaluation": ev.to_dict() if ev else None}})
+    click.echo(f"your song:  {own_song_command(minutes)}")
 
 
 @cli.command()
@@ -326,7 +329,7 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
     seconds written and the real-time factor) and renamed to OUT when complete. Ctrl-C or a kill leaves
     OUT.partial.wav as a valid WAV of what was written, and an earlier OUT untouched.
     Each WAV is then scored against the song ('framegen evaluate'; a clip over a minute on its last minute) and its
-    flags printed; a silent, noise-like or stuck result is also reported on stderr.
+    flags printed; a silent, noise-like, stuck or static result is also reported on stderr.
 
     \b
     Examples:
@@ -338,6 +341,7 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
     """
     from framegen import runs
     from framegen.display import GenerateProgress
+    from framegen.evaluate import transition_text
     from framegen.generate import generate as gen
     from framegen.generate import warnings_for
 
@@ -348,8 +352,7 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
                       prompt_frames=prompt_frames, prompt_file=prompt_file, out=out, overwrite=overwrite,
                       streams=streams, temperature=temperature, top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms,
                       sample_seed=sample_seed, score=not no_score, select=select, hold=hold, max_run_s=max_run_s,
-                      precision=precision,
-                      progress=bar)
+                      precision=precision, progress=bar)
     finally:
         bar.close()
     for g in written:
@@ -362,6 +365,7 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
                        f"{ev.frechet_ratio:.2f}, novelty {ev.novelty:.2f})")
             click.echo(f"  rhythm: pulse ratio {ev.pulse_ratio:.2f}, rhythm similarity {ev.rhythm_similarity:.2f} "
                        f"(real {ev.rhythm_similarity_real:.2f}), continuity ratio {ev.continuity_ratio:.2f}")
+            click.echo(f"  transitions: {transition_text(ev)}")
         for line in warnings_for(g):
             click.echo(line, err=True)
     settings = {k: v for k, v in dict(checkpoint=checkpoint_kind, prompt_offset=prompt_offset,
@@ -611,8 +615,12 @@ def bench(frame_size, seq_len, batch_size, compare, as_json, quick, steps, only,
 
 
 def main():
+    interrupts.for_the_process()  # the process's own: a second Ctrl-C ends it at once, whatever it is doing
     try:
         cli.main(prog_name="framegen", standalone_mode=True)
+    except SystemExit as e:
+        interrupts.end_if_stopped(0 if e.code is None else e.code if isinstance(e.code, int) else 1)
+        raise
     except Exception as e:  # noqa: BLE001 - last line of defence: one line, not a traceback
         if os.environ.get("FRAMEGEN_DEBUG"):
             raise

@@ -1,15 +1,17 @@
-"""Generated-audio metrics and verdict flags: is a continuation silent, noise, stuck in a loop, a copy of the song,
-far from it, or without its beat? Plain numpy/scipy/librosa signal processing against the song; no learned models.
+"""Generated-audio metrics and verdict flags: is a continuation silent, noise, stuck in a loop, a drone, a copy of the
+song, far from it, or without its beat? Plain numpy/scipy/librosa signal processing against the song; no learned
+models.
 
 The sound's frame statistics are computed in framegen.spectral, its time structure (pulse, rhythm pattern, tempo,
-held notes) in framegen.rhythm; here `evaluate` gathers them and loudness and loops into an `Evaluation`, turns them
-into flags with the thresholds below, and METRICS says what each field means (docstring, report, CLI help);
-`evaluate_files` is the file edge, `format_report` the human-readable text.
+held notes) in framegen.rhythm, where it goes from beat to beat (transitions, jumps, change) in framegen.transitions;
+here `evaluate` gathers them and loudness and loops into an `Evaluation`, turns them into flags with the thresholds
+below, and METRICS says what each field means (docstring, report, CLI help); `next_step` says what to try after a
+flagged result; `evaluate_files` is the file edge, `format_report` the human-readable text.
 """
 
 from __future__ import annotations
 
-# Over 450 lines on purpose: each metric is a short function with its measured thresholds beside it, and the
+# Over 550 lines on purpose: each metric is a short function with its measured thresholds beside it, and the
 # `Evaluation` docstring documents them for `framegen evaluate --help`; one concept, read top to bottom.
 
 import contextlib
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegen import rhythm
+from framegen import rhythm, transitions
 from framegen.errors import AudioError
 from framegen.spectral import NOISE_FLATNESS, band_flatness, frechet_and_novelty, noise_likeness
 
@@ -95,7 +97,17 @@ NO_PULSE_BELOW = 0.5
 """... and raised when the clip reaches less than half of it (pulse_ratio < 0.5): real 30 s excerpts of those songs
 score 1.0-1.31, their 25 ms fragments shuffled 0.09-0.16, white noise 0.08-0.11 (0.12-0.13 against the demo)."""
 
-FLAG_ORDER = ("silent", "noise_like", "stuck", "copying", "far_from_song", "no_pulse", "clipping", "nonfinite")
+STATIC_BELOW = 0.35
+"""'static' when the clip's beat-to-beat change is below 0.35 of the song's (change_ratio). Against drascula
+track1, 5, 8 and 26 (experiments/quality/transitions.md): a held chord scores 0.001-0.003 (0.003-0.02 with a 4 Hz
+tremolo, 0.02-0.12 with a 5 Hz vibrato, 0.11-0.25 swelling over 8 s, 0.11-0.22 with white noise 10-20 dB below it),
+6 s of the song and then a chord (the MSE drone) 0.000-0.002, a chord changing every 4 s 0.003; real 30 s excerpts
+of the 28 drascula pieces of 30 s or more 0.55-1.46 (track9 and track26 the least, 0.55 and 0.59; most 0.8 or more).
+White noise scores 0.22-0.46: at the scale of a beat it does not change either, but it is 'noise_like', and static
+is not judged on a clip that is."""
+
+FLAG_ORDER = ("silent", "noise_like", "stuck", "static", "copying", "far_from_song", "no_pulse", "clipping",
+              "nonfinite")
 
 
 METRICS: dict[str, tuple[str, str]] = {
@@ -165,21 +177,68 @@ METRICS: dict[str, tuple[str, str]] = {
     "continuity_song": ("the same for the whole song", ""),
     "continuity_ratio": ("continuity / continuity_song (real excerpts 0.95-1.11, 25 ms fragments 0.15-0.43)",
                          "continuity_song floored at 0.05"),
+    "transition": (
+        "does the clip go where the song goes, one beat on? (1 = as the song does, 0 = as two random moments of it)",
+        f"clip and song are cut into one-beat windows (the song's tempo, folded into "
+        f"{transitions.MIN_BEAT_S:g}-{transitions.MAX_BEAT_S:g} s) of mean chroma and MFCC 0-{transitions.N_MFCC - 1} "
+        f"(z-scored by the song), every {transitions.FEATURE_HOP_S * 1000:g} ms in the song and every "
+        f"1/{transitions.STEPS_PER_BEAT} beat in the clip. For each clip window, the nearest song window; the "
+        "distance from what the clip plays one beat later to what the song plays one beat after that window, in "
+        f"units of the median distance between two random windows of the song ({transitions.RANDOM_PAIRS:,} pairs, "
+        f"fixed seed); 1 - the median over the clip. Song places within {transitions.TIE:.0%} of that unit of the "
+        "nearest are as near (a song that repeats itself exactly). The held-out last 30 s of drascula pieces score 0.12-0.85 against "
+        "the rest, depending on how much a piece repeats itself; their beats re-sequenced at random 0.02-0.19; "
+        "white noise -0.5 to -1.5 (below 0: further from what the song plays than two moments of it)"),
+    "transition_jumps": (
+        "the same, only where the clip jumps to another place of the song (None: no jump)",
+        "a jump: the song window nearest to the clip one beat later is not within "
+        f"{transitions.ON_PATH_BEATS:g} beat of one beat after a window nearest to it now. Where a generator that "
+        "re-sequences the song makes its choices: at random ~transition_shuffled, a similarity jukebox (jumps "
+        "between beats whose sound and predecessor match: experiments/quality/jukebox.py) 0.31-0.71 on drascula "
+        "pieces where it finds similar beats (track1, 5, 23; 3 seeds), 0.02-0.42 on one where it seldom does"),
+    "jump_rate": ("share of one-beat steps at which the clip jumps (~jumps per beat, up to 1)",
+                  f"steps every 1/{transitions.STEPS_PER_BEAT} beat, and a jump is seen by ~"
+                  f"{transitions.STEPS_PER_BEAT} of them. New music jumps too: real excerpts of a piece that seldom "
+                  "repeats itself jump at 0.9 or more of their steps (their nearest windows are anywhere in the "
+                  "song), of one that does at 0.5-0.6; see jump_rate_real"),
+    "transition_real": (
+        f"transition of real excerpts of the clip's length, median of {transitions.REAL_EXCERPTS}",
+        f"evenly spaced excerpts of the song (at most half of it and {transitions.REAL_SECONDS:g} s), each matched "
+        "against the rest of the song only: what new music that follows the song as the song follows itself "
+        "scores"),
+    "jump_rate_real": ("jump_rate of those real excerpts (median)", ""),
+    "transition_shuffled": (
+        "transition_jumps of the song's own beats re-sequenced at random: chance",
+        f"{transitions.SHUFFLED_BEATS} one-beat stretches of the song, each from the strongest onset within a beat "
+        "of a random place (fixed seed)"),
+    "change": (
+        "median change from one beat to the next (z-scored chroma + MFCC, 0 = a held sound)",
+        f"the distance between clip windows one beat apart, every 1/{transitions.STEPS_PER_BEAT} beat, median; "
+        f"the mel power behind the MFCCs floored at {transitions.DB_FLOOR:g} of the song's mean, as for the Frechet "
+        "distance"),
+    "change_song": ("the same over the whole song", ""),
+    "change_ratio": (
+        f"change / change_song (real 30 s excerpts 0.55-1.46, a held chord ~0; < {STATIC_BELOW:g}: static)", ""),
     "clipping_ratio": ("share of samples at full scale", "at or above 0.999"),
     "nonfinite_ratio": ("share of NaN/inf samples", "they are zeroed before every other metric"),
     "rate_mismatch": ("the song's rate differed from the clip's, and the song was resampled", ""),
     "flags": (
         "verdicts, in the order of FLAG_ORDER",
         "'silent' (audible_ratio < 0.5) and 'stuck' (a loop was found) name a collapse; the content flags "
-        "'noise_like' (noise_likeness > 0.5 and band_flatness > 0.45), 'copying' (novelty < 0.15), 'far_from_song' "
-        "(frechet_ratio > 4) and 'no_pulse' (pulse_real >= 0.3 and pulse_ratio < 0.5) are only judged on a clip "
-        "that is neither, since silence or a loop is far from the song by construction. A quiet fixed point is both "
-        "'silent' and 'stuck'. 'clipping' (clipping_ratio > 1%) and 'nonfinite' (any NaN/inf) are always judged"),
+        f"'noise_like' (noise_likeness > {NOISE_LIKE_ABOVE:g} and band_flatness > {NOISE_FLAT_ABOVE:.2f}), 'static' "
+        f"(change_ratio < {STATIC_BELOW:g} and not noise_like: a drone), 'copying' (novelty < {COPYING_BELOW:g}), "
+        f"'far_from_song' (frechet_ratio > {FAR_ABOVE:g}) and 'no_pulse' (pulse_real >= {PULSE_SONG_ABOVE:g} and "
+        f"pulse_ratio < {NO_PULSE_BELOW:g}) are only judged on a clip that is neither, since silence or a loop is far "
+        "from the song by construction. A quiet fixed point is both 'silent' and 'stuck'. 'clipping' (clipping_ratio "
+        f"> {CLIPPING_ABOVE:.0%}) and 'nonfinite' (any NaN/inf) are always judged"),
 }
 """What every Evaluation field means: the one source of the Evaluation docstring, `format_report` and the CLI help."""
 
-BESIDE = {"pulse": ("pulse_real", "real"), "tempo": ("tempo_song", "song"),
-          "rhythm_similarity": ("rhythm_similarity_real", "real"), "continuity": ("continuity_song", "song")}
+BESIDE = {"pulse": (("pulse_real", "real"),), "tempo": (("tempo_song", "song"),),
+          "rhythm_similarity": (("rhythm_similarity_real", "real"),), "continuity": (("continuity_song", "song"),),
+          "transition": (("transition_real", "real"),),
+          "transition_jumps": (("transition_real", "real"), ("transition_shuffled", "shuffled")),
+          "jump_rate": (("jump_rate_real", "real"),), "change": (("change_song", "song"),)}
 """format_report prints these song references beside the clip's value, not on lines of their own."""
 
 
@@ -225,6 +284,15 @@ each field as described in METRICS:
     continuity: float
     continuity_song: float
     continuity_ratio: float
+    transition: float | None
+    transition_jumps: float | None
+    jump_rate: float | None
+    transition_real: float | None
+    jump_rate_real: float | None
+    transition_shuffled: float | None
+    change: float
+    change_song: float
+    change_ratio: float
     clipping_ratio: float
     nonfinite_ratio: float
     rate_mismatch: bool
@@ -372,6 +440,7 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
     distances = frechet_and_novelty(gen, ref, sample_rate)
 
     period, start, score = find_loop(gen, sample_rate, min_rms=LOOP_MIN_LEVEL * ref_rms)
+    time_structure = rhythm.rhythm_metrics(gen, ref, sample_rate)
 
     ev = dict(
         seconds=len(gen) / sample_rate,
@@ -386,7 +455,8 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
         loop_period_s=period,
         loop_start_s=start,
         loop_score=score,
-        **rhythm.rhythm_metrics(gen, ref, sample_rate),
+        **time_structure,
+        **transitions.transition_metrics(gen, ref, sample_rate, time_structure["tempo_song"]),
         clipping_ratio=float(np.mean(np.abs(gen) >= CLIP_LEVEL)),
         nonfinite_ratio=nonfinite_ratio,
         rate_mismatch=rate_mismatch,
@@ -407,6 +477,8 @@ def verdict(**metrics) -> tuple[str, ...]:
     if not flags:
         if m["noise_likeness"] > NOISE_LIKE_ABOVE and m["band_flatness"] > NOISE_FLAT_ABOVE:
             flags.add("noise_like")
+        elif m["change_ratio"] < STATIC_BELOW:
+            flags.add("static")
         if m["novelty"] < COPYING_BELOW:
             flags.add("copying")
         if m["frechet_ratio"] > FAR_ABOVE:
@@ -418,6 +490,35 @@ def verdict(**metrics) -> tuple[str, ...]:
     if m["nonfinite_ratio"] > 0:
         flags.add("nonfinite")
     return tuple(f for f in FLAG_ORDER if f in flags)
+
+
+ADVICE_FLAGS = ("silent", "stuck", "static", "far_from_song")
+"""The flags of an MSE run's output that `next_step` answers: it collapsed (silence, a loop, a drone) or does not
+sound like the song."""
+
+MSE_ADVICE = ("an MSE model fed its own output settles into silence, a loop or a drone on real songs; generate "
+              "with unit selection instead (`--select model`, the default: real stretches of the song chosen by "
+              "the model), or train the VQ mode: framegen train {song} --output vq")
+"""What `framegen generate` prints after such a result of free-running feedback ({song}: the run's song)."""
+
+
+def next_step(flags, *, output: str, song: str, select: str = "off") -> str | None:
+    """What to try next after a run's output raised `flags`: MSE_ADVICE for an MSE run (`output` "mse") that fed
+    its predictions back (`select` "off") flagged with any of ADVICE_FLAGS, else None (the others play real
+    frames already)."""
+    if output == "mse" and select == "off" and set(ADVICE_FLAGS) & set(flags):
+        return MSE_ADVICE.format(song=song)
+    return None
+
+
+def transition_text(ev: Evaluation) -> str:
+    """One line on where a clip goes from beat to beat, its song's references beside: for `framegen generate`."""
+    def f(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    return (f"follows the song {f(ev.transition)} (real {f(ev.transition_real)}), at its jumps "
+            f"{f(ev.transition_jumps)} (shuffled beats {f(ev.transition_shuffled)}), {f(ev.jump_rate)} jumps per "
+            f"beat; change ratio {ev.change_ratio:.2f}")
 
 
 # ------------------------------------------------------------------------------------------------------ edges
@@ -442,20 +543,20 @@ def evaluate_files(generated_path: str | Path, reference_path: str | Path) -> Ev
 
 def format_report(ev: Evaluation) -> str:
     """Human-readable multi-line report: the flags, the rates, then one metric per line with its METRICS summary;
-    the song's references of pulse, tempo, rhythm similarity and continuity beside the clip's value (BESIDE)."""
+    the song's references of pulse, tempo, rhythm, continuity, transitions and change beside the clip's value
+    (BESIDE)."""
     lines = [f"flags: {', '.join(ev.flags) if ev.flags else 'none'}"]
     rate = f"sample rate: {ev.sample_rate} Hz"
     if ev.rate_mismatch:
         rate += f" (song resampled from {ev.reference_rate} Hz)"
     lines.append(rate)
-    shown_beside = {ref for ref, _ in BESIDE.values()}
+    shown_beside = {ref for refs in BESIDE.values() for ref, _ in refs}
     for name, (why, _) in METRICS.items():
         if name in shown_beside or name in ("sample_rate", "reference_rate", "rate_mismatch", "flags"):
             continue
         text = _text(getattr(ev, name))
         if name in BESIDE:
-            ref, label = BESIDE[name]
-            text += f" ({label} {_text(getattr(ev, ref))})"
+            text += " (" + ", ".join(f"{label} {_text(getattr(ev, ref))}" for ref, label in BESIDE[name]) + ")"
         lines.append(f"{name:>24}: {text:<10} {why}")
     return "\n".join(lines)
 

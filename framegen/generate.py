@@ -8,18 +8,17 @@ Ctrl-C, SIGTERM, non-finite audio and a full disk into one-line errors that say 
 
 import os
 import signal
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from framegen import audio, checkpoint, clock, songpath, units, vq
+from framegen import audio, checkpoint, clock, interrupts, songpath, units, vq
 from framegen.config import GenerateConfig, RunConfig, load_config
 from framegen.data import split_song, stream_prompts
 from framegen.errors import AudioError, Interrupted, RunError, UsageError
-from framegen.evaluate import score_clip
+from framegen.evaluate import next_step, score_clip
 from framegen.model import build
 from framegen.stream import Inputs, stream_audio
 
@@ -74,6 +73,7 @@ class Generated:
     run_dir: Path
     evaluation: object = None  # framegen.evaluate.Evaluation against the run's song (None when not scored)
     scored_seconds: float = 0.0  # the evaluation is of the clip's last this many seconds (all of it when equal)
+    select: str = "model"  # the unit selection it was made with ("off": the model's own output fed back)
 
     @property
     def flags(self) -> tuple:
@@ -81,28 +81,18 @@ class Generated:
 
 
 # Flags that mean the output failed, and how a warning names them.
-LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop"}
+LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in a loop", "static": "like a DRONE"}
 
 
 def warnings_for(g: Generated) -> list[str]:
-    """What to say on stderr about a clip whose flags say it failed (``LOUD_FLAGS``): how it sounds, how to check
-    it, and what to try (``next_step_hint``); nothing for any other clip."""
+    """What to say on stderr about a flagged clip: for one that failed (``LOUD_FLAGS``) how it sounds and how to
+    check it, and for any, what to try next (``framegen.evaluate.next_step``)."""
     bad = [f for f in g.flags if f in LOUD_FLAGS]
-    if not bad:
-        return []
     lines = [f"WARNING: {g.path} sounds {' and '.join(LOUD_FLAGS[f] for f in bad)}: check it with 'framegen "
-             f"evaluate {g.path} --reference SONG --plot cmp.png' before using it"]
-    hint = next_step_hint(load_config(g.run_dir), g.flags)
+             f"evaluate {g.path} --reference SONG --plot cmp.png' before using it"] if bad else []
+    cfg = load_config(g.run_dir)
+    hint = next_step(g.flags, output=cfg.model.output, song=cfg.song, select=g.select)
     return lines + ([f"next: {hint}"] if hint else [])
-
-
-def next_step_hint(cfg: RunConfig, flags) -> str | None:
-    """What to try when a run's output collapsed: an MSE model fed its own output falls into a fixed point or a
-    short loop on real songs (experiments/quality/README.md); the VQ mode plays real frames and keeps the beat."""
-    if cfg.model.output == "mse" and {"stuck", "silent"} & set(flags):
-        return (f"MSE models fed their own output often settle into a loop or fade out; train the VQ mode, which "
-                f"plays real frames of the song and keeps its beat: framegen train {cfg.song} --output vq")
-    return None
 
 
 def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateConfig()) -> Inputs:
@@ -136,27 +126,11 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-class _Stopped(BaseException):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so a killed generation closes its WAVs."""
+class _Stopped(Exception):
+    """A Ctrl-C or SIGTERM the chunk loop caught: it stops there and closes its WAVs."""
 
     def __init__(self, signum: int):
         self.signum = signum
-
-
-@contextmanager
-def _sigterm_raises():
-    def handler(signum, frame):
-        raise _Stopped(signum)
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: the default handling stays
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def generate(
@@ -196,8 +170,9 @@ def generate(
 
     The audio is streamed (``stream_audio``) into ``<out>.partial.wav`` a chunk at a time, so memory does not grow
     with ``seconds``, and renamed to ``out`` when complete: an earlier file at ``out`` is never half-replaced.
-    Ctrl-C or SIGTERM stops it with ``Interrupted``, the partial file closed as a valid WAV of what was written;
-    its header is rewritten after every chunk, so even a kill -9 leaves one. ``progress(seconds_done,
+    Ctrl-C or SIGTERM stops it at the next chunk border with ``Interrupted``, the partial file closed as a valid
+    WAV of what was written; its header is rewritten after every chunk, so even a kill -9 (or a second signal,
+    which ends the process at once) leaves one. ``progress(seconds_done,
     seconds_total)`` is called after every chunk. With ``score`` every clip is measured against the song
     (``framegen.evaluate``) on its last ``SCORE_SECONDS`` at most (a bounded sample whatever the length) and its
     flags returned.
@@ -229,11 +204,18 @@ def generate(
     done = 0
     _check_room(paths[0].parent, streams * (2 * n_samples + 44))
     writers = []
-    with _sigterm_raises():
+
+    def second(signum):  # what a second signal says (it ends the process at once: framegen.interrupts)
+        return (f"interrupted at once by a second {signal.Signals(signum).name}: the whole chunks written are kept "
+                f"as a valid WAV in {_partials_named(partials)}")
+
+    with interrupts.stop_flag(second) as caught:
         try:
             for p in partials:
                 writers.append(audio.WavStream(p, rate))
             for piece in pieces:
+                if caught:  # a signal arrived while this piece was computed: it is dropped
+                    raise _Stopped(caught[0])
                 if not np.all(np.isfinite(piece)):
                     raise _NonFinite
                 try:
@@ -247,6 +229,8 @@ def generate(
                 tails = [np.concatenate([t, y])[-keep:] if keep else t for t, y in zip(tails, clipped)]
                 if progress is not None:
                     progress(done / rate, n_samples / rate)
+                if caught:  # ... or while it was written
+                    raise _Stopped(caught[0])
         except BaseException as e:
             for w in writers:
                 w.close()
@@ -272,7 +256,8 @@ def generate(
     for p, tail, e in zip(paths, tails, energy):
         ev = score_clip(tail, raw, rate) if score else None
         written.append(Generated(path=p, seconds=done / rate, rms=float(np.sqrt(e / max(done, 1))), run_dir=run_dir,
-                                 evaluation=ev, scored_seconds=len(tail) / rate if ev is not None else 0.0))
+                                 evaluation=ev, scored_seconds=len(tail) / rate if ev is not None else 0.0,
+                                 select=cfg.train.select))
     return written
 
 
@@ -299,10 +284,14 @@ class _WriteFailed(Exception):
     pass
 
 
+def _partials_named(partials: list[Path]) -> str:
+    return str(partials[0]) if len(partials) == 1 else f"{partials[0]} ... {partials[-1].name}"
+
+
 def _stop_error(e: BaseException, done_s: float, total_s: float, partials: list[Path], paths: list[Path],
                 run_dir: Path) -> BaseException:
     """The one-line error a generation stopped by ``e`` ends with, saying what was kept and where."""
-    where = str(partials[0]) if len(partials) == 1 else f"{partials[0]} ... {partials[-1].name}"
+    where = _partials_named(partials)
     kept = f"the {done_s:.1f} s written are kept as a valid WAV in {where}" if done_s else "nothing was written"
     if isinstance(e, KeyboardInterrupt | _Stopped):
         signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT

@@ -49,6 +49,7 @@ def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) ->
     `generated` and `reference` are mono arrays at `sample_rate` (resample the song first if it differs)."""
     import numpy as np
 
+    from framegen.evaluate import transition_text
     from framegen.rhythm import onset_envelope, onset_hop
     from framegen.spectral import FEATURE_HOP_S, mel_power
 
@@ -92,7 +93,7 @@ def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) ->
                  f"{evaluation.noise_likeness:.2f}, Frechet ratio {evaluation.frechet_ratio:.2g}, "
                  f"novelty {evaluation.novelty:.2f}, pulse ratio {evaluation.pulse_ratio:.2f}, rhythm similarity "
                  f"{evaluation.rhythm_similarity:.2f} (real {evaluation.rhythm_similarity_real:.2f}), continuity "
-                 f"ratio {evaluation.continuity_ratio:.2f}", fontsize=10)
+                 f"ratio {evaluation.continuity_ratio:.2f}\ntransitions: {transition_text(evaluation)}", fontsize=10)
     _save(plt, fig, path)
 
 

@@ -8,7 +8,6 @@ training API a researcher imports stays in one place.
 import math
 import signal
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framegen import audio, checkpoint, clock, data, runs, vq
+from framegen import audio, checkpoint, clock, data, interrupts, runs, vq
 from framegen.config import RunConfig, load_config, save_config
 from framegen.errors import Interrupted, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
@@ -73,36 +72,11 @@ class TrainResult:
     compile_seconds: float  # compiling the train step, excluded from the time budget
 
 
-@contextmanager
-def _stop_on_signals(run_dir: Path | None = None):
-    """Turn SIGINT/SIGTERM into a flag the loop checks between steps (so the current step finishes and saves).
-
-    A second signal stops at once (even mid-save: orbax's atomic rename keeps the previous checkpoint) as
-    ``Interrupted`` with exit code 128 + signal.
-    """
-    caught = []
-
-    def handler(signum, frame):
-        if caught:  # a second Ctrl-C: the user really wants out
-            caught.append(signum)
-            raise KeyboardInterrupt
-        caught.append(signum)
-
-    try:
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread (e.g. a sweep worker): no handlers, nothing to restore
-        yield caught
-        return
-    try:
-        yield caught
-    except KeyboardInterrupt:
-        signum = caught[-1] if caught else signal.SIGINT
-        raise Interrupted(
-            f"stopped at once by a second {signal.Signals(signum).name}; steps since the last completed save are "
-            f"lost: resume with 'framegen train --resume {run_dir}'", exit_code=128 + signum) from None
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+def _second_signal(run_dir: Path):
+    """What a second Ctrl-C/SIGTERM says: it ends the process at once (``framegen.interrupts``), even mid-save,
+    where orbax's atomic rename keeps the previous checkpoint."""
+    return lambda signum: (f"stopped at once by a second {signal.Signals(signum).name}; steps since the last "
+                           f"completed save are lost: resume with 'framegen train --resume {run_dir}'")
 
 
 def prepare_song(song_path, cfg: RunConfig) -> tuple[np.ndarray, RunConfig]:
@@ -270,7 +244,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
             end_epoch(run, state, step, float(loss_sum) / max(loss_count, 1), partial)
             loss_sum, loss_count = jnp.zeros(()), 0
 
-        with _stop_on_signals(run_dir) as caught:
+        with interrupts.stop_flag(_second_signal(run_dir)) as caught:  # checked between steps
             while step < total:
                 state, loss = step_fn(state, song, *extra)
                 step += 1
@@ -299,7 +273,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
 
 
 SAMPLE_SCORES = ("audible_ratio", "loudness_ratio", "noise_likeness", "frechet_ratio", "novelty", "loop_period_s",
-                 "pulse_ratio", "rhythm_similarity", "continuity_ratio", "tempo_match")
+                 "pulse_ratio", "rhythm_similarity", "continuity_ratio", "tempo_match", "transition",
+                 "transition_jumps", "jump_rate", "transition_real", "transition_shuffled", "change_ratio")
 
 
 def _sample_scores(clip: np.ndarray, song_norm: np.ndarray, cfg: RunConfig) -> dict:

@@ -131,17 +131,44 @@ def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
     assert (tmp_path / "runs" / "demo-song.wav").is_file()
     (wav,) = (tmp_path / "runs").glob("demo-song-f800-t100-*/generated/best-10s.wav")
     assert sf.info(str(wav)).frames == 160000
-    assert "evaluation:" in r.output
+    assert "verdict:" in r.output and "evaluation: framegen evaluate" in r.output
+    assert "your song:  framegen train YOUR-SONG.wav --output vq" in r.output
 
 
-def test_a_collapsed_mse_run_is_pointed_to_the_vq_mode():
-    from framegen.generate import next_step_hint
-    from framegen.config import ModelConfig, RunConfig
+def test_a_collapsed_or_far_free_running_mse_result_is_told_what_to_try_next():
+    from framegen.evaluate import MSE_ADVICE, next_step
 
-    mse = RunConfig(song="/x/song.wav")
-    assert "--output vq" in next_step_hint(mse, ("stuck",)) and "/x/song.wav" in next_step_hint(mse, ("silent",))
-    assert next_step_hint(mse, ("far_from_song",)) is None
-    assert next_step_hint(RunConfig(model=ModelConfig(output="vq")), ("stuck",)) is None
+    def advice(flags, output="mse", select="off"):
+        return next_step(flags, output=output, song="/x/song.wav", select=select)
+
+    for flag in ("silent", "stuck", "static", "far_from_song"):
+        assert advice((flag, "no_pulse")) == MSE_ADVICE.format(song="/x/song.wav"), flag
+    assert "--select model" in advice(("static",)) and "--output vq" in advice(("static",))
+    assert advice(("no_pulse",)) is None and advice(()) is None
+    assert advice(("stuck",), output="vq") is None and advice(("stuck",), select="model") is None  # real frames
+
+
+def test_generate_prints_what_to_try_next_after_a_static_mse_result(tmp_path, monkeypatch):
+    import dataclasses
+
+    from framegen import evaluate as ev
+    from framegen.config import RunConfig, save_config
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(RunConfig(song="/x/song.wav"), run_dir)  # an MSE run, the default
+    scored = ev.evaluate(sine_song(2.0), RATE, sine_song(4.0), RATE)
+    drone = dataclasses.replace(scored, flags=("static", "far_from_song"))
+    written = [gen.Generated(path=tmp_path / "g.wav", seconds=2.0, rms=0.1, run_dir=run_dir, evaluation=drone,
+                             scored_seconds=2.0, select="off")]
+    monkeypatch.setattr(gen, "generate", lambda *a, **k: written)
+    monkeypatch.setattr("framegen.cli._write_report", lambda *a, **k: None)
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seconds", "2"])
+    assert r.exit_code == 0, r.output
+    assert "flags: static, far_from_song" in r.stdout and "transitions: follows the song" in r.stdout
+    warning = [line for line in r.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warning) == 1 and "DRONE" in warning[0], r.stderr  # a drone is a collapse, if not an exact loop
+    assert f"next: {ev.MSE_ADVICE.format(song='/x/song.wav')}" in r.stderr.splitlines()
 
 
 def test_generate_warns_loudly_on_stderr_when_the_result_is_silent(vq_run, tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ import soundfile
 from framegen import evaluate as ev
 from framegen import spectral as sp
 from framegen.errors import AudioError
-from framegen.synth import demo_song
+# The loop the thresholds were measured on (the demo song before issue 22): any excerpt of it is a verbatim copy.
+from framegen.synth import loop_song as demo_song
 
 SR = 16000
 CLIP_S = 10
@@ -52,6 +53,13 @@ def shuffled_fragments(y, seed=0, fragment=400):
     return pieces[np.random.default_rng(seed).permutation(len(pieces))].reshape(-1)
 
 
+def held_chord(n):
+    """Three tones and their octaves held still, tuned so that no two partials beat and the sum never repeats
+    exactly: a drone, neither silent nor a loop."""
+    t = np.arange(n) / SR
+    return sum(0.3**k * np.sin(2 * np.pi * f * (k + 1) * t) for f in (220.0, 275.3, 330.7) for k in range(2))
+
+
 def repitched(factor, seed=0):
     """The demo song played `factor` faster (pitch and tempo): rendered at SR / factor, read at SR."""
     return demo_song(CLIP_S / factor + 0.1, int(round(SR / factor)), seed=seed)[:N]
@@ -71,6 +79,12 @@ CASES = {
     "quiet_fixed_point": (
         lambda: np.concatenate([SONG[: int(2.7 * SR)], 0.04 * at_song_loudness(np.tile(FRAME, N // 400))])[:N],
         ("silent", "stuck"),
+    ),
+    # The drone MSE models settle into when it is not exactly periodic: a chord held still, alone or after the seed.
+    "held_chord": (lambda: at_song_loudness(held_chord(N)), ("static", "far_from_song")),
+    "drone_after_the_song": (
+        lambda: np.concatenate([SONG[: int(2.7 * SR)], 0.24 * at_song_loudness(held_chord(N))])[:N],
+        ("static", "far_from_song"),
     ),
     "excerpt": (lambda: SONG[12345 : 12345 + N], ("copying",)),
     "other_excerpt": (lambda: SONG[int(17.3 * SR) : int(17.3 * SR) + N], ("copying",)),
@@ -227,11 +241,18 @@ def test_silence_and_loops_mask_the_content_flags():
         frechet_ratio=100.0,
         pulse_real=0.8,
         pulse_ratio=0.1,
+        change_ratio=1.0,
         loop_period_s=None,
         clipping_ratio=0.0,
         nonfinite_ratio=0.0,
     )
     assert ev.verdict(**metrics) == ("noise_like", "copying", "far_from_song", "no_pulse")
+    # A drone is static; noise that does not change from beat to beat is noise, not a drone; a loop is stuck.
+    tonal = {**metrics, "noise_likeness": 0.0, "change_ratio": 0.1}
+    assert ev.verdict(**tonal) == ("static", "copying", "far_from_song", "no_pulse")
+    assert "static" not in ev.verdict(**{**tonal, "change_ratio": ev.STATIC_BELOW + 0.01})
+    assert ev.verdict(**{**metrics, "change_ratio": 0.1})[0] == "noise_like"
+    assert ev.verdict(**{**tonal, "loop_period_s": 0.025}) == ("stuck",)
     assert ev.verdict(**{**metrics, "loop_period_s": 0.025}) == ("stuck",)
     assert ev.verdict(**{**metrics, "audible_ratio": 0.1}) == ("silent",)
     assert ev.verdict(**{**metrics, "audible_ratio": 0.1, "clipping_ratio": 0.5}) == ("silent", "clipping")
@@ -261,9 +282,12 @@ def test_evaluation_is_plain_and_json_serialisable():
     d = result.to_dict()
     json.dumps(d, allow_nan=False)
     for name in ("audible_ratio", "loudness_ratio", "frechet", "frechet_ratio", "novelty", "loop_score", "pulse",
-                 "pulse_ratio", "tempo", "rhythm_similarity", "continuity_ratio"):
+                 "pulse_ratio", "tempo", "rhythm_similarity", "continuity_ratio", "transition", "jump_rate",
+                 "transition_real", "transition_shuffled", "change_ratio"):
         assert type(d[name]) is float
     assert type(d["tempo_match"]) is bool
+    for name in CASES:  # silence, DC and noise too: nothing a JSON writer refuses (NaN, inf, numpy types)
+        json.dumps(evaluated(name).to_dict(), allow_nan=False)
     assert d["flags"] == ["copying"]
     assert (d["sample_rate"], d["reference_rate"], d["rate_mismatch"], d["seconds"]) == (SR, SR, False, CLIP_S)
 
@@ -312,6 +336,9 @@ def test_format_report_has_one_line_per_metric():
     # The song's references stand beside the clip's rhythm values.
     assert any(line.strip().startswith("rhythm_similarity:") and "(real " in line for line in lines)
     assert any(line.strip().startswith("continuity:") and "(song " in line for line in lines)
+    assert any(line.strip().startswith("transition_jumps:") and "(real " in line and ", shuffled " in line
+               for line in lines)
+    assert not any(line.strip().startswith(("transition_real:", "transition_shuffled:")) for line in lines)
 
 
 def test_metrics_table_documents_every_field_once():

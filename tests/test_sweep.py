@@ -337,12 +337,14 @@ def test_a_trial_carries_its_last_scored_sample_and_the_table_shows_it():
     from framegen.sweep.run import sample_scores
 
     rows = [{"step": 10, "sample_flags": ["no_pulse"], "sample_pulse_ratio": 0.1, "sample_rhythm_similarity": 0.0},
-            {"step": 20, "sample_flags": [], "sample_pulse_ratio": 0.9, "sample_rhythm_similarity": 0.99},
+            {"step": 20, "sample_flags": [], "sample_pulse_ratio": 0.9, "sample_rhythm_similarity": 0.99,
+             "sample_transition_jumps": 0.31, "sample_transition_shuffled": 0.08},
             {"step": 30}]
     got = sample_scores(rows)
     assert got["sample_pulse_ratio"] == 0.9 and got["sample_flags"] == [] and got["sample_novelty"] is None
+    assert got["sample_transition_jumps"] == 0.31 and got["sample_jump_rate"] is None
     assert sample_scores([{"step": 1}]) == {}
-    assert sample_text(got) == "0.900, 0.990, no flags"
+    assert sample_text(got) == "0.900, 0.990, 0.31 (0.08), no flags"
     assert sample_text({"sample_flags": None}) == "-"
 def test_precision_flag_reaches_every_trial(song):
     spec = sweeps.make_spec(None, song=song, frame_sizes="40,100", seq_lens="50", flags={"precision": "bf16"})

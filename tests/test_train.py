@@ -142,8 +142,10 @@ def test_vq_training_writes_codebook_and_vq_metrics_with_a_scored_sample(vq_run)
     assert 0 <= row["val_acc"] <= 1 and row["val_quant_mse"] <= row["val_mse"] + 1e-9
     # the sample clip was scored against the song (sample_every defaults to 5: the run's last epoch is sampled)
     assert row["sample"] == "samples/epoch-001.wav"
-    for k in ("sample_audible_ratio", "sample_loudness_ratio", "sample_frechet_ratio", "sample_noise_likeness"):
+    for k in ("sample_audible_ratio", "sample_loudness_ratio", "sample_frechet_ratio", "sample_noise_likeness",
+              "sample_change_ratio", "sample_transition_shuffled"):
         assert isinstance(row[k], float), k
+    assert {"sample_transition", "sample_transition_jumps", "sample_jump_rate", "sample_transition_real"} <= set(row)
     assert isinstance(row["sample_flags"], list)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from framegen.report.collect import ASSETS_DIR, REPORT_FILE, Clip, RunView
 from framegen.report.style import CSS, JS
 
-COLLAPSE_FLAGS = ("silent", "stuck", "noise_like", "nonfinite")  # shown red; every other flag amber
+COLLAPSE_FLAGS = ("silent", "stuck", "static", "noise_like", "nonfinite")  # shown red; every other flag amber
 
 
 # ---------------------------------------------------------------------------------------------------- HTML pieces

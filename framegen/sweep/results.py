@@ -47,7 +47,8 @@ CSV_COLUMNS = ("frame_size", "seq_len", "status", "score", "vs_copy", "val_snr_d
                "epochs", "batch_size", "batch_reduced_from", "samples_per_step", "train_seconds", "compile_seconds",
                "peak_rss_bytes", "peak_device_bytes", "est_memory_bytes", "hidden", "layers", "tiers", "lr", "seed",
                "sample_pulse_ratio", "sample_rhythm_similarity", "sample_continuity_ratio", "sample_frechet_ratio",
-               "sample_novelty", "sample_flags", "run_dir", "reason", "error")
+               "sample_novelty", "sample_transition_jumps", "sample_jump_rate", "sample_transition_shuffled",
+               "sample_change_ratio", "sample_flags", "run_dir", "reason", "error")
 
 
 def best_trial(doc: dict) -> dict | None:
@@ -104,10 +105,12 @@ def cell_text(r: dict | None) -> str:
 
 
 def sample_text(r: dict) -> str:
-    """A trial's last scored sample clip: pulse ratio, rhythm similarity and flags ('-' when none was scored)."""
+    """A trial's last scored sample clip: pulse ratio, rhythm similarity, transition at its jumps (shuffled
+    reference) and flags ('-' when none was scored)."""
     if r.get("sample_flags") is None:
         return "-"
     return (f"{fmt(r.get('sample_pulse_ratio'))}, {fmt(r.get('sample_rhythm_similarity'))}, "
+            f"{fmt(r.get('sample_transition_jumps'), '.2f')} ({fmt(r.get('sample_transition_shuffled'), '.2f')}), "
             f"{', '.join(r['sample_flags']) or 'no flags'}")
 
 
@@ -147,7 +150,7 @@ def results_markdown(doc: dict) -> str:
         lines.append("")
     lines += ["## Trials", "",
               "| trial | status | batch | steps | samples seen | train s | compile s | val MSE | zero MSE | copy MSE "
-              "| /zero | /copy | SNR dB | peak RSS | sample: pulse ratio, rhythm, flags |",
+              "| /zero | /copy | SNR dB | peak RSS | sample: pulse ratio, rhythm, at jumps (shuffled), flags |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in doc["trials"]:
         batch = fmt(r.get("batch_size"), "d") + (f" (from {r['batch_reduced_from']})"

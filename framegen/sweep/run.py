@@ -121,6 +121,7 @@ def run_trial(job: dict, reporter=None) -> dict:
 
 
 SAMPLE_SCORES = ("sample_pulse_ratio", "sample_rhythm_similarity", "sample_continuity_ratio", "sample_frechet_ratio",
+                 "sample_transition_jumps", "sample_jump_rate", "sample_transition_shuffled", "sample_change_ratio",
                  "sample_novelty", "sample_flags")
 
 
