@@ -151,13 +151,18 @@ def _vq_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iter
 
 
 def _unit_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
-    """Unit selection, in either mode: real song frames; the output's beat comes from the run's clock, or from a
-    steady grid (``units.beats``) for a run without one."""
+    """Unit selection, in either mode: real song frames, jumping on the output's beat."""
     units, f = inp.units, inp.cfg.data.frame_size
-    grid = inp.grid if inp.grid is not None else clock.BeatGrid(units.beats, inp.cfg.data.sample_rate)
-    start = clock.continued(grid, p.after, 2, f)
-    per_frame = start[:, 1] - start[:, 0]  # (S,) beats per frame
-    own = jnp.zeros((len(units.beats), inp.model.out_dim), jnp.float32)
+    clock_of = clock_at  # (first, count) -> (count, S) beat positions of those frames, their clock inputs or None
+    if inp.cfg.model.clock == "beat":  # the output's beat continues the prompt's
+        per_frame = np.diff(clock.continued(inp.grid, p.after, 2, f), axis=1)[:, 0]  # (S,) beats per frame
+    else:  # a steady beat (units.beats' period) from the first generated frame: the same wherever the prompt is from
+        per_frame = np.full(inp.streams, f / np.median(np.diff(units.beats)))
+
+        def clock_of(first: int, count: int):
+            return np.asarray((first + np.arange(count))[:, None] * per_frame[None, :], np.float32), None
+
+    own = jnp.zeros((len(units.beats), inp.model.out_dim or f), jnp.float32)
     if units.score == "model":  # the model's prediction at each of the song's beats from its own past
         own = predictive(own_at(inp.model, inp.params, units.song, units.n_train, units.beats, units.stride,
                                 beats=units.beats if inp.cfg.model.clock == "beat" else None), units.vq)
@@ -170,10 +175,9 @@ def _unit_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> It
     carry = units_start(inp.model, inp.params, p.frames, p.clock, _first_prev(inp, p), _key(inp))
     done = 0
     while done < n_frames:
-        pos, cin = _clock_inputs(grid, p.after, done, c, f)
-        carry, positions, frames = units_chunk(
-            inp.model, inp.params, carry, jnp.asarray(pos), jnp.asarray(cin) if inp.cfg.model.clock == "beat" else None,
-            jnp.asarray(boundaries(pos, per_frame)), *consts, **static)
+        pos, cin = clock_of(done, c)
+        carry, positions, frames = units_chunk(inp.model, inp.params, carry, jnp.asarray(pos), cin,
+                                               jnp.asarray(boundaries(pos, per_frame)), *consts, **static)
         m = min(c, n_frames - done)
         done += m
         yield np.asarray(frames)[:, :m], np.asarray(positions, np.int64)[:, :m], done == n_frames

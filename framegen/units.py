@@ -97,7 +97,7 @@ def own_at(model: FrameGRU, params, song_norm: np.ndarray, n_train: int, at: np.
     g = np.clip(np.round(np.asarray(at) / stride).astype(np.int64), 0, None) * stride
     phase, k = (g % f) // stride, g // f - 1  # the output after input frame k of that phase predicts g
     ok = (k >= 0) & (k < n - 1)
-    out = np.zeros((len(g), model.out_dim), np.float32)
+    out = np.zeros((len(g), model.out_dim or f), np.float32)
     song = np.asarray(song_norm, np.float32)
     state = None
     span = max(model.span, 1)

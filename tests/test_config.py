@@ -72,7 +72,8 @@ def test_from_options_takes_every_default_from_the_config_classes_and_refuses_un
     assert RunConfig.from_options() == RunConfig(train=TrainConfig(crossfade_ms=25.0, hold=1.0, max_run_s=8.0))
     vq_run = RunConfig.from_options(output="vq")
     assert (vq_run.train.crossfade_ms, vq_run.train.hold, vq_run.train.max_run_s) == (25.0, 1.0, 8.0)
-    assert RunConfig.from_options(frame_size=400, epochs=None, lr=None) == RunConfig(data=DataConfig(frame_size=400))
+    assert RunConfig.from_options(frame_size=400, epochs=None, lr=None) == RunConfig(
+        data=DataConfig(frame_size=400), train=TrainConfig(crossfade_ms=25.0, hold=1.0, max_run_s=8.0))
     cfg = RunConfig.from_options(output="vq", hidden=200, epochs=3, sample_rate=8000)
     assert (cfg.model.output, cfg.model.hidden, cfg.train.epochs, cfg.data.sample_rate) == ("vq", 200, 3, 8000)
     assert cfg.train.epochs != TrainConfig.epochs == 30

@@ -25,7 +25,7 @@ def test_demo_config_is_a_vq_run_on_the_demo_rate_with_a_time_budget():
     cfg = demo.demo_config(0.5)
     assert (cfg.model.output, cfg.model.codebook, cfg.data.sample_rate) == ("vq", 512, synth.DEMO_RATE)
     assert cfg.train.max_minutes == 0.5 and cfg.train.batch_size == 32 and cfg.train.epochs == 200
-    assert cfg.model.clock == "auto" and cfg.train.crossfade_ms == 25.0 and cfg.train.hold == 100.0
+    assert cfg.model.clock == "auto" and cfg.train.crossfade_ms == 25.0 and cfg.train.select == "model"
     assert demo.demo_config().train.max_minutes == 2.0
 
 

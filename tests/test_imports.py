@@ -12,7 +12,8 @@ ROOT = Path(framegen.__file__).parent
 LAYERS = [
     # no framegen import but these (the package itself holds the version)
     ["framegen", "framegen.errors", "framegen.atomic", "framegen.gru", "framegen.seams", "framegen.spectral",
-     "framegen.rhythm", "framegen.synth", "framegen.report.style"],
+     "framegen.rhythm", "framegen.synth", "framegen.report.style", "framegen.interrupts", "framegen.transitions",
+     "framegen.songpath"],
     ["framegen.config"],
     # songs, frames, the beat clock, the codebook, run directories, metrics and figures: no model
     ["framegen.audio", "framegen.data", "framegen.runs", "framegen.clock", "framegen.vq", "framegen.evaluate",

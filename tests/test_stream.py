@@ -63,10 +63,10 @@ def _synthetic(case: str) -> Inputs:
         table = song[offsets[..., None] + np.arange(F)]
         inp = replace(inp, emission=vq.Emission(table[:, :1]) if case == "vq-centroid" else
                       vq.Emission(table, offsets, song))
-    if case.startswith("units"):
-        codes = rng.integers(0, k, 150 * F // 10)
-        inp = replace(inp, units=Units(song=song, n_train=150 * F, codes=codes, stride=10, hold=5.0, max_run=3,
-                                       beats=grid.beats if clocked else None))
+    if case.startswith("units"):  # model-scored in either mode; without a clock on a steady grid of its own
+        beats = grid.beats if clocked else clock.steady(12 * F, len(song), RATE).beats
+        inp = replace(inp, units=Units(song=song, n_train=150 * F, beats=beats, hold=5.0, max_run=3, stride=10,
+                                       vq=vq_mode))
     if case == "units-promptfile":  # the prompt cut from another signal: its own surroundings, never continued
         source = rng.standard_normal(30 * F).astype(np.float32)
         starts = np.array([3, 11 * F])
