@@ -77,19 +77,25 @@ def test_streams_continue_different_places(trained_run, tmp_path):
 
 
 def test_vq_generate_samples_with_temperature_and_top_k_and_prints_flags(vq_run, tmp_path):
+    """Sampled codes (--select off): the same sampling seed plays the same frames, another seed others (the
+    song's places they came from, in the path beside the WAV: on this sine many places sound the same)."""
+    from framegen import songpath
+
     run_dir, _ = vq_run
-    outs = []
+    outs, paths = [], []
     for seed in ("0", "0", "1"):
         out = tmp_path / f"g{len(outs)}.wav"
         r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seconds", "1.5", "--out", str(out),
-                                     "--temperature", "0.8", "--top-k", "4", "--sample-seed", seed])
+                                     "--temperature", "0.8", "--top-k", "4", "--sample-seed", seed, "--select", "off"])
         assert r.exit_code == 0, r.output
         assert "flags:" in r.output and "Frechet ratio" in r.output
         y, sr = sf.read(out, dtype="float32")
         assert sr == RATE and len(y) == 12000
         outs.append(y)
+        paths.append(songpath.load(out).positions)
     np.testing.assert_array_equal(outs[0], outs[1])
-    assert not np.array_equal(outs[0], outs[2])
+    np.testing.assert_array_equal(paths[0], paths[1])
+    assert not np.array_equal(paths[0], paths[2])
 
 
 def test_generate_in_bf16_from_an_fp32_run(trained_run, tmp_path):
