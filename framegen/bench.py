@@ -499,7 +499,7 @@ def run(extra_configs=(), *, compare: str | None = None, quick: bool = False, st
     soon as it is made; framegen at each of ``precisions`` (fp32, bf16, auto), torch at the same ones. With
     ``tiers`` (ratios), framegen's tower is timed and measured beside the flat model at the same F, T, B (T rounded
     down to a multiple of the tiers' span)."""
-    from framegen.model import resolve_precision
+    from framegen.device import resolve_precision
 
     precisions = tuple(dict.fromkeys(resolve_precision(p) for p in precisions))
     if compare not in (None, "torch"):

@@ -37,7 +37,7 @@ TIER_HIDDEN_RANGE = (16, 1024)  # a tier steps once per R frames, so it can affo
 CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
 DEMO_MINUTES = 2.0  # `framegen demo`'s training: a couple of minutes on a 2-core CPU bring the song's patterns back
 CHECKPOINTS = ("best", "last")  # a run's checkpoints: the lowest validation loss, and the latest
-PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 where the device has fast bf16 (framegen.model.resolve_precision)
+PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 where the device has fast bf16 (framegen.device.resolve_precision)
 
 
 def _check_range(name: str, value, lo, hi, flag: str) -> None:
@@ -94,7 +94,7 @@ class ModelConfig:
     # saved resolved in config.json; a config.json from before this field is "fp32", what it was trained in
     precision: str = "auto"
     # Multi-scale tiers (SampleRNN's tower): each ratio R_k adds a GRU above the frame GRU that steps once per R_k
-    # steps of the tier below and conditions it (framegen.model). () = the flat model; runs from before the tiers
+    # steps of the tier below and conditions it (framegen.tower). () = the flat model; runs from before the tiers
     # load as flat. 128 units per tier layer, not the frame GRU's 256: one tier of 8 then costs 1.17x (fp32) /
     # 1.20x (bf16) the flat step at F=400 T=96 B=32 (256 units: 1.32x), and it reached a lower validation loss than
     # 256 units on three songs at equal steps (experiments/quality/tiers.md)

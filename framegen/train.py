@@ -19,9 +19,10 @@ import numpy as np
 
 from framegen import audio, checkpoint, clock, data, runs, vq
 from framegen.config import RunConfig, load_config, save_config
+from framegen.device import resolve_precision
 from framegen.errors import Interrupted, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
-from framegen.model import build, resolve_precision
+from framegen.model import build
 from framegen.step import (  # noqa: F401 - re-exported: the training API
     VAL_CHUNK,
     data_mesh,

@@ -171,7 +171,7 @@ def test_vq_resume_reuses_the_saved_codebook(vq_run, monkeypatch):
 
 def test_precision_is_resolved_saved_and_kept_on_resume(song_path, tmp_path):
     from framegen.config import load_config
-    from framegen.model import fast_bf16
+    from framegen.device import fast_bf16
     from framegen.train import resume_config
 
     messages = []

@@ -37,7 +37,7 @@ def estimate_memory(*, frame_size: int, seq_len: int, batch_size: int, hidden: i
     params = (f * 3 * h + (n_l - 1) * h * 3 * h + n_l * (3 * h * h + 6 * h) + h * out + out)
     tier_floats = 0  # per example, the tower's training tensors
     if tiers:
-        from framegen.model import GX_BYTES  # above it the frame GRU's conditioning is made chunk by chunk
+        from framegen.gru import GX_BYTES  # above it the frame GRU's conditioning is made chunk by chunk
 
         ht, lower, below, steps = tier_hidden, f, h, t
         tier_floats = 1.5 * t * f + (6 * t * h if t * b * 3 * h * 4 <= GX_BYTES else 0)
