@@ -26,7 +26,7 @@ OUTPUTS = ("mse", "vq")
 CODEBOOK_KINDS = ("gain-shape", "plain")  # the same as framegen.vq.KINDS (config must not import jax)
 VQ_EMITS = ("exemplar", "centroid", "scaled")
 CLOCKS = ("auto", "beat", "none")  # a run stores beat or none: "auto" is resolved from the song's pulse
-TRAIN_CLOCK = "auto"  # `framegen train`'s default clock (ModelConfig.clock stays "none": runs from before the clock)
+TRAIN_CLOCK = "auto"  # `framegen train`'s default clock (ModelConfig.clock stays "none": a config without a clock)
 # VQ unit selection defaults of `train --output vq` (measured in experiments/quality/rhythm.md)
 VQ_CROSSFADE_MS = 25.0  # removes the seam clicks exemplars leave (experiments/quality/README.md)
 VQ_HOLD = 100.0
@@ -87,17 +87,16 @@ class ModelConfig:
     codebook_kind: str = "gain-shape"
     vq_emit: str = "exemplar"  # what a sampled code plays and feeds back: a real frame of it, or its centroid
     # "beat": every input frame also carries the song's beat and bar phase (framegen.clock), continued at the
-    # song's tempo when generating. Runs written before the clock existed load as "none".
+    # song's tempo when generating. A config.json without it loads as "none".
     clock: str = "none"
     # matmul operands: "bf16" (float32 accumulation, float32 params/state/gates) or "fp32"; "auto" is resolved to
     # one of them when a run starts (bf16 on GPUs and bf16-capable CPUs: measured faster, experiments/bench/) and
-    # saved resolved in config.json; a config.json from before this field is "fp32", what it was trained in
+    # saved resolved in config.json; a config.json without it loads as "fp32", what such runs were trained in
     precision: str = "auto"
     # Multi-scale tiers (SampleRNN's tower): each ratio R_k adds a GRU above the frame GRU that steps once per R_k
-    # steps of the tier below and conditions it (framegen.tower). () = the flat model; runs from before the tiers
-    # load as flat. 128 units per tier layer, not the frame GRU's 256: one tier of 8 then costs 1.17x (fp32) /
-    # 1.20x (bf16) the flat step at F=400 T=96 B=32 (256 units: 1.32x), and it reached a lower validation loss than
-    # 256 units on three songs at equal steps (experiments/quality/tiers.md)
+    # steps of the tier below and conditions it (framegen.tower). () = the flat model, also what a config.json without
+    # tiers loads as. 128 units per tier layer, not the frame GRU's 256: cheaper, and no worse on the songs measured
+    # (experiments/quality/tiers.md)
     tiers: tuple = ()
     tier_hidden: int = 128
     tier_layers: int = 2

@@ -313,9 +313,8 @@ _gru_layer_x.defvjp(_gru_layer_x_fwd, _gru_layer_x_bwd)
 # ---------------------------------------------------------------------------------------------------- stacks
 
 # Input gates gx (T, B, 3H) float32 above this size are never materialised: the layer runs ``gru_layer_x`` (input
-# projection fused into time chunks, recomputed in the backward pass; T=10,000, F=40, B=32 trains in ~1.9 GB
-# instead of 7.6). Below it, precomputing gx once is cheaper: it saves the backward's second x @ W_i, which at
-# F=4000 is the largest matmul of the step (experiments/bench/gru-kernels-cpu.md).
+# projection fused into time chunks, recomputed in the backward pass: a quarter of the memory at T=10,000). Below it,
+# precomputing gx once is cheaper: it saves the backward's second x @ W_i (experiments/bench/gru-kernels-cpu.md).
 GX_BYTES = 256 * 2**20
 CHUNK = 100  # time steps per chunk of gru_layer_x (the largest divisor of T not above it)
 

@@ -18,11 +18,8 @@ from framegen.config import span_of
 from framegen.gru import init_cells, matmul, stack, stack_step, uniform, upsample
 
 # What tier 1 reads of each frame: its log-mel spectrum in TIER_BANDS bands (F/4 when F is small), fixed, then
-# projected. Measured against the raw frames through the same learned projection (VQ, F=400, T=96, one tier of 8,
-# 400 steps, best val_ce, flat / frames / log-mel at 128 units): track1 2.309 / 2.293 / 2.273, track5 2.058 / 2.082 /
-# 1.920, track8 4.068 / 3.993 (256 units) / 3.958: log-mel beat the flat model on all three songs, and its projection
-# does not grow with F. Silence reads 0 (log1p): with a log floor of -9 instead, the constant offset hid a cue from
-# the tier on synth.choice_song (no gain over flat; 0.75x flat's loss with log1p). experiments/quality/tiers.md.
+# projected, silence reading 0: the one input that beat the flat model on all three songs measured, and its projection
+# does not grow with F (experiments/quality/tiers.md).
 TIER_BANDS = 32
 MEL_RATE = 16_000  # the bands are laid out as at this rate: the same FFT bins at any other (the model knows no rate)
 

@@ -15,7 +15,7 @@ from tests.conftest import RATE, tiny_config
 def test_crossfade_defaults_to_25_ms_for_vq_and_off_for_mse():
     from framegen.config import VQ_CROSSFADE_MS, RunConfig
 
-    _run_config = RunConfig.from_options  # was framegen.cli._run_config: the choice now lives in config.py
+    _run_config = RunConfig.from_options
 
     base = dict(frame_size=40, seq_len=50, sample_rate=RATE, val_fraction=0.1, hidden=199, layers=2, epochs=1,
                 batch_size=8, lr=1e-3, seed=0, max_minutes=None, sample_every=0, feedback_prob=0.0, input_noise=0.0)
@@ -149,7 +149,7 @@ def test_a_config_without_tiers_loads_as_flat_and_tiers_round_trip(tmp_path):
     save_config(tiny_config(), tmp_path)
     d = json.loads((tmp_path / CONFIG_FILE).read_text())
     for key in ("tiers", "tier_hidden", "tier_layers"):
-        del d["model"][key]  # a run written before the tiers
+        del d["model"][key]  # a config.json without tiers
     (tmp_path / CONFIG_FILE).write_text(json.dumps(d))
     assert load_config(tmp_path).model.tiers == ()
     cfg = replace(tiny_config(), model=replace(tiny_config().model, tiers=(5, 2), tier_hidden=64))

@@ -25,7 +25,8 @@ LAYERS = [
     # the library's two entry points
     ["framegen.generate", "framegen.train"],
     # built on them
-    ["framegen.bench", "framegen.demo", "framegen.sweep.results", "framegen.sweep.plan", "framegen.sweep.run",
+    ["framegen.bench.timing", "framegen.bench.torch_ref", "framegen.bench.timers", "framegen.bench.memory",
+     "framegen.bench", "framegen.demo", "framegen.sweep.results", "framegen.sweep.plan", "framegen.sweep.run",
      "framegen.sweep", "framegen.display", "framegen.report.collect", "framegen.report.pages", "framegen.report"],
     ["framegen.cli"],
 ]
