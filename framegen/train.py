@@ -209,7 +209,7 @@ def end_epoch(run: _Run, state, step: int, train_loss: float, partial: bool) -> 
     save_epoch(run, state, row)
 
 
-def _stop_on_signal(run: _Run, state, step: int, signum: int):
+def _save_and_stop(run: _Run, state, step: int, signum: int):
     """Save ``last`` after a Ctrl-C / SIGTERM (never a diverged state over the last good one) and raise."""
     if not _all_finite(state["params"]):
         run.diverged(step)
@@ -286,7 +286,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                 if step % steps_per_epoch == 0:
                     epoch_done(partial=False)
                 if caught:
-                    _stop_on_signal(run, state, step, caught[0])
+                    _save_and_stop(run, state, step, caught[0])
                 if deadline is not None and time.monotonic() - run.t0 >= deadline:
                     if step % steps_per_epoch != 0:
                         epoch_done(partial=True)
