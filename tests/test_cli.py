@@ -134,16 +134,6 @@ def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
     assert "evaluation:" in r.output
 
 
-def test_a_collapsed_mse_run_is_pointed_to_the_vq_mode():
-    from framegen.generate import next_step_hint
-    from framegen.config import ModelConfig, RunConfig
-
-    mse = RunConfig(song="/x/song.wav")
-    assert "--output vq" in next_step_hint(mse, ("stuck",)) and "/x/song.wav" in next_step_hint(mse, ("silent",))
-    assert next_step_hint(mse, ("far_from_song",)) is None
-    assert next_step_hint(RunConfig(model=ModelConfig(output="vq")), ("stuck",)) is None
-
-
 def test_generate_warns_loudly_on_stderr_when_the_result_is_silent(vq_run, tmp_path, monkeypatch):
     run_dir, _ = vq_run
     monkeypatch.setattr(gen, "stream_audio", lambda *a, **k: iter([np.zeros((1, 12000), np.float32)]))

@@ -259,3 +259,11 @@ def test_audio_turning_non_finite_is_never_written_and_what_came_before_is_kept(
     assert not out.exists()
 
 
+def test_a_collapsed_mse_run_is_pointed_to_the_vq_mode():
+    from framegen.config import ModelConfig, RunConfig
+
+    mse = RunConfig(song="/x/song.wav")
+    assert "--output vq" in gen.next_step_hint(mse, ("stuck",))
+    assert "/x/song.wav" in gen.next_step_hint(mse, ("silent",))
+    assert gen.next_step_hint(mse, ("far_from_song",)) is None
+    assert gen.next_step_hint(RunConfig(model=ModelConfig(output="vq")), ("stuck",)) is None
