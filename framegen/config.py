@@ -26,7 +26,7 @@ OUTPUTS = ("mse", "vq")
 CODEBOOK_KINDS = ("gain-shape", "plain")  # the same as framegen.vq.KINDS (config must not import jax)
 VQ_EMITS = ("exemplar", "centroid", "scaled")
 CLOCKS = ("auto", "beat", "none")  # a run stores beat or none: "auto" is resolved from the song's pulse
-TRAIN_CLOCK = "auto"  # `framegen train`'s default clock (ModelConfig.clock stays "none": runs from before the clock)
+TRAIN_CLOCK = "auto"  # `framegen train`'s default clock (ModelConfig.clock stays "none": a config without a clock)
 CROSSFADE_MS = 25.0  # removes the seam clicks real frames leave (experiments/quality/README.md)
 # Unit selection (framegen.units), generate's defaults; measured in experiments/quality/select.md
 SELECTS = ("model", "uniform", "off")  # "off": free-running feedback (MSE) or sampled codes' exemplars (VQ)
@@ -41,7 +41,7 @@ TIER_HIDDEN_RANGE = (16, 1024)  # a tier steps once per R frames, so it can affo
 CLOCK_FEATURES = 4  # sin/cos of beat and bar phase (framegen.clock.features; config must not import jax)
 DEMO_MINUTES = 2.0  # `framegen demo`'s training: a couple of minutes on a 2-core CPU bring the song's patterns back
 CHECKPOINTS = ("best", "last")  # a run's checkpoints: the lowest validation loss, and the latest
-PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 where the device has fast bf16 (framegen.model.resolve_precision)
+PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 where the device has fast bf16 (framegen.device.resolve_precision)
 
 
 def _check_range(name: str, value, lo, hi, flag: str) -> None:
@@ -91,17 +91,16 @@ class ModelConfig:
     codebook_kind: str = "gain-shape"
     vq_emit: str = "exemplar"  # what a sampled code plays and feeds back: a real frame of it, or its centroid
     # "beat": every input frame also carries the song's beat and bar phase (framegen.clock), continued at the
-    # song's tempo when generating. Runs written before the clock existed load as "none".
+    # song's tempo when generating. A config.json without it loads as "none".
     clock: str = "none"
     # matmul operands: "bf16" (float32 accumulation, float32 params/state/gates) or "fp32"; "auto" is resolved to
     # one of them when a run starts (bf16 on GPUs and bf16-capable CPUs: measured faster, experiments/bench/) and
-    # saved resolved in config.json; a config.json from before this field is "fp32", what it was trained in
+    # saved resolved in config.json; a config.json without it loads as "fp32", what such runs were trained in
     precision: str = "auto"
     # Multi-scale tiers (SampleRNN's tower): each ratio R_k adds a GRU above the frame GRU that steps once per R_k
-    # steps of the tier below and conditions it (framegen.model). () = the flat model; runs from before the tiers
-    # load as flat. 128 units per tier layer, not the frame GRU's 256: one tier of 8 then costs 1.17x (fp32) /
-    # 1.20x (bf16) the flat step at F=400 T=96 B=32 (256 units: 1.32x), and it reached a lower validation loss than
-    # 256 units on three songs at equal steps (experiments/quality/tiers.md)
+    # steps of the tier below and conditions it (framegen.tower). () = the flat model, also what a config.json without
+    # tiers loads as. 128 units per tier layer, not the frame GRU's 256: cheaper, and no worse on the songs measured
+    # (experiments/quality/tiers.md)
     tiers: tuple = ()
     tier_hidden: int = 128
     tier_layers: int = 2

@@ -1,4 +1,4 @@
-"""The GRU recurrence as pure JAX functions: one cell step and a whole layer over time.
+"""The GRU recurrence as pure JAX functions: one cell step, a whole layer over time, and stacks of layers.
 
 The cell computes PyTorch's ``torch.nn.GRU`` function (gate order r, z, n; the hidden-side bias b_hn sits inside
 the reset product), so weights and results can be compared with PyTorch directly:
@@ -308,3 +308,73 @@ def _gru_layer_x_bwd(chunk, unroll, dtype, residuals, dhs):
 
 
 _gru_layer_x.defvjp(_gru_layer_x_fwd, _gru_layer_x_bwd)
+
+
+# ---------------------------------------------------------------------------------------------------- stacks
+
+# Input gates gx (T, B, 3H) float32 above this size are never materialised: the layer runs ``gru_layer_x`` (input
+# projection fused into time chunks, recomputed in the backward pass: a quarter of the memory at T=10,000). Below it,
+# precomputing gx once is cheaper: it saves the backward's second x @ W_i (experiments/bench/gru-kernels-cpu.md).
+GX_BYTES = 256 * 2**20
+CHUNK = 100  # time steps per chunk of gru_layer_x (the largest divisor of T not above it)
+
+
+def uniform(scale: float):
+    """An initializer drawing uniformly from [-scale, scale]."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+def init_cells(param, prefix: str, fan_ins: list, hidden: int) -> list:
+    """The parameters of a stack of GRU layers of ``hidden`` units, layer i reading ``fan_ins[i]`` inputs, made with
+    ``param(name, init, shape)`` (a Flax module's ``self.param``) and named ``{prefix}w_i_{i}`` and so on."""
+    k_h = 1.0 / hidden**0.5  # PyTorch's GRU init for the recurrent side
+    return [
+        {
+            # input side scaled by fan-in so a 40,000-sample frame does not saturate the gates
+            "w_i": param(f"{prefix}w_i_{i}", uniform((1.0 / fan_in) ** 0.5), (fan_in, 3 * hidden)),
+            "b_i": param(f"{prefix}b_i_{i}", uniform(k_h), (3 * hidden,)),
+            "w_h": param(f"{prefix}w_h_{i}", uniform(k_h), (hidden, 3 * hidden)),
+            "b_h": param(f"{prefix}b_h_{i}", uniform(k_h), (3 * hidden,)),
+        }
+        for i, fan_in in enumerate(fan_ins)
+    ]
+
+
+def _layer(cell, x, h0, slow=None, dtype=jnp.float32):
+    """One GRU layer over time-major x: (T, B, I) -> hs (T, B, H), by the cheaper path for its size. ``slow``:
+    a slower tier's conditioning (o, w, b) added to the input gates (``upsample``); ``dtype``: the matmuls'
+    operand precision."""
+    t, b = x.shape[:2]
+    three_h = cell["w_h"].shape[1]
+    chunk = chunk_size(t, CHUNK, 1 if slow is None else slow[1].shape[0])
+    if t * b * three_h * 4 > GX_BYTES and chunk >= 10:  # a T with no divisor near CHUNK keeps the plain path
+        return gru_layer_x(cell["w_i"], cell["b_i"], cell["w_h"], cell["b_h"], x, h0, chunk=chunk, dtype=dtype,
+                           slow=slow)
+    gx = matmul(x, cell["w_i"], dtype) + cell["b_i"]  # all T projections at once
+    gx = gx if slow is None else gx + upsample(*slow, dtype)
+    return gru_layer(cell["w_h"], cell["b_h"], gx, h0, dtype=dtype)
+
+
+def stack(cells, x, state, slow=None, dtype=jnp.float32):
+    """GRU layers over time-major x (T, B, I), layer 0 conditioned by ``slow`` -> (hs of the top layer (T, B, H),
+    the state after the last step (L, B, H))."""
+    last = []
+    for i, (cell, h0) in enumerate(zip(cells, state)):
+        x = _layer(cell, x, h0, slow if i == 0 else None, dtype)
+        last.append(x[-1])
+    return x, jnp.stack(last)
+
+
+def stack_step(cells, x, state, cond=None, dtype=jnp.float32):
+    """One step of GRU layers: x (B, I), state (L, B, H), ``cond`` (B, 3H) added to layer 0's input gates ->
+    (top (B, H), new state)."""
+    new = []
+    for i, (cell, h) in enumerate(zip(cells, state)):
+        gx = matmul(x, cell["w_i"], dtype) + cell["b_i"]
+        x = gru_cell(cell["w_h"].astype(dtype), cell["b_h"], gx if cond is None or i else gx + cond, h)
+        new.append(x)
+    return x, jnp.stack(new)

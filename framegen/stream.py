@@ -195,15 +195,15 @@ def _first_prev(inp: Inputs, p: _Prompt) -> jax.Array:
     return jnp.asarray(p.starts + (p.frames.shape[1] - 1) * inp.cfg.data.frame_size, jnp.int32)
 
 
-class Path(NamedTuple):
+class GenerationPath(NamedTuple):
     chunks: Callable  # (inputs, prompt, n_frames, c, clock_at) -> the path's chunks (see above)
     real: Callable  # inputs -> whether its frames are real song frames with known offsets (overlap-added)
 
 
 PATHS = {
-    "mse": Path(_mse_chunks, lambda inp: False),
-    "vq": Path(_vq_chunks, lambda inp: inp.emission.offsets is not None),
-    "units": Path(_unit_chunks, lambda inp: True),
+    "mse": GenerationPath(_mse_chunks, lambda inp: False),
+    "vq": GenerationPath(_vq_chunks, lambda inp: inp.emission.offsets is not None),
+    "units": GenerationPath(_unit_chunks, lambda inp: True),
 }
 
 

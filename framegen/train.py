@@ -18,9 +18,10 @@ import numpy as np
 
 from framegen import audio, checkpoint, clock, data, interrupts, runs, vq
 from framegen.config import RunConfig, load_config, save_config
+from framegen.device import resolve_precision
 from framegen.errors import Interrupted, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
-from framegen.model import build, resolve_precision
+from framegen.model import build
 from framegen.step import (  # noqa: F401 - re-exported: the training API
     VAL_CHUNK,
     data_mesh,
@@ -182,7 +183,7 @@ def end_epoch(run: _Run, state, step: int, train_loss: float, partial: bool) -> 
     save_epoch(run, state, row)
 
 
-def _stop_on_signal(run: _Run, state, step: int, signum: int):
+def _save_and_stop(run: _Run, state, step: int, signum: int):
     """Save ``last`` after a Ctrl-C / SIGTERM (never a diverged state over the last good one) and raise."""
     if not _all_finite(state["params"]):
         run.diverged(step)
@@ -259,7 +260,7 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
                 if step % steps_per_epoch == 0:
                     epoch_done(partial=False)
                 if caught:
-                    _stop_on_signal(run, state, step, caught[0])
+                    _save_and_stop(run, state, step, caught[0])
                 if deadline is not None and time.monotonic() - run.t0 >= deadline:
                     if step % steps_per_epoch != 0:
                         epoch_done(partial=True)

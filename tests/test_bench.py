@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from framegen import bench
+from framegen.bench import timers, timing
 from framegen.cli import cli
 
 KEYS = {"what", "impl", "frame_size", "seq_len", "batch_size", "compile_s"}
@@ -46,7 +47,7 @@ def test_quick_json_has_every_measurement_with_its_keys():
 def test_step_flops_counts_forward_and_backward_matmuls():
     f, t, b, h = 40, 10, 2, 256
     fwd = 2 * t * b * (f * 3 * h + 3 * h * 3 * h + h * f)  # in1 + rec1, in2, rec2 (3 x H x 3H) + head
-    assert bench.step_flops(f, t, b, h) == 3 * fwd - 2 * t * b * f * 3 * h
+    assert timing.step_flops(f, t, b, h) == 3 * fwd - 2 * t * b * f * 3 * h
 
 
 def test_tables_show_the_ratio_to_torch():
@@ -60,15 +61,15 @@ def test_tables_show_the_ratio_to_torch():
 @pytest.mark.slow
 def test_compare_torch_times_both_in_one_run():
     pytest.importorskip("torch")
-    rows = bench.bench_train([(40, 50, 2)], 2, True, 100.0, log=lambda r: None)
-    rows += bench.bench_generate([40], [2], 0.05, True, reps=1, log=lambda r: None)
+    rows = timers.bench_train([(40, 50, 2)], 2, True, 100.0, log=lambda r: None)
+    rows += timers.bench_generate([40], [2], 0.05, True, reps=1, log=lambda r: None)
     step = {r["impl"]: r for r in rows if r["what"] == "train_step"}
     assert set(step) == {"framegen", "torch"}
     ratio = step["framegen"]["median_ms"] / step["torch"]["median_ms"]
     assert step["framegen"]["ratio_vs_torch"] == pytest.approx(ratio, rel=0.02, abs=1e-4)
     gen = {r["impl"]: r for r in rows if r["what"] == "generate"}
     assert set(gen) == {"framegen", "torch"} and all(r["realtime_factor"] > 0 for r in gen.values())
-    mm = bench.bench_matmul([(40, 50, 2)], True, reps=1, log=lambda r: None)
+    mm = timers.bench_matmul([(40, 50, 2)], True, reps=1, log=lambda r: None)
     pairs = {(i, s) for i in ("framegen", "torch") for s in ("recurrent", "input")}
     assert {(r["impl"], r["shape"]) for r in mm} == pairs
     assert all(r["gflops"] > 0 and r["ratio_vs_torch"] > 0 for r in mm)
@@ -78,7 +79,7 @@ def test_compare_torch_times_both_in_one_run():
 def test_child_peak_memory_is_its_own_not_its_parents():
     # ru_maxrss survives exec: a child forked from a big parent would report the parent's size.
     ballast = np.ones(300 * 2**20 // 4, np.float32)  # 300 MB resident in this process
-    code = "from framegen.bench import peak_rss_mb; print(peak_rss_mb())"
+    code = "from framegen.bench.memory import peak_rss_mb; print(peak_rss_mb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 0 < child < 200 < ballast.nbytes / 2**20
 
@@ -86,7 +87,7 @@ def test_child_peak_memory_is_its_own_not_its_parents():
 @pytest.mark.parametrize("probe", [False, True])
 def test_both_precisions_against_torch_fp32_and_its_faster_bf16(probe):
     pytest.importorskip("torch")
-    rows = bench.bench_train([(40, 50, 2)], 2, True, 100.0, log=lambda r: None, precisions=("fp32", "bf16"),
+    rows = timers.bench_train([(40, 50, 2)], 2, True, 100.0, log=lambda r: None, precisions=("fp32", "bf16"),
                              probe=probe)
     got = {(r["impl"], r.get("mode", r["precision"])): r for r in rows}
     assert set(got) == {("framegen", "fp32"), ("framegen", "bf16"), ("torch", "fp32"), ("torch", "autocast"),
@@ -103,9 +104,9 @@ def test_both_precisions_against_torch_fp32_and_its_faster_bf16(probe):
 
 
 def test_tiers_are_timed_beside_the_flat_model_at_a_t_holding_whole_spans():
-    assert bench.with_tiers([(800, 100, 128), (40, 1000, 32), (40, 10_000, 32)], (8,)) == \
+    assert timers.with_tiers([(800, 100, 128), (40, 1000, 32), (40, 10_000, 32)], (8,)) == \
         [(800, 96, 128), (40, 1000, 32), (40, 10_000, 32)]
-    assert bench.with_tiers([(40, 50, 4), (40, 51, 4)], (5, 2)) == [(40, 50, 4)]
+    assert timers.with_tiers([(40, 50, 4), (40, 51, 4)], (5, 2)) == [(40, 50, 4)]
     rows = [{"what": "train_step", "impl": "framegen", "precision": "fp32", "frame_size": 400, "seq_len": 96,
              "batch_size": 32, "median_ms": ms, "pct_floor": 10.0, "floor_ms": 1.0, "samples_per_s": 1,
              "compile_s": 1.0, **extra} for ms, extra in ((100.0, {}), (112.0, {"tiers": "8", "ratio_vs_flat": 1.12}))]

@@ -154,7 +154,7 @@ def test_a_config_without_tiers_loads_as_flat_and_tiers_round_trip(tmp_path):
     save_config(tiny_config(), tmp_path)
     d = json.loads((tmp_path / CONFIG_FILE).read_text())
     for key in ("tiers", "tier_hidden", "tier_layers"):
-        del d["model"][key]  # a run written before the tiers
+        del d["model"][key]  # a config.json without tiers
     (tmp_path / CONFIG_FILE).write_text(json.dumps(d))
     assert load_config(tmp_path).model.tiers == ()
     cfg = replace(tiny_config(), model=replace(tiny_config().model, tiers=(5, 2), tier_hidden=64))

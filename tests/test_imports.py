@@ -11,21 +11,23 @@ ROOT = Path(framegen.__file__).parent
 # Bottom to top; a module may import its own layer and those below. A new module takes its place here.
 LAYERS = [
     # no framegen import but these (the package itself holds the version)
-    ["framegen", "framegen.errors", "framegen.atomic", "framegen.gru", "framegen.seams", "framegen.spectral",
-     "framegen.rhythm", "framegen.synth", "framegen.report.style", "framegen.interrupts", "framegen.transitions",
-     "framegen.songpath"],
+    ["framegen", "framegen.errors", "framegen.atomic", "framegen.gru", "framegen.device", "framegen.seams",
+     "framegen.spectral", "framegen.rhythm", "framegen.synth", "framegen.report.style", "framegen.interrupts",
+     "framegen.transitions", "framegen.songpath"],
     ["framegen.config"],
     # songs, frames, the beat clock, the codebook, run directories, metrics and figures: no model
     ["framegen.audio", "framegen.data", "framegen.runs", "framegen.clock", "framegen.vq", "framegen.evaluate",
      "framegen.plots", "framegen.sweep.spec"],
-    ["framegen.model"],
+    # the model and its slower tiers
+    ["framegen.tower", "framegen.model"],
     # what runs the model: the jitted rollouts, unit selection, the train step, checkpoints
     ["framegen.rollout", "framegen.units", "framegen.step", "framegen.checkpoint"],
     ["framegen.stream"],
     # the library's two entry points
     ["framegen.generate", "framegen.train"],
     # built on them
-    ["framegen.bench", "framegen.demo", "framegen.sweep.results", "framegen.sweep.plan", "framegen.sweep.run",
+    ["framegen.bench.timing", "framegen.bench.torch_ref", "framegen.bench.timers", "framegen.bench.memory",
+     "framegen.bench", "framegen.demo", "framegen.sweep.results", "framegen.sweep.plan", "framegen.sweep.run",
      "framegen.sweep", "framegen.display", "framegen.report.collect", "framegen.report.pages", "framegen.report"],
     ["framegen.cli"],
 ]

@@ -86,7 +86,7 @@ def test_output_sizes_follow_the_mode():
 @pytest.mark.slow
 def test_long_sequence_path_matches_float64_reference(monkeypatch):
     """Above GX_BYTES the layers run gru_layer_x (fused, chunked); same function, same params."""
-    import framegen.model as m
+    import framegen.gru as m
 
     monkeypatch.setattr(m, "GX_BYTES", 0)
     model = FrameGRU(frame_size=40, hidden=199, layers=2)
@@ -110,7 +110,7 @@ TOWER = dict(frame_size=40, hidden=16, layers=2, tiers=(2, 3), tier_hidden=12, t
 
 def _np_log_mel(frames, frame_size):
     """Each frame's log-mel bands in float64: log(1 + 10^4 x (rFFT power / F) through the mel filterbank) / 8."""
-    from framegen.model import mel_bands
+    from framegen.tower import mel_bands
 
     power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 / frame_size
     return np.log(1 + 1e4 * (power @ mel_bands(frame_size).astype(np.float64))) / 8
@@ -223,7 +223,7 @@ def test_tower_is_causal_no_output_reads_a_later_frame(tower):
 def test_long_sequence_tower_path_matches_the_plain_one(tower, monkeypatch):
     """Above GX_BYTES the frame GRU's conditioning is made chunk by chunk inside gru_layer_x; same values and
     gradients as the materialised (T, B, 3H) path."""
-    import framegen.model as m
+    import framegen.gru as m
 
     model, params = tower
     frames = jax.random.normal(jax.random.key(6), (2, 60, 40))

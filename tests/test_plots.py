@@ -1,54 +1,90 @@
-"""framegen.plots: every figure is a real PNG, written atomically, from the rows and documents framegen keeps."""
+"""framegen.plots: every figure draws what it claims (its curves, cells and spectrograms with the right extents) into
+a real PNG, written atomically."""
 
 import numpy as np
+import pytest
 
 from framegen import plots
+from framegen.spectral import FEATURE_HOP_S, N_MELS
 
 PNG = b"\x89PNG\r\n\x1a\n"
+RATE = 8000
 
 
-def test_loss_plot_is_a_png_even_with_missing_values_and_leaves_no_temp_file(tmp_path):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plots save, kept for the test to read (each is still written)."""
+    figures = []
+    save = plots._save
+
+    def keep(plt, fig, path):
+        figures.append(fig)
+        save(plt, fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def _spectrograms(fig) -> dict:
+    """title -> (left, right, bottom, top) extent of each axes of ``fig`` that shows an image."""
+    return {ax.get_title(): tuple(ax.images[0].get_extent()) for ax in fig.axes if ax.images}
+
+
+def test_loss_plot_draws_each_curve_with_its_gaps_and_leaves_no_temp_file(tmp_path, drawn):
     rows = [{"epoch": 1, "train_mse": 0.9, "val_mse": 0.8, "zero_mse": 1.0, "copy_mse": 1.2},
             {"epoch": 2, "train_mse": None, "val_mse": 0.5, "zero_mse": 1.0, "copy_mse": 1.2}]
     plots.plot_loss(tmp_path / "loss.png", rows)
     assert (tmp_path / "loss.png").read_bytes()[:8] == PNG
     assert [p.name for p in tmp_path.iterdir()] == ["loss.png"]
+    lines = {ln.get_label(): ln.get_ydata() for ln in drawn[0].axes[0].get_lines()}
+    assert list(lines) == ["train", "validation", "zero predictor", "copy previous frame"]
+    assert lines["train"][0] == 0.9 and np.isnan(lines["train"][1]) and list(lines["validation"]) == [0.8, 0.5]
 
 
-def test_sweep_heatmap_draws_done_and_unfinished_cells(tmp_path):
+def test_sweep_heatmap_colours_done_cells_and_greys_out_the_others(tmp_path, drawn):
     doc = {"sweep": "t", "frame_sizes": [40, 80], "seq_lens": [50], "budget": {"kind": "samples", "amount": 1e6},
            "trials": [{"frame_size": 40, "seq_len": 50, "status": "done", "score": 0.5, "val_snr_db": 3.0},
                       {"frame_size": 80, "seq_len": 50, "status": "skipped", "score": None}]}
     plots.plot_sweep_heatmap(tmp_path / "h.png", doc)
-    assert (tmp_path / "h.png").read_bytes()[:8] == PNG and (tmp_path / "h.png").stat().st_size > 5000
+    assert (tmp_path / "h.png").read_bytes()[:8] == PNG
+    cells = drawn[0].axes[0].images[0].get_array()
+    assert cells.shape == (2, 1) and cells[0, 0] == 0.5 and cells.mask[1, 0]
+    assert {"0.500\n+3.0 dB", "skipped"} <= {t.get_text() for t in drawn[0].axes[0].texts}
 
 
-def test_evaluation_plot_shows_both_spectrograms(tmp_path):
+def test_evaluation_plot_shows_both_spectrograms_over_their_own_lengths(tmp_path, drawn):
     from framegen.evaluate import evaluate
 
-    rate = 8000
-    t = np.arange(3 * rate) / rate
+    t = np.arange(3 * RATE) / RATE
     song = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    noise = (0.3 * np.random.default_rng(0).standard_normal(2 * rate)).astype(np.float32)
-    ev = evaluate(noise, rate, song, rate)
-    plots.plot_evaluation(tmp_path / "e.png", noise, song, rate, ev)
+    noise = (0.3 * np.random.default_rng(0).standard_normal(2 * RATE)).astype(np.float32)
+    ev = evaluate(noise, RATE, song, RATE)
+    plots.plot_evaluation(tmp_path / "e.png", noise, song, RATE, ev)
     assert (tmp_path / "e.png").read_bytes()[:8] == PNG
+    shown = _spectrograms(drawn[0])
+    assert set(shown) == {"generated", "song"}
+    for title, seconds in (("generated", 2.0), ("song", 3.0)):
+        left, right, bottom, top = shown[title]
+        assert (left, bottom, top) == (0, 0, N_MELS) and abs(right - seconds) < 10 * FEATURE_HOP_S
 
 
-def test_training_plot_draws_vq_cross_entropy_beside_mse_for_one_epoch(tmp_path):
+def test_training_plot_draws_vq_cross_entropy_beside_mse_for_one_epoch(tmp_path, drawn):
     rows = [{"epoch": 1, "train_ce": 3.4, "val_ce": 2.4, "val_mse": 0.9, "zero_mse": 0.7, "copy_mse": 1.5}]
     plots.plot_training(tmp_path / "t.png", rows)
     assert (tmp_path / "t.png").read_bytes()[:8] == PNG
     assert [p.name for p in tmp_path.iterdir()] == ["t.png"]
+    curves = [[ln.get_ydata()[0] for ln in ax.get_lines()] for ax in drawn[0].axes if ax.get_lines()]
+    assert len(curves) == 2 and {3.4, 2.4} <= set(curves[1]) and 0.9 in curves[0]
 
 
-def test_clip_plot_draws_a_clip_beside_the_song_and_a_clip_alone_even_if_shorter_than_a_window(tmp_path):
-    rate = 8000
-    t = np.arange(2 * rate) / rate
+def test_clip_plot_draws_a_clip_beside_the_song_and_a_clip_alone_even_if_shorter_than_a_window(tmp_path, drawn):
+    t = np.arange(2 * RATE) / RATE
     clip = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    song = (0.3 * np.random.default_rng(0).standard_normal(rate)).astype(np.float32)
-    plots.plot_clip(tmp_path / "c.png", clip, rate, song=song, top=1.0, title="clip", song_title="song")
-    plots.plot_clip(tmp_path / "short.png", clip[:100], rate)
+    song = (0.3 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+    plots.plot_clip(tmp_path / "c.png", clip, RATE, song=song, top=1.0, title="clip", song_title="song")
+    plots.plot_clip(tmp_path / "short.png", clip[:100], RATE)
     for name in ("c.png", "short.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
-    assert (tmp_path / "c.png").stat().st_size > (tmp_path / "short.png").stat().st_size
+    beside, alone = (_spectrograms(fig) for fig in drawn)
+    assert beside == {"clip": (0, 2.0, 0, N_MELS), "song": (0, 1.0, 0, N_MELS)}  # one time scale: panels by length
+    assert alone == {"clip": (0, 100 / RATE, 0, N_MELS)}

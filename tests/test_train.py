@@ -173,7 +173,7 @@ def test_vq_resume_reuses_the_saved_codebook(vq_run, monkeypatch):
 
 def test_precision_is_resolved_saved_and_kept_on_resume(song_path, tmp_path):
     from framegen.config import load_config
-    from framegen.model import fast_bf16
+    from framegen.device import fast_bf16
     from framegen.train import resume_config
 
     messages = []
@@ -189,6 +189,6 @@ def test_precision_is_resolved_saved_and_kept_on_resume(song_path, tmp_path):
     auto = train_song(song_path, tiny_config("auto", epochs=1), run_dir=tmp_path / "auto").run_dir
     assert load_config(auto).model.precision == ("bf16" if fast_bf16() else "fp32")  # never "auto"
     old = json.loads((run / "config.json").read_text())
-    del old["model"]["precision"]  # a run from before --precision was float32
+    del old["model"]["precision"]  # a config.json without a precision: its run trained in float32
     (run / "config.json").write_text(json.dumps(old))
     assert load_config(run).model.precision == "fp32"

@@ -13,7 +13,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 
-from framegen.bench import timed
+from framegen.bench.timing import timed
 from framegen.rollout import rollout
 from framegen.model import FrameGRU, init_params
 

@@ -2,7 +2,7 @@
 steps and the same seed (VQ output, F=400, T=96, B=32, fp32, 400 steps) the flat model and a one-tier tower (ratio
 8) whose tier reads
 
-  logmel   each frame's log-mel spectrum (framegen.model.log_mel: 32 bands, 0 for silence), the span's frames
+  logmel   each frame's log-mel spectrum (framegen.tower.log_mel: 32 bands, 0 for silence), the span's frames
            concatenated, through a learned projection: framegen's tier input;
   frames   the span's raw frames concatenated through the same learned projection (patched in here: the library
            keeps only the choice this measured),
@@ -22,9 +22,10 @@ from pathlib import Path
 def patch_frames() -> None:
     """Make tier 1 read the raw frames instead of their log-mel bands (for the rest of this process)."""
     import framegen.model as m
+    import framegen.tower as tower
 
     m.FrameGRU.bands = property(lambda self: self.frame_size)
-    m.log_mel = lambda frames, mel: frames
+    tower.log_mel = lambda frames, mel: frames
 
 
 def main():

@@ -25,19 +25,17 @@ def estimate_memory(*, frame_size: int, seq_len: int, batch_size: int, hidden: i
     - 4 copies of the parameters (params, gradients, Adam's two moments), the song itself,
     - a validation chunk (64 examples, forward only: 3 frame tensors and 4 hidden tensors),
     - 300 MB of runtime (XLA, compiled code).
-    Measured peak RSS (H=256, L=2, a 3-minute song): F=40 T=10000 B=32 7.37 GB (estimate 7.18), F=40 T=4000 B=16
-    1.80 GB (1.69), F=4000 T=50 B=128 1.14 GB (1.13), F=800 T=100 B=32 0.62 GB (0.46).
     Tiers (ratios R_k, ``tier_hidden`` units, ``tier_layers``) add their parameters, 16 hidden tensors per tier
     layer at the tier's T / (R_1...R_k) steps, the inputs' spectra (1.5 frame tensors: rFFT and power) and the
     upsampled conditioning of each tier below and its gradient (2 gate tensors, 3H wide; the frame GRU's only when
-    its layer is not chunked). Fitted to F=40 T=10000 B=32, one tier of 8 x 128: +0.74 GB measured (2.30 GB in all).
+    its layer is not chunked). The measured peaks it was fitted to: experiments/README.md (sweep feasibility).
     """
     f, t, b, h, n_l = frame_size, seq_len, batch_size, hidden, layers
     out = out_dim or f
     params = (f * 3 * h + (n_l - 1) * h * 3 * h + n_l * (3 * h * h + 6 * h) + h * out + out)
     tier_floats = 0  # per example, the tower's training tensors
     if tiers:
-        from framegen.model import GX_BYTES  # above it the frame GRU's conditioning is made chunk by chunk
+        from framegen.gru import GX_BYTES  # above it the frame GRU's conditioning is made chunk by chunk
 
         ht, lower, below, steps = tier_hidden, f, h, t
         tier_floats = 1.5 * t * f + (6 * t * h if t * b * 3 * h * 4 <= GX_BYTES else 0)

@@ -23,8 +23,8 @@ SWEEP_KEYS = ("name", "song", "frame_sizes", "seq_lens", "tiers", "budget_sample
 
 DEFAULT_BUDGET_SAMPLES = 100_000_000  # ~35 passes over a 3-minute song at 16 kHz; minutes per trial on a 2-core CPU
 # sample_every: a sample WAV per epoch costs time no trial is scored on; opt in per file. crossfade_ms, hold,
-# max_run_s: sweeps have always recorded 0 unless set (not train's VQ defaults), so earlier sweep directories keep
-# resuming and VQ trials compare the model alone.
+# max_run_s: 0 unless set (not train's VQ defaults), so VQ trials compare the model alone and a sweep directory's
+# saved configs match the plan on resume.
 SWEEP_DEFAULTS = {"sample_every": 0, "crossfade_ms": 0.0, "hold": 0.0, "max_run_s": 0.0}
 
 
