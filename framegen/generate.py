@@ -450,8 +450,6 @@ def load_params(run_dir: Path, cfg: RunConfig, kind: str):
     """Params of a run's ``best`` or ``last`` checkpoint, checked against its config."""
     if kind not in checkpoint.KINDS:
         raise UsageError(f"unknown checkpoint {kind!r}: pass --checkpoint best or --checkpoint last")
-    if kind == "best" and not checkpoint.exists(run_dir, "best"):
-        kind = "last"  # a run stopped before its first validation has only "last"
     like = init_params(build(cfg.model, cfg.data.frame_size), jax.random.key(0))  # shapes only
     params, _ = checkpoint.restore_params(run_dir, kind, like)
     return params
