@@ -225,9 +225,10 @@ def restore_params(run_dir: Path, kind: str, like):
     """(params, meta) of the ``kind`` checkpoint without its optimizer state; ``like``: params with the expected
     shapes and dtypes (``model.init_params``). A run without ``best`` (stopped before its first validation) gives
     ``last``'s, with a warning; a damaged checkpoint is refused, naming the other one when that one is sound."""
-    if kind == "best" and not exists(run_dir, "best") and exists(run_dir, "last"):
-        warnings.warn(f"{run_dir} has no best checkpoint: using the last checkpoint (step "
-                      f"{latest_step(run_dir, 'last')}) instead", FramegenWarning, stacklevel=2)
+    if kind == "best" and not exists(run_dir, "best"):
+        if exists(run_dir, "last"):  # else the refusal names last, the checkpoint every run saves
+            warnings.warn(f"{run_dir} has no best checkpoint: using the last checkpoint (step "
+                          f"{latest_step(run_dir, 'last')}) instead", FramegenWarning, stacklevel=2)
         kind = "last"
     try:
         restored = _restore(run_dir, kind, {"params": like, "meta": "json"})
