@@ -5,8 +5,8 @@ Where they live, each written in the same atomic step as what it covers where th
   checkpoints   ``checksums.json`` in each step directory: the SHA-256 of every file orbax committed there, written
                 right after the commit (``checkpoint.save`` counts a step as saved only once it has one)
   config.json   a ``checksum`` entry inside it: the SHA-256 of its settings (canonical JSON)
-  *.npz         the zip format's own CRC-32 of every array, checked by ``zipfile`` as numpy reads it (every single
-                byte and bit flip of a beat grid is caught: tests/test_checksums.py)
+  *.npz         the zip format's own CRC-32 of every array, checked by ``zipfile`` as numpy reads it (no single byte
+                or bit flip of a beat grid gives other numbers: tests/test_checksums.py)
 Runs written before checksums load with one ``FramegenWarning`` saying they cannot be verified.
 """
 
