@@ -31,15 +31,17 @@ def test_a_manifest_names_the_file_that_is_flipped_truncated_or_missing(tmp_path
     data.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])  # one bit
     assert checksums.damage(tmp_path) == "its parameters file params/d/data does not match its checksum"
     data.write_bytes(good[:-1])
-    assert checksums.damage(tmp_path) == "its parameters file params/d/data does not match its checksum"
+    assert checksums.damage(tmp_path) == "its parameters file params/d/data is truncated (16,383 of 16,384 bytes)"
+    data.write_bytes(good + b"\0")
+    assert checksums.damage(tmp_path) == "its parameters file params/d/data has 16,385 bytes, not 16,384"
     data.write_bytes(good)
     (tmp_path / "train" / "opt").unlink()
     assert checksums.damage(tmp_path) == "its optimizer state file train/opt is missing"
     assert checksums.damage(tmp_path, parts=("params",)) is None  # generate reads no optimizer state
-    (tmp_path / "_CHECKPOINT_METADATA").write_text("{ }")
+    (tmp_path / "_CHECKPOINT_METADATA").write_text("[]")
     assert checksums.damage(tmp_path, parts=("params",)) == ("its orbax file _CHECKPOINT_METADATA does not match "
                                                              "its checksum")
-    (tmp_path / checksums.MANIFEST).write_text('{"algorithm": "sha256", "fil')
+    (tmp_path / checksums.MANIFEST).write_text('{"algorithm": "crc32", "fil')
     assert checksums.damage(tmp_path) == "its checksums.json is unreadable"
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -90,7 +92,7 @@ def test_config_checksum_catches_a_changed_setting_but_not_a_reformatting(tmp_pa
     save_config(cfg, tmp_path)
     path = tmp_path / CONFIG_FILE
     d = json.loads(path.read_text())
-    assert d["checksum"].startswith("sha256:")
+    assert d["checksum"].startswith("crc32:")
     path.write_text(json.dumps(dict(reversed(d.items())), indent=None))  # same settings, other layout
     assert load_config(tmp_path) == cfg
     d["train"]["lr"] = 0.004  # valid, in range, and not what the run was trained with

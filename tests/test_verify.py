@@ -89,9 +89,11 @@ def _best_params_flipped(run):
 
 def _best_params_truncated(run):
     f = biggest(run, "best", "params")
+    size = f.stat().st_size
     truncate(f)
-    return (f"{{run}}/checkpoints/best is damaged (its parameters file {rel(f, run, 'best')} does not match its "
-            f"checksum): generate from the last checkpoint (step 4) with --checkpoint last, or retrain the run")
+    return (f"{{run}}/checkpoints/best is damaged (its parameters file {rel(f, run, 'best')} is truncated "
+            f"({size // 2:,} of {size:,} bytes)): generate from the last checkpoint (step 4) with --checkpoint last, "
+            f"or retrain the run")
 
 
 def _best_params_deleted(run):
@@ -108,8 +110,8 @@ def _best_meta_flipped(run):
             "generate from the last checkpoint (step 4) with --checkpoint last, or retrain the run")
 
 
-def _best_orbax_metadata_truncated(run):
-    truncate(step_dir(run, "best") / "_CHECKPOINT_METADATA")
+def _best_orbax_metadata_flipped(run):
+    flip(step_dir(run, "best") / "_CHECKPOINT_METADATA", 1)
     return ("{run}/checkpoints/best is damaged (its orbax file _CHECKPOINT_METADATA does not match its checksum): "
             "generate from the last checkpoint (step 4) with --checkpoint last, or retrain the run")
 
@@ -180,7 +182,7 @@ def _config_deleted(run):
 
 
 REFUSED = [_best_params_flipped, _best_params_truncated, _best_params_deleted, _best_meta_flipped,
-           _best_orbax_metadata_truncated, _best_checksums_flipped, _last_params_flipped, _both_flipped,
+           _best_orbax_metadata_flipped, _best_checksums_flipped, _last_params_flipped, _both_flipped,
            _codebook_flipped, _codebook_truncated, _codebook_deleted, _beats_flipped, _beats_junk, _beats_deleted,
            _config_value_changed, _config_deleted]
 
