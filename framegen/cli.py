@@ -9,6 +9,8 @@ once, in ``_TRAINING``, for train and sweep); defaults and checks come from fram
 import json
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,18 +22,20 @@ from framegen.config import (CHECKPOINTS, CLOCKS, CODEBOOK_KINDS, DEMO_MINUTES, 
                              VQ_EMITS,
                              DataConfig, GenerateConfig, ModelConfig, RunConfig, TrainConfig, parse_duration)
 from framegen.display import RichReporter, RichSweepDisplay
-from framegen.errors import FramegenError, UsageError
+from framegen.errors import FramegenError, FramegenWarning, UsageError
 
 # Defaults shown in --help are read from the config classes: config.py is where they are decided.
 _D, _M, _T, _G = DataConfig, ModelConfig, TrainConfig, GenerateConfig
 
 
 class _Group(click.Group):
-    """Maps library errors to click errors in one place, so CliRunner tests see what a user sees."""
+    """Maps library errors to click errors and library warnings to stderr lines in one place, so CliRunner tests
+    see what a user sees."""
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with _warnings_on_stderr():
+                return super().invoke(ctx)
         except FramegenError as e:
             err = click.ClickException(str(e))
             err.exit_code = e.exit_code
@@ -40,6 +44,26 @@ class _Group(click.Group):
             err = click.ClickException("interrupted by Ctrl-C")
             err.exit_code = 130
             raise err from None
+
+
+@contextmanager
+def _warnings_on_stderr():
+    """Each ``FramegenWarning`` (a run that cannot be verified, a fallback to another checkpoint) as one
+    ``warning: ...`` line on stderr, once per command however often the library finds it."""
+    shown = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FramegenWarning)
+        other = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if not issubclass(category, FramegenWarning):
+                other(message, category, *args, **kwargs)
+            elif str(message) not in shown:
+                shown.add(str(message))
+                click.echo(f"warning: {message}", err=True)
+
+        warnings.showwarning = show
+        yield
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from framegen.atomic import atomic_path
+from framegen.checksums import read_npz
 from framegen.errors import RunError
 
 BEATS_FILE = "beats.npz"
@@ -157,13 +158,11 @@ def save(run_dir: Path, grid: BeatGrid) -> Path:
 
 
 def load(run_dir: Path) -> BeatGrid:
+    """The run's beat grid; refuses a damaged file (``checksums.read_npz``: the zip's CRC-32 of every array)."""
     path = Path(run_dir) / BEATS_FILE
     if not path.is_file():
         raise RunError(f"{run_dir} has no {BEATS_FILE} though its config uses the beat clock: retrain the run")
-    try:
-        with np.load(path) as z:
-            if int(z["version"]) != BEATS_VERSION:
-                raise RunError(f"{path} has version {int(z['version'])}; this framegen reads {BEATS_VERSION}")
-            return BeatGrid(beats=np.asarray(z["beats"], np.float64), sample_rate=int(z["sample_rate"]))
-    except (OSError, KeyError, ValueError) as e:
-        raise RunError(f"cannot read {path} ({e}): retrain the run") from None
+    z = read_npz(path, ("version", "beats", "sample_rate"))
+    if int(z["version"]) != BEATS_VERSION:
+        raise RunError(f"{path} has version {int(z['version'])}; this framegen reads {BEATS_VERSION}")
+    return BeatGrid(beats=np.asarray(z["beats"], np.float64), sample_rate=int(z["sample_rate"]))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from framegen import __version__
 from framegen.atomic import write_text
-from framegen.errors import RunError, UsageError
+from framegen.checksums import json_digest, unverified
+from framegen.errors import RunDamaged, RunError, UsageError
 
 CONFIG_FILE = "config.json"
 CONFIG_VERSION = 1
@@ -349,16 +350,19 @@ OPTION_SECTIONS = {f.name: section for section, cls in (("data", DataConfig), ("
 
 
 def save_config(cfg: RunConfig, run_dir: Path) -> None:
-    """Write ``config.json`` atomically (temp file + rename) so a crash never leaves half a config."""
+    """Write ``config.json`` atomically (temp file + rename) so a crash never leaves half a config, with the checksum
+    of its settings inside it (``framegen.checksums``)."""
     path = Path(run_dir) / CONFIG_FILE
+    d = json.loads(json.dumps(cfg.to_dict()))  # as it will read back (tuples as lists)
     try:
-        write_text(path, json.dumps(cfg.to_dict(), indent=2) + "\n")
+        write_text(path, json.dumps({**d, "checksum": json_digest(d)}, indent=2) + "\n")
     except OSError as e:
         raise RunError(f"cannot write {path} ({e.strerror or e}): free disk space or pass a writable --run-dir") \
             from None
 
 
 def load_config(run_dir: Path) -> RunConfig:
+    """The run's config, checked against the checksum saved in it (a run from before checksums: a warning)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise RunError(f"{run_dir} has no {CONFIG_FILE}: pass --run with a directory made by 'framegen train'")
@@ -366,10 +370,17 @@ def load_config(run_dir: Path) -> RunConfig:
         d = json.loads(path.read_text())
         if d.get("config_version", CONFIG_VERSION) > CONFIG_VERSION:
             raise RunError(f"{path} was written by a newer framegen: upgrade framegen to read it")
+        checksum = d.pop("checksum", None)
+        if checksum is None:
+            unverified(run_dir)
+        elif checksum != json_digest(d):
+            raise RunDamaged(f"{path} is damaged or was edited by hand (its settings do not match the checksum saved "
+                           f"with them): undo the change (or delete its \"checksum\" line to use it unverified), or "
+                           f"retrain the run")
         return RunConfig.from_dict(d)
     except RunError:
         raise
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise RunError(
             f"{path} is not a valid framegen config ({e}): re-create the run with 'framegen train'"
         ) from None

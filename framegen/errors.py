@@ -38,3 +38,17 @@ class Interrupted(FramegenError):
     def __init__(self, message: str, exit_code: int = 130):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class FramegenWarning(UserWarning):
+    """Something the user should know that does not stop the command (a run that cannot be verified, a fallback
+    to another checkpoint); the CLI prints each as one ``warning: ...`` line on stderr."""
+
+
+class RunDamaged(RunError):
+    """A file of a run does not match the checksum it was saved with, or cannot be read; ``reason`` names the file
+    and what is wrong with it, for callers that word the next step themselves."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason

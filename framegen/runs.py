@@ -9,12 +9,13 @@ import fcntl
 import json
 import math
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from framegen.atomic import write_text
 from framegen.config import CONFIG_FILE
-from framegen.errors import RunError
+from framegen.errors import FramegenWarning, RunError
 
 RUNS_ROOT = Path("runs")
 METRICS_FILE = "metrics.jsonl"
@@ -124,20 +125,33 @@ def append_metrics(run_dir: Path, row: dict) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """Rows of ``metrics.jsonl``; a torn last line (killed mid-write) is ignored."""
+    """Rows of ``metrics.jsonl``; a torn last line (killed mid-write) is ignored, any other line that is not a row
+    is skipped with a warning.
+
+    The log carries no checksum: it is appended every epoch, and nothing a run trains or generates is read from it
+    (a resume takes its step, best score and time from the checkpoint); it draws the loss curves and the report."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
+    rows, bad = [], []
+    lines = path.read_bytes().decode(errors="replace").splitlines()
+    for i, line in enumerate(lines, 1):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except ValueError:
-            continue
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif i < len(lines) or not line.startswith("{"):  # not a row torn by a kill
+            bad.append(i)
+    if bad:
+        warnings.warn(f"{path} is damaged: {len(bad)} of its {len(lines)} lines are not metrics rows (line {bad[0]} "
+                      f"first); they are left out of the curves and the report, and a resume drops them",
+                      FramegenWarning, stacklevel=2)
     return rows
 
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop rows after ``step`` (written after the checkpoint a resume starts from) and any torn line."""
-    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    rows = [r for r in read_metrics(run_dir) if isinstance(r.get("step", 0), int | float) and r.get("step", 0) <= step]
     write_text(Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))

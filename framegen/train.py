@@ -8,6 +8,7 @@ training API a researcher imports stays in one place.
 import math
 import signal
 import time
+import warnings
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 from framegen import audio, checkpoint, clock, data, interrupts, runs, vq
 from framegen.config import RunConfig, load_config, save_config
 from framegen.device import resolve_precision
-from framegen.errors import Interrupted, RunError, TrainingDiverged
+from framegen.errors import FramegenWarning, Interrupted, RunDamaged, RunError, TrainingDiverged
 from framegen.evaluate import score_clip
 from framegen.model import build
 from framegen.step import (  # noqa: F401 - re-exported: the training API
@@ -207,9 +208,8 @@ def train(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, *, resume: bool 
     state = init_state(cfg, total)
     meta = {"step": 0, "elapsed": 0.0, "best_val_mse": float("inf")}
     with runs.run_lock(run_dir):
-        if resume and checkpoint.exists(run_dir, "last"):
-            state, meta = checkpoint.restore(run_dir, "last", state)
         if resume:  # rows written after the checkpoint (an epoch killed before its save) are done again
+            state, meta = resume_from(run_dir, state, steps_per_epoch) or (state, meta)
             runs.truncate_metrics(run_dir, int(meta["step"]))
         save_config(cfg, run_dir)  # on resume too: it may carry more epochs or a new time budget
         mesh = data_mesh(cfg.train.batch_size)
@@ -326,6 +326,39 @@ def _beat_grid(cfg: RunConfig, run_dir: Path, song_norm: np.ndarray, reporter):
     clock.save(run_dir, grid)
     reporter.message(f"beat clock: {grid.tempo_bpm:.1f} bpm, {len(grid.beats)} beats tracked")
     return grid
+
+
+def resume_from(run_dir: Path, like: dict, steps_per_epoch: int) -> tuple[dict, dict] | None:
+    """(state, meta) a resumed run continues from: ``checkpoints/last``; ``best``, with a warning, when ``last`` is
+    damaged or missing (the steps after ``best`` are trained again); None when it has neither (killed before its
+    first save: it starts over). Both unusable: ``RunDamaged`` saying how to start over."""
+    where = Path(run_dir) / "checkpoints"
+    over = (f"start the run over by removing {where} and running 'framegen train --resume {run_dir}', or train a "
+            f"new run")
+    why = None
+    if checkpoint.exists(run_dir, "last"):
+        try:
+            return checkpoint.restore(run_dir, "last", like)
+        except RunDamaged as e:
+            why = e.reason
+    if not checkpoint.exists(run_dir, "best"):
+        if why is None:
+            return None
+        raise RunDamaged(f"{where / 'last'} is damaged ({why}) and the run has no best checkpoint: {over}", why)
+    try:
+        state, meta = checkpoint.restore(run_dir, "best", like)
+    except RunDamaged as e:
+        last = f"{where / 'last'} is damaged ({why})" if why else f"{run_dir} has no last checkpoint"
+        raise RunDamaged(f"{last} and {where / 'best'} is damaged ({e.reason}): {over}", e.reason) from None
+    step, last = int(meta["step"]), checkpoint.latest_step(run_dir, "last")
+    at = f"resuming from checkpoints/best at step {step} (epoch {step / steps_per_epoch:.2f})"
+    if why is None:
+        warnings.warn(f"{run_dir} has no last checkpoint: {at}", FramegenWarning, stacklevel=2)
+    else:
+        redo = (f"; the {last - step} steps after it, to step {last} (epoch {last / steps_per_epoch:.2f}), are "
+                f"trained again" if last > step else ", the same step")
+        warnings.warn(f"{where / 'last'} is damaged ({why}): {at}{redo}", FramegenWarning, stacklevel=2)
+    return state, meta
 
 
 def _all_finite(tree) -> bool:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from framegen.atomic import atomic_path
+from framegen.checksums import read_npz
 from framegen.config import CODEBOOK_KINDS as KINDS
 from framegen.config import RunConfig
 from framegen.config import VQ_EMITS as EMITS
@@ -313,22 +314,18 @@ def exists(run_dir: Path) -> bool:
 
 
 def load(run_dir: Path, *, k: int, frame_size: int, kind: str) -> Codebook:
-    """The run's codebook, checked against its config; refuses a newer version's file or one of the wrong shape."""
+    """The run's codebook, checked against its config; refuses a damaged file (``checksums.read_npz``: the zip's
+    CRC-32 of every array), a newer version's or one of the wrong shape."""
     path = Path(run_dir) / CODEBOOK_FILE
     if not path.is_file():
         raise RunError(f"{run_dir} is a VQ run without {CODEBOOK_FILE}: retrain it with 'framegen train --output vq'")
-    try:
-        with np.load(path) as z:
-            version = int(z["version"])
-            if version > CODEBOOK_VERSION:
-                raise RunError(f"{path} was written by a newer framegen (version {version}): upgrade framegen")
-            cb = Codebook(centroids=z["centroids"].astype(np.float32), gains=z["gains"].astype(np.float32),
-                          exemplar_offsets=z["exemplar_offsets"].astype(np.int64), counts=z["counts"],
-                          gain_shape=bool(z["gain_shape"]))
-    except RunError:
-        raise
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise RunError(f"{path} is not a readable codebook ({e}): retrain the run") from None
+    z = read_npz(path, ("version", "centroids", "gains", "exemplar_offsets", "counts", "gain_shape"))
+    version = int(z["version"])
+    if version > CODEBOOK_VERSION:
+        raise RunError(f"{path} was written by a newer framegen (version {version}): upgrade framegen")
+    cb = Codebook(centroids=z["centroids"].astype(np.float32), gains=z["gains"].astype(np.float32),
+                  exemplar_offsets=z["exemplar_offsets"].astype(np.int64), counts=z["counts"],
+                  gain_shape=bool(z["gain_shape"]))
     if cb.centroids.shape != (k, frame_size) or cb.gain_shape != (kind == "gain-shape"):
         raise RunError(f"{path} holds a {'gain-shape' if cb.gain_shape else 'plain'} codebook of "
                        f"{cb.centroids.shape[0]} codes x {cb.centroids.shape[1]} samples but the run's config says "

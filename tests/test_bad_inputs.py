@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 
 from framegen import audio, data
 from framegen.cli import cli
-from framegen.config import DataConfig
+from framegen.config import DataConfig, load_config, save_config
 from framegen.train import train_song
 from tests.conftest import sine_song, tiny_config, write
 
@@ -253,9 +254,8 @@ def test_generate_with_a_missing_checkpoint_is_refused(tmp_path, run_dir):
 def test_generate_with_a_checkpoint_from_another_config_is_refused(tmp_path, run_dir):
     other = tmp_path / "other"
     shutil.copytree(run_dir, other)
-    cfg = json.loads((other / "config.json").read_text())
-    cfg["data"]["frame_size"] = 80
-    (other / "config.json").write_text(json.dumps(cfg))
+    cfg = load_config(other)
+    save_config(replace(cfg, data=replace(cfg.data, frame_size=80)), other)  # a config that checks out, not the run's
     assert_refused(invoke("generate", "--run", other, "--seconds", "0.1"), "does not match its config.json")
 
 

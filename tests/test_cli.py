@@ -113,7 +113,12 @@ def test_generate_refuses_a_run_whose_config_json_was_edited_after_training(tmp_
     cfg["model"]["hidden"] = 200
     cfg_path.write_text(json.dumps(cfg))
     r = CliRunner().invoke(cli, ["generate", "--run", "r", "--seconds", "0.1"])
-    assert r.exit_code != 0 and "does not match its config" in r.output, r.output
+    assert r.exit_code == 1 and "config.json is damaged or was edited by hand" in r.output, r.output
+    del cfg["checksum"]  # the edit kept on purpose: the run is then unverified, and its checkpoint does not fit
+    cfg_path.write_text(json.dumps(cfg))
+    r = CliRunner().invoke(cli, ["generate", "--run", "r", "--seconds", "0.1"])
+    assert r.exit_code == 1 and "does not match its config" in r.output, r.output
+    assert "warning: r was saved without checksums" in r.stderr
 
 
 def test_unwritable_run_directory_is_refused(tmp_path):

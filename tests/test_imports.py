@@ -13,7 +13,7 @@ LAYERS = [
     # no framegen import but these (the package itself holds the version)
     ["framegen", "framegen.errors", "framegen.atomic", "framegen.gru", "framegen.device", "framegen.seams",
      "framegen.spectral", "framegen.rhythm", "framegen.synth", "framegen.report.style", "framegen.interrupts",
-     "framegen.transitions", "framegen.songpath"],
+     "framegen.transitions", "framegen.songpath", "framegen.checksums"],
     ["framegen.config"],
     # songs, frames, the beat clock, the codebook, run directories, metrics and figures: no model
     ["framegen.audio", "framegen.data", "framegen.runs", "framegen.clock", "framegen.vq", "framegen.evaluate",

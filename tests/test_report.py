@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from framegen import report, runs
 from framegen import sweep as sweeps
 from framegen.cli import cli
-from framegen.config import Norm, save_config
+from framegen.config import Norm, load_config, save_config
 from tests.conftest import RATE, sine_song, tiny_config, write
 
 SONG_SECONDS = 12.0
@@ -250,8 +250,7 @@ def test_a_long_generated_clip_is_read_scored_and_drawn_on_its_last_part_only(ru
 
 def test_missing_wavs_and_a_missing_song_are_named_on_the_page(run_dir, tmp_path):
     song = write(tmp_path / "gone.wav", sine_song(SONG_SECONDS))
-    cfg = json.loads((run_dir / "config.json").read_text())
-    (run_dir / "config.json").write_text(json.dumps({**cfg, "song": str(song)}))
+    save_config(replace(load_config(run_dir), song=str(song)), run_dir)
     (run_dir / "samples" / "epoch-002.wav").unlink()
     (run_dir / "generated" / "broken.wav").write_bytes(b"RIFF\x00\x00")
     song.unlink()

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from framegen import runs
-from framegen.errors import RunError
+from framegen.errors import FramegenWarning, RunError
 
 
 def test_a_second_process_cannot_train_the_same_run(tmp_path):
@@ -53,6 +53,26 @@ def test_metrics_rows_round_trip_skip_a_torn_line_and_truncate_to_a_step(tmp_pat
     runs.truncate_metrics(tmp_path, 20)
     assert [r["step"] for r in runs.read_metrics(tmp_path)] == [10, 20]
     assert (tmp_path / runs.METRICS_FILE).read_text().count("\n") == 2
+
+
+def test_damaged_metrics_lines_are_named_in_a_warning_and_dropped_by_a_resume(tmp_path):
+    import warnings
+
+    path = tmp_path / runs.METRICS_FILE
+    path.write_bytes(b'{"step": 10}\n{"st\xff\x00ep": 1\n[1, 2]\n{"step": 20}\n{"step": 3')  # ends torn by a kill
+    with pytest.warns(FramegenWarning) as caught:
+        assert [r["step"] for r in runs.read_metrics(tmp_path)] == [10, 20]
+    assert [str(w.message) for w in caught] == [f"{path} is damaged: 2 of its 5 lines are not metrics rows (line 2 "
+                                                f"first); they are left out of the curves and the report, and a "
+                                                f"resume drops them"]
+    with pytest.warns(FramegenWarning, match="a resume drops them"):
+        runs.truncate_metrics(tmp_path, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # clean now: no warning at all
+        assert [r["step"] for r in runs.read_metrics(tmp_path)] == [10, 20]
+    path.write_text('{"step": 10}\nnot json\n')  # junk as the last line is damage too, not a torn row
+    with pytest.warns(FramegenWarning, match="1 of its 2 lines"):
+        runs.read_metrics(tmp_path)
 
 
 def test_the_lock_names_its_holder_and_is_free_again_when_the_holder_is_gone(tmp_path):

@@ -128,7 +128,7 @@ def test_codebook_file_round_trips_and_refuses_what_it_cannot_read(tmp_path):
     with pytest.raises(RunError, match="newer framegen"):
         vq.load(tmp_path, k=2, frame_size=F, kind="gain-shape")
     (tmp_path / vq.CODEBOOK_FILE).write_bytes(b"not a zip")
-    with pytest.raises(RunError, match="not a readable codebook"):
+    with pytest.raises(RunError, match=r"codebook.npz is damaged \(not an npz file\): retrain the run"):
         vq.load(tmp_path, k=2, frame_size=F, kind="gain-shape")
     with pytest.raises(RunError, match="without codebook.npz"):
         vq.load(tmp_path / "nothing", k=3, frame_size=F, kind="gain-shape")
