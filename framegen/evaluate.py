@@ -186,7 +186,8 @@ METRICS: dict[str, tuple[str, str]] = {
         "distance from what the clip plays one beat later to what the song plays one beat after that window, in "
         f"units of the median distance between two random windows of the song ({transitions.RANDOM_PAIRS:,} pairs, "
         f"fixed seed); 1 - the median over the clip. Song places within {transitions.TIE:.0%} of that unit of the "
-        "nearest are as near (a song that repeats itself exactly). The held-out last 30 s of drascula pieces score 0.12-0.85 against "
+        "nearest are as near (a song that repeats itself exactly). The held-out last 30 s of drascula pieces "
+        "score 0.12-0.85 against "
         "the rest, depending on how much a piece repeats itself; their beats re-sequenced at random 0.02-0.19; "
         "white noise -0.5 to -1.5 (below 0: further from what the song plays than two moments of it)"),
     "transition_jumps": (
