@@ -182,8 +182,8 @@ def fit(song_norm: np.ndarray, n_train: int, *, frame_size: int, k: int, key=Non
     frames at random offsets (every offset, so the codes cover every phase the model is trained on), assigns them
     with one matmul and moves each centre to the running mean of its frames. The iteration count depends on K alone
     and the draws on the PRNG ``key`` (default ``jax.random.key(0)``), so a fit is deterministic. A grid of frames
-    is then assigned once for each code's exemplars (real frames) and gain (members' mean RMS). Work is ~iters x batch x K x F multiply-adds: ~10 s for
-    K=512 and ~40 s for K=4096 at F=800 on a busy 2-core CPU.
+    is then assigned once for each code's exemplars (real frames) and gain (members' mean RMS). Work is ~iters x
+    batch x K x F multiply-adds: ~10 s for K=512 and ~40 s for K=4096 at F=800 on a busy 2-core CPU.
     """
     if kind not in KINDS:
         raise UsageError(f"unknown codebook kind {kind!r}: pass one of {', '.join(KINDS)}")
