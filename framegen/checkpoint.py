@@ -6,8 +6,8 @@ items: ``params`` (restorable against ``model.init_params`` alone, as ``generate
 and step) and ``meta`` (JSON). Runs written before params had their own item hold ``state`` (the whole training
 state) instead; both are read.
 
-Every step is sealed by ``checksums.json``, the SHA-256 of each of its files (``framegen.checksums``), written after
-orbax's rename; only then is the previous step deleted, so a kill between the two leaves the previous step, sealed,
+Every step is sealed by ``checksums.json``, the size and CRC-32 of each of its files (``framegen.checksums``),
+written after orbax's rename; only then is the previous step deleted, so a kill between the two leaves the previous step, sealed,
 as the one restored. A restore reads the newest sealed step and checks the files it needs before orbax reads them.
 """
 
