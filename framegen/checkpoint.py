@@ -7,8 +7,9 @@ and step) and ``meta`` (JSON). Runs written before params had their own item hol
 state) instead; both are read.
 
 Every step is sealed by ``checksums.json``, the size and CRC-32 of each of its files (``framegen.checksums``),
-written after orbax's rename; only then is the previous step deleted, so a kill between the two leaves the previous step, sealed,
-as the one restored. A restore reads the newest sealed step and checks the files it needs before orbax reads them.
+written after orbax's rename; only then is the previous step deleted, so a kill between the two leaves the previous
+step, sealed, as the one restored. A restore reads the newest sealed step and checks the files it needs before
+orbax reads them.
 """
 
 import logging
