@@ -1,0 +1,36 @@
+"""The path through the song saved beside a generated WAV: it names where every output frame came from."""
+
+import numpy as np
+import soundfile as sf
+
+from framegen import audio, songpath
+from framegen import generate as gen
+from framegen.config import load_config
+
+
+def test_the_sidecar_reproduces_the_wav_from_the_song_when_nothing_is_smoothed(vq_run, tmp_path):
+    run_dir, _ = vq_run
+    (g,) = gen.generate(run_dir, seconds=1.3, crossfade_ms=0.0, out=tmp_path / "p.wav", score=False)
+    path = songpath.load(g.path)
+    cfg = load_config(run_dir)
+    f = cfg.data.frame_size
+    assert path is not None and (path.frame_size, path.sample_rate) == (f, cfg.data.sample_rate)
+    song = audio.denormalise(audio.load_song_for(cfg), cfg.norm)
+    rebuilt = np.concatenate([song[p : p + f] for p in path.positions])[: round(1.3 * cfg.data.sample_rate)]
+    wav, _ = sf.read(g.path, dtype="float32")
+    np.testing.assert_allclose(wav, np.clip(rebuilt, -1, 1), atol=1.5 / 32768)  # 16-bit rounding
+    assert path.prompt_start >= 0 and np.all(path.positions + f <= len(song))
+    jumps = path.jumps
+    assert np.all(path.positions[jumps] != path.positions[jumps - 1] + f)
+
+
+def test_a_missing_or_unreadable_sidecar_is_none(tmp_path):
+    assert songpath.load(tmp_path / "x.wav") is None
+    songpath.sidecar(tmp_path / "x.wav").write_bytes(b"junk")
+    assert songpath.load(tmp_path / "x.wav") is None
+    saved = songpath.SongPath(positions=np.array([0, 40, 400, 440]), frame_size=40, sample_rate=8000,
+                              prompt_start=12, marks={"toward": 1.5})
+    songpath.save(tmp_path / "y.wav", saved)
+    back = songpath.load(tmp_path / "y.wav")
+    np.testing.assert_array_equal(back.positions, saved.positions)
+    assert (back.prompt_start, back.marks) == (12, {"toward": 1.5}) and list(back.jumps) == [2]
