@@ -195,6 +195,10 @@ def generate(
             raise RunError(f"{p} already exists: pass --overwrite to replace it, or choose another --out")
 
     inputs = inputs_for(run_dir, cfg, opts)
+    if not all(bool(np.all(np.isfinite(x))) for x in jax.tree.leaves(inputs.params)):
+        # unit selection would still play finite song frames, chosen by NaN scores: refuse, as for NaN audio
+        raise RunError(f"the {checkpoint_kind} checkpoint of {run_dir} holds NaN or infinite parameters: nothing was "
+                       f"written; try --checkpoint last or retrain with a lower --lr")
     played = []  # each chunk's song offsets of the frames played (S, m), when they are the song's frames
     pieces = stream_audio(inputs, n_samples, chunk_frames=chunk_frames, sources_out=played)
     partials = [partial_path(p) for p in paths]
