@@ -25,7 +25,6 @@ from framegen.data import split_song
 from framegen.model import FrameGRU
 
 GRID_PER_FRAME = 4  # own-past predictions and jump targets on a grid of F/4 samples (at most F/8 from a beat)
-SCORES = ("model", "uniform")  # "uniform": every candidate scores the same (the baseline a model must beat)
 
 
 @dataclass(frozen=True)
@@ -132,15 +131,12 @@ def boundaries(clock_pos: np.ndarray, beats_per_frame: np.ndarray) -> np.ndarray
 # ------------------------------------------------------------------------------------------------- the pure core
 
 
-def _candidates(beats, pos_k, n_bars: int, stride: int):
-    """(B, M) song offsets at the clock's bar phase ``pos_k`` (B,) in every bar of the song's training part, on the
+def _candidates(beats, at, stride: int):
+    """(B, M) song offsets of the song's beat positions ``at`` (B, M) (the clock's bar phase in every bar), on the
     grid of ``stride`` samples: where the model's own-past predictions were computed (its code predictions move
     with a few ms of phase: measured in experiments/quality/select.md)."""
-    bar_phase = jnp.mod(pos_k, clock.BAR)
-    at = clock.BAR * jnp.arange(n_bars, dtype=jnp.float32)[None, :] + bar_phase[:, None]
-    at = jnp.interp(at, jnp.arange(beats.shape[0], dtype=jnp.float32), beats)
-    return (jnp.round(at / stride) * stride).astype(jnp.int32)
-
+    offsets = jnp.interp(at, jnp.arange(beats.shape[0], dtype=jnp.float32), beats)
+    return (jnp.round(offsets / stride) * stride).astype(jnp.int32)
 
 
 def _start(model: FrameGRU, params, prompt, prompt_clock, first_prev, key):
@@ -161,7 +157,7 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         cont = prev + f
         cont_ok = (cont + 2 * f <= n_train) & (run < max_run)
         at = clock.BAR * jnp.arange(n_bars, dtype=jnp.float32)[None, :] + jnp.mod(pos_k, clock.BAR)[:, None]
-        cands = _candidates(beats, pos_k, n_bars, stride)  # (B, M): the song at the clock's bar phase in every bar
+        cands = _candidates(beats, at, stride)  # (B, M): the song at the clock's bar phase in every bar
         ok = (cands >= 0) & (cands + 2 * f <= n_train) & (jnp.abs(cands - cont[:, None]) >= f)
         both = jnp.concatenate([cont[:, None], cands], axis=-1)  # (B, 1 + M)
         k, k_pick = jax.random.split(k)
