@@ -344,8 +344,23 @@ class _Duration(click.ParamType):
               help="Unit selection: longest stretch of the song played as it is, seconds (default: the run's).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Matmul precision of generation (default: the run's, the one it was trained in).")
+@click.option("--intro", is_flag=True,
+              help="Start with the song's own opening (instead of continuing a prompt); the model takes over "
+                   "after two bars.")
+@click.option("--ending", is_flag=True,
+              help="End with the song's own last bars (at least 4: its final cadence or fade), entered on a beat "
+                   "the model chose; the file is still exactly --seconds long.")
+@click.option("--toward", type=_Duration(), multiple=True,
+              help="A passage of the song to arrive at (song time: 1:12, 72, 72s), gradually: jumps are pulled "
+                   "toward material like it, and it plays from its beat by --by. Repeat for A then B.")
+@click.option("--by", type=_Duration(), multiple=True,
+              help="Output time to arrive at each --toward by (one per --toward; default: spread evenly).")
+@click.option("--loop", is_flag=True,
+              help="A seamless loop: the output's end leads into its start through a stretch of the song the model "
+                   "chose, so a player looping the file hears no seam.")
 def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prompt_frames, out, overwrite, streams,
-             temperature, top_k, vq_emit, crossfade_ms, sample_seed, no_score, select, hold, max_run_s, precision):
+             temperature, top_k, vq_emit, crossfade_ms, sample_seed, no_score, select, hold, max_run_s, precision,
+             intro, ending, toward, by, loop):
     """Continue the song: warm the model on a prompt from it (or from your own --prompt-file), feed predictions back,
     write a 16-bit WAV.
 
@@ -362,6 +377,9 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
       framegen generate --run runs/song-vq --temperature 0.9 --top-k 50 --crossfade 2
       framegen generate --prompt-file my-intro.flac --seconds 60
       framegen generate --seconds 10h --no-score
+      framegen generate --seconds 3:40 --intro --ending        # a video's length, opening to final cadence
+      framegen generate --seconds 60 --loop                    # a game level's seamless loop
+      framegen generate --seconds 40 --toward 1:12 --by 20     # reach the passage at 1:12 20 s in
     """
     from framegen import runs
     from framegen.display import GenerateProgress
@@ -376,7 +394,8 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
                       prompt_frames=prompt_frames, prompt_file=prompt_file, out=out, overwrite=overwrite,
                       streams=streams, temperature=temperature, top_k=top_k, vq_emit=vq_emit, crossfade_ms=crossfade_ms,
                       sample_seed=sample_seed, score=not no_score, select=select, hold=hold, max_run_s=max_run_s,
-                      precision=precision, progress=bar)
+                      precision=precision, intro=intro, ending=ending, loop=loop, toward=toward, by=by,
+                      progress=bar)
     finally:
         bar.close()
     for g in written:
@@ -397,7 +416,9 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
                                       prompt_file=str(prompt_file) if prompt_file else None,
                                       temperature=temperature, top_k=top_k, vq_emit=vq_emit,
                                       crossfade_ms=crossfade_ms, sample_seed=sample_seed, select=select,
-                                      hold=hold, max_run_s=max_run_s).items() if v is not None}
+                                      hold=hold, max_run_s=max_run_s, intro=intro or None, ending=ending or None,
+                                      loop=loop or None, toward=list(toward) or None,
+                                      by=list(by) or None).items() if v is not None}
     _write_report(run_dir, clips={g.path: {"evaluation": g.evaluation.to_dict() if g.evaluation else None,
                                            "settings": {**settings, "stream": i, "streams": len(written)}}
                                   for i, g in enumerate(written)})

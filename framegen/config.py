@@ -309,6 +309,11 @@ class GenerateConfig:
     top_k: int = 0  # VQ runs: sample among the K likeliest codes only (0: all)
     sample_seed: int = 0  # VQ runs: RNG seed of the sampling
     prompt_file: Path | None = None  # any audio file to take the prompt from instead of the song
+    intro: bool = False  # start with the song's opening (no prompt of its own)
+    ending: bool = False  # finish with the song's own last seconds
+    loop: bool = False  # the end leads seamlessly into the start
+    toward: tuple = ()  # song seconds of passages to arrive at, in order
+    by: tuple = ()  # output seconds to arrive by, one per toward (default: spread evenly)
 
     def __post_init__(self):
         if not (0 < self.seconds < float("inf")):
@@ -323,6 +328,19 @@ class GenerateConfig:
             raise UsageError(f"--temperature must be 0 (greedy) or more, got {self.temperature}")
         if not (self.top_k >= 0):
             raise UsageError(f"--top-k must be 0 (off) or more, got {self.top_k}")
+        if self.intro and (self.prompt_file is not None or self.prompt_offset is not None):
+            raise UsageError("--intro starts at the song's opening: drop --prompt-file / --prompt-offset, or --intro")
+        if self.by and len(self.by) != len(self.toward):
+            raise UsageError(f"{len(self.by)} --by for {len(self.toward)} --toward: pass one --by per --toward, or "
+                             f"none (arrivals spread evenly)")
+        if list(self.arrivals) != sorted(self.arrivals):
+            raise UsageError("--by times must increase: pass the passages to reach in the order they are reached")
+
+    @property
+    def arrivals(self) -> tuple:
+        """Output seconds of each --toward: its --by, by default spread evenly over the output."""
+        n = len(self.toward)
+        return tuple(self.by) if self.by else tuple(self.seconds * (i + 1) / (n + 1) for i in range(n))
 
 
 def parse_duration(value) -> float:

@@ -20,6 +20,7 @@ from framegen.data import split_song, stream_prompts
 from framegen.errors import AudioError, Interrupted, RunError, UsageError
 from framegen.evaluate import next_step, score_clip
 from framegen.model import build
+from framegen.shape import Shape
 from framegen.stream import Inputs, stream_audio
 
 SCORE_SECONDS = 60.0  # a streamed clip is scored on its last minute at most, so scoring does not grow with it
@@ -103,7 +104,11 @@ def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateCon
     params = checkpoint.load_params(run_dir, cfg, opts.checkpoint)
     song = audio.load_song_for(cfg)
     grid = clock.load(run_dir) if cfg.model.clock == "beat" else None
-    if opts.prompt_file is None:
+    if opts.intro:  # the silence before the song: its first frame follows it
+        source, prompt_grid = None, grid
+        prompts = np.broadcast_to(audio.normalise(np.zeros(f, np.float32), cfg.norm), (opts.streams, 1, f))
+        starts = np.full(opts.streams, -f, np.int64)
+    elif opts.prompt_file is None:
         source, prompt_grid = None, grid
         start = prompt_start(len(song), cfg, opts.prompt_offset, frames)
         prompts, starts = stream_prompts(song, start, frames, f, opts.streams)  # each its own place
@@ -114,10 +119,16 @@ def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateCon
         prompt_grid = clock.of_prompt(source, cfg.data.sample_rate, grid) if grid is not None else None
     cb = vq.codebook_for(run_dir, cfg) if cfg.model.output == "vq" else None  # read once, for both
     emission = vq.emission(cb, song, cfg.model.vq_emit) if cb is not None else None
+    selection = units.units_for(run_dir, cfg, song, grid)
+    shaped = Shape(intro=opts.intro, ending=opts.ending, loop=opts.loop,
+                   toward=tuple(zip(opts.toward, opts.arrivals)))
+    if shaped.any and selection is None:
+        raise UsageError("--intro, --ending, --toward and --loop arrange the song's own stretches: they need unit "
+                         "selection (drop --select off; VQ runs: --vq-emit exemplar)")
     return Inputs(model=build(cfg.model, f), params=params, cfg=cfg, prompts=prompts, prompt_starts=starts,
-                  prompt_source=source, grid=prompt_grid, emission=emission,
-                  units=units.units_for(run_dir, cfg, song, grid), key=jax.random.key(opts.sample_seed),
-                  temperature=opts.temperature, top_k=opts.top_k, crossfade_ms=cfg.train.crossfade_ms, song=song)
+                  prompt_source=source, grid=prompt_grid, emission=emission, units=selection,
+                  key=jax.random.key(opts.sample_seed), temperature=opts.temperature, top_k=opts.top_k,
+                  crossfade_ms=cfg.train.crossfade_ms, song=song, shape=shaped)
 
 
 def partial_path(path: Path) -> Path:
@@ -154,6 +165,11 @@ def generate(
     hold: float | None = None,
     max_run_s: float | None = None,
     precision: str | None = None,
+    intro: bool = False,
+    ending: bool = False,
+    loop: bool = False,
+    toward: tuple = (),
+    by: tuple = (),
     progress=None,
     chunk_frames: int | None = None,
 ) -> list[Generated]:
@@ -167,6 +183,9 @@ def generate(
     and ``precision`` (fp32, bf16, auto) override the run's settings (default: the ones it was trained with). When
     the frames played are the song's own (unit selection, exemplars) their song offsets are saved beside each WAV
     (``framegen.songpath``: ``x.path.npz``).
+    Shaping (unit selection only, ``framegen.shape``): ``intro`` starts with the song's opening instead of a
+    prompt; ``ending`` ends with the song's own last seconds; ``loop`` makes the end lead seamlessly into the start;
+    ``toward`` (song seconds) are passages to arrive at, each by its ``by`` (output seconds; default spread evenly).
 
     The audio is streamed (``stream_audio``) into ``<out>.partial.wav`` a chunk at a time, so memory does not grow
     with ``seconds``, and renamed to ``out`` when complete: an earlier file at ``out`` is never half-replaced.
@@ -179,7 +198,8 @@ def generate(
     """
     opts = GenerateConfig(seconds=seconds, checkpoint=checkpoint_kind, streams=streams, prompt_offset=prompt_offset,
                           prompt_frames=prompt_frames, prompt_file=prompt_file, temperature=temperature, top_k=top_k,
-                          sample_seed=sample_seed)
+                          sample_seed=sample_seed, intro=intro, ending=ending, loop=loop, toward=tuple(toward),
+                          by=tuple(by))
     run_dir = Path(run_dir)
     cfg = load_config(run_dir).with_options(vq_emit=vq_emit, crossfade_ms=crossfade_ms, select=select, hold=hold,
                                             max_run_s=max_run_s, precision=precision)
@@ -254,7 +274,9 @@ def generate(
         starts = np.broadcast_to(np.asarray(inputs.prompt_starts), (streams,))
         for i, p in enumerate(paths):
             songpath.save(p, songpath.SongPath(positions=positions[i], frame_size=cfg.data.frame_size,
-                                               sample_rate=rate, prompt_start=-1 if prompt_file else int(starts[i])))
+                                               sample_rate=rate, prompt_start=-1 if prompt_file or intro else
+                                               int(starts[i]), marks=_marks(opts, positions[i], len(inputs.song),
+                                                                            rate)))
     written = []
     raw = audio.denormalise(inputs.song, cfg.norm) if score else None
     for p, tail, e in zip(paths, tails, energy):
@@ -263,6 +285,18 @@ def generate(
                                  evaluation=ev, scored_seconds=len(tail) / rate if ev is not None else 0.0,
                                  select=cfg.train.select))
     return written
+
+
+def _marks(opts: GenerateConfig, positions: np.ndarray, song_len: int, rate: int) -> dict:
+    """Song seconds the output was asked to reach, by name, for the path sidecar."""
+    marks = {f"toward{i + 1 if len(opts.toward) > 1 else ''}": t for i, t in enumerate(opts.toward)}
+    if opts.intro:
+        marks["intro"] = 0.0
+    if opts.ending:
+        marks["ending"] = song_len / rate
+    if opts.loop:  # where it closes: the song position its first frame plays
+        marks["loop"] = float(positions[0]) / rate
+    return marks
 
 
 def _check_room(folder: Path, size: int) -> None:

@@ -72,8 +72,10 @@ def cut_around(y: np.ndarray, offsets, frame_size: int, width: int) -> np.ndarra
 class OverlapAdd:
     """``overlap_add`` a chunk of frames at a time, bit for bit as one call over all of them.
 
-    Frame 0 (the prompt's last frame) is cut from ``song`` at ``lead_offset`` (S,), or given whole as ``lead``
-    (S, F + 2h) when the prompt comes from another file (``cut_around`` it there). Each ``push`` of song offsets
+    Frame 0 (the prompt's last frame) is cut from ``song`` at ``lead_offset`` (S,) (-F: the silence before the
+    song), or given whole as ``lead`` (S, F + 2h) when the prompt comes from another file (``cut_around`` it
+    there); with neither it is the first frame's own predecessor in the song (a loop's output starts as the song
+    does there). Each ``push`` of song offsets
     (S, m) adds their windowed cuts and returns the samples no later frame reaches; the 2h samples of the last
     frame's fade-out are carried into the next push. Every sample is one cut's, or the sum of two neighbours'
     (h <= F/2), whichever chunk they came in.
@@ -83,7 +85,9 @@ class OverlapAdd:
         f = frame_size
         h = self.h = min(int(width), f) // 2
         self.f = f
-        self.pad = np.concatenate([np.zeros(h, np.float32), np.asarray(song, np.float32), np.zeros(f + h, np.float32)])
+        # zeros a frame before the song (what an intro's first frame follows) and past its end
+        self.pad = np.concatenate([np.zeros(f + h, np.float32), np.asarray(song, np.float32),
+                                   np.zeros(f + h, np.float32)])
         self.span = np.arange(f + 2 * h)
         w = np.ones(f + 2 * h, np.float32)
         if h:
@@ -93,16 +97,25 @@ class OverlapAdd:
         self.w = w
         self.w_last = w.copy()
         self.w_last[f:] = 1.0  # the last frame has no successor: it plays to the end of the output unfaded
-        self.lead = (self.pad[np.asarray(lead_offset, np.int64)[:, None] + self.span] if lead is None
-                     else np.asarray(lead, np.float32))
-        self.tail = np.zeros((len(self.lead), 2 * h), np.float32)
+        self.lazy = lead is None and lead_offset is None  # the lead is known at the first push
+        self.lead = (np.asarray(lead, np.float32) if lead is not None
+                     else None if self.lazy else self._cut(np.asarray(lead_offset, np.int64)))
+        self.tail = np.zeros((0 if self.lazy else len(self.lead), 2 * h), np.float32)
         self.skip = f + h  # the output starts after frame 0, at frame 1's first sample
+
+    def _cut(self, offsets: np.ndarray) -> np.ndarray:
+        """(..., F + 2h) the song around offsets (...,) (at least -F), zeros past its ends."""
+        return self.pad[np.asarray(offsets, np.int64)[..., None] + self.f + self.span]
 
     def push(self, y=None, sources: np.ndarray | None = None, last: bool = False) -> np.ndarray:
         """Song offsets ``sources`` (S, m) of the next frames in (``y``, their frames, is not needed: the cuts are
         taken from the song), the audio now final out; ``last`` ends the output with the last frame unfaded."""
         f, h = self.f, self.h
-        cuts = self.pad[np.asarray(sources, np.int64)[:, :, None] + self.span]  # (S, m, F + 2h)
+        sources = np.asarray(sources, np.int64)
+        cuts = self._cut(sources)  # (S, m, F + 2h)
+        if self.lazy:  # no lead given: the first frame's own predecessor in the song
+            self.lead, self.tail = self._cut(sources[:, 0] - f), np.zeros((len(sources), 2 * h), np.float32)
+            self.lazy = False
         if self.lead is not None:
             cuts, self.lead = np.concatenate([self.lead[:, None], cuts], axis=1), None
         weights = np.broadcast_to(self.w, cuts.shape[1:]).copy()

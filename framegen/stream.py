@@ -21,6 +21,7 @@ from framegen.errors import RunError
 from framegen.model import FrameGRU
 from framegen.rollout import MIN_SCAN, rollout_chunk, rollout_start, rollout_vq_chunk, rollout_vq_start
 from framegen.seams import OverlapAdd, SeamSmoother, Unsmoothed, cut_around
+from framegen.shape import Shape, plan, similarity
 from framegen.units import Units, bars_in, boundaries, own_at, predictive, units_chunk, units_start
 
 # Frames of one streamed chunk are chosen so a chunk holds about this many samples per stream (65 s at 16 kHz, 4 MB
@@ -40,6 +41,8 @@ class Inputs:
     on at its tempo). VQ runs: ``emission`` (what a sampled code plays), ``units`` (unit selection, or None), the
     sampling ``key`` (default key 0), ``temperature`` and ``top_k``. ``crossfade_ms`` > 0 smooths every frame border
     over that many ms (``_smoother``). ``song``: the run's normalised song, which clips are scored against.
+    ``shape``: the song's opening first, its ending last, passages to reach, a loop (``framegen.shape``; unit
+    selection only). With ``shape.intro`` the prompt is the silence before the song (``prompt_starts`` -F).
     """
 
     model: FrameGRU
@@ -56,6 +59,7 @@ class Inputs:
     top_k: int = 0
     crossfade_ms: float = 0.0
     song: np.ndarray | None = None
+    shape: Shape = Shape()
 
     @property
     def streams(self) -> int:
@@ -108,17 +112,20 @@ def _smoother(inp: Inputs, p: _Prompt, real_frames: bool):
         last = p.starts + (p.frames.shape[1] - 1) * f
         # a prompt from another file: its last frame with its own surroundings there
         lead = None if inp.prompt_source is None else cut_around(inp.prompt_source, last, f, width)
+        if inp.shape.loop:  # a loop's file starts as the song does where it starts: its end leads into it
+            last, lead = None, None
         return OverlapAdd(inp.units.song if inp.units is not None else inp.emission.song, last, f, width, lead)
     return SeamSmoother(np.asarray(p.frames[:, -1]), f, max(1, width // 2))
 
 
 # ------------------------------------------------------------------------------------------------ generation paths
-# Each path yields (frames (S, m, F), their song offsets (S, m) or None, whether they are the last) for n_frames
-# frames in all, a chunk of c at a time, carrying its scan's state between chunks.
+# Each path yields (frames (S, m, F), their song offsets (S, m) or None, whether they are the last) for the frames of
+# n_samples in all, a chunk of c at a time, carrying its scan's state between chunks.
 
 
-def _mse_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
+def _mse_chunks(inp: Inputs, p: _Prompt, n_samples: int, c: int, clock_at) -> Iterator:
     model, params = inp.model, inp.params
+    n_frames = -(-n_samples // inp.cfg.data.frame_size)
     c = -(-c // MIN_SCAN) * MIN_SCAN  # whole head blocks, so they align with the whole clip's (rollout._mse_chunk)
     first, carry = rollout_start(model, params, p.frames, p.clock, None if p.clock is None else clock_at(0, 1)[1][0])
     done, pending = 1, np.asarray(first)[:, None]
@@ -134,8 +141,9 @@ def _mse_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Ite
         yield pending, None, True
 
 
-def _vq_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
+def _vq_chunks(inp: Inputs, p: _Prompt, n_samples: int, c: int, clock_at) -> Iterator:
     emission = inp.emission
+    n_frames = -(-n_samples // inp.cfg.data.frame_size)
     carry = rollout_vq_start(inp.model, inp.params, p.frames, _key(inp), p.clock)
     table = jnp.asarray(emission.table)
     done = 0
@@ -150,9 +158,10 @@ def _vq_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iter
         yield np.asarray(frames)[:, :m], sources, done == n_frames
 
 
-def _unit_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> Iterator:
+def _unit_chunks(inp: Inputs, p: _Prompt, n_samples: int, c: int, clock_at) -> Iterator:
     """Unit selection, in either mode: real song frames, jumping on the output's beat."""
     units, f = inp.units, inp.cfg.data.frame_size
+    n_frames = -(-n_samples // f)
     clock_of = clock_at  # (first, count) -> (count, S) beat positions of those frames, their clock inputs or None
     if inp.cfg.model.clock == "beat":  # the output's beat continues the prompt's
         per_frame = np.diff(clock.continued(inp.grid, p.after, 2, f), axis=1)[:, 0]  # (S,) beats per frame
@@ -164,23 +173,41 @@ def _unit_chunks(inp: Inputs, p: _Prompt, n_frames: int, c: int, clock_at) -> It
 
     own = jnp.zeros((len(units.beats), inp.model.out_dim or f), jnp.float32)
     if units.score == "model":  # the model's prediction at each of the song's beats from its own past
-        own = predictive(own_at(inp.model, inp.params, units.song, units.n_train, units.beats, units.stride,
+        own = predictive(own_at(inp.model, inp.params, units.song, len(units.song), units.beats, units.stride,
                                 beats=units.beats if inp.cfg.model.clock == "beat" else None), units.vq)
-    consts = (jnp.asarray(units.song, jnp.float32), own, jnp.asarray(units.beats, jnp.float32))
+    song = np.concatenate([units.song, np.zeros(f, np.float32)])  # a stretch played to the song's end reads past it
+    consts = (jnp.asarray(song, jnp.float32), own, jnp.asarray(units.beats, jnp.float32))
     static = dict(n_frames=c, stride=units.stride, n_train=units.n_train,
                   n_bars=bars_in(units.beats, units.n_train, f), temperature=float(inp.temperature),
                   hold=float(units.hold), max_run=int(units.max_run), context_weight=float(units.context),
                   hazard=float(units.hazard), sigma2=float(units.sigma2), vq_mode=units.vq,
                   uniform=units.score == "uniform")
+    planned = plan_of(inp, n_samples, clock_of, per_frame) if inp.shape.any else None
+    plan_consts = None if planned is None else tuple(jnp.asarray(x) for x in (planned.entries, planned.entry_clock,
+                                                                                 planned.sims))
     carry = units_start(inp.model, inp.params, p.frames, p.clock, _first_prev(inp, p), _key(inp))
     done = 0
     while done < n_frames:
         pos, cin = clock_of(done, c)
+        rows = None if planned is None else tuple(jnp.asarray(x) for x in planned.rows(done, c))
         carry, positions, frames = units_chunk(inp.model, inp.params, carry, jnp.asarray(pos), cin,
-                                               jnp.asarray(boundaries(pos, per_frame)), *consts, **static)
+                                               jnp.asarray(boundaries(pos, per_frame)), *consts, rows, plan_consts,
+                                               **static)
         m = min(c, n_frames - done)
         done += m
         yield np.asarray(frames)[:, :m], np.asarray(positions, np.int64)[:, :m], done == n_frames
+
+
+def plan_of(inp: Inputs, n_samples: int, clock_of, per_frame: np.ndarray):
+    """The ``framegen.shape.Plan`` of ``inp.shape`` for ``n_samples`` of output (its clock and beats computed up
+    front: a few numbers per frame)."""
+    units, cfg = inp.units, inp.cfg
+    pos = clock_of(0, -(-n_samples // cfg.data.frame_size))[0]
+    sims = similarity(units.song, cfg.data.sample_rate, units.beats, [t for t, _ in inp.shape.toward])
+    return plan(inp.shape, n_samples=n_samples,
+                frame_size=cfg.data.frame_size, clock_pos=np.asarray(pos), bound=boundaries(pos, per_frame),
+                per_frame=per_frame, song_len=len(units.song), sample_rate=cfg.data.sample_rate, beats=units.beats,
+                sims=sims)
 
 
 def _key(inp: Inputs) -> jax.Array:
@@ -196,7 +223,7 @@ def _first_prev(inp: Inputs, p: _Prompt) -> jax.Array:
 
 
 class GenerationPath(NamedTuple):
-    chunks: Callable  # (inputs, prompt, n_frames, c, clock_at) -> the path's chunks (see above)
+    chunks: Callable  # (inputs, prompt, n_samples, c, clock_at) -> the path's chunks (see above)
     real: Callable  # inputs -> whether its frames are real song frames with known offsets (overlap-added)
 
 
@@ -245,7 +272,7 @@ def stream_audio(inp: Inputs, n_samples: int, *, chunk_frames: int | None = None
 
     smoother = _smoother(inp, p, path.real(inp))
     left = n_samples
-    for frames, sources, last in path.chunks(inp, p, n_frames, c, clock_at):
+    for frames, sources, last in path.chunks(inp, p, n_samples, c, clock_at):
         if sources_out is not None and sources is not None:
             sources_out.append(sources)
         y = smoother.push(frames.reshape(inp.streams, -1), sources, last)[:, :left]

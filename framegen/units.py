@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from framegen import clock, runs
+from framegen import clock, runs, shape
 from framegen.config import CONTEXT, HAZARD, STEADY_BEAT_S, RunConfig
 from framegen.data import split_song
 from framegen.model import FrameGRU
@@ -64,12 +64,16 @@ def predictive(out, vq_mode: bool):
 def context(played, own, cand_beats, *, vq_mode: bool, sigma2: float):
     """How differently the model predicts the next frame after what was played (``played`` (B, D), a
     ``predictive``) and after each candidate's own past in the song (``own`` (Nb, D) at the song's beats, indexed
-    by ``cand_beats`` (B, M)) -> (B, M) >= 0: KL(own || played) of the code distributions (VQ), the Gaussian KL of
-    the predicted frames with the residual variance ``sigma2`` (MSE), per sample."""
-    o = own[cand_beats]  # (B, M, D)
+    by ``cand_beats`` (B, M)) -> (B, M) >= 0: ``divergence`` of the two."""
+    return divergence(own[cand_beats], played[:, None, :], vq_mode=vq_mode, sigma2=sigma2)
+
+
+def divergence(own, played, *, vq_mode: bool, sigma2: float):
+    """KL(own || played) of two ``predictive``s (..., D) -> (...): of the code distributions (VQ), of the Gaussians
+    around the predicted frames with the residual variance ``sigma2`` (MSE), per sample."""
     if vq_mode:
-        return jnp.sum(jnp.exp(o) * (o - played[:, None, :]), axis=-1)
-    return jnp.sum(jnp.square(o - played[:, None, :]), axis=-1) / (2.0 * sigma2 * o.shape[-1])
+        return jnp.sum(jnp.exp(own) * (own - played), axis=-1)
+    return jnp.sum(jnp.square(own - played), axis=-1) / (2.0 * sigma2 * own.shape[-1])
 
 
 def _frames_at(song, pos, frame_size: int):
@@ -142,18 +146,44 @@ def _candidates(beats, at, stride: int):
 def _start(model: FrameGRU, params, prompt, prompt_clock, first_prev, key):
     out, state = model.apply({"params": params}, prompt, clock=prompt_clock)
     b = prompt.shape[0]
-    return out[:, -1], state, key, first_prev.astype(jnp.int32), jnp.zeros((b,), jnp.int32)
+    none = jnp.full((b,), shape.NONE, jnp.int32)
+    # (prediction, GRU state, key, previous song offset, run length, last frame held, planned entry, first offset)
+    return out[:, -1], state, key, first_prev.astype(jnp.int32), jnp.zeros((b,), jnp.int32), none, none, none
 
 
-def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own, beats, *, n_frames: int,
-           stride: int, n_train: int, n_bars: int, temperature: float, hold: float, max_run: int,
-           context_weight: float, hazard: float, sigma2: float, vq_mode: bool, uniform: bool):
+def _unshaped(clock_pos, beats):
+    """The plan rows and constants of a generation without waypoints (``framegen.shape.empty``)."""
+    n, b = clock_pos.shape
+    idx = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], (n, b))
+    z = jnp.zeros((n, b), jnp.int32)
+    rows = (idx, z + shape.NONE, z, z.astype(bool), z + shape.NONE, z + shape.NONE, z.astype(jnp.float32), z)
+    consts = (jnp.full((b, 1), shape.NONE, jnp.int32), jnp.zeros((b, 1), jnp.float32),
+              jnp.zeros((1, beats.shape[0]), jnp.float32))
+    return rows, consts
+
+
+def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own, beats, plan_rows=None,
+           plan_consts=None, *, n_frames: int, stride: int, n_train: int, n_bars: int, temperature: float, hold: float,
+           max_run: int, context_weight: float, hazard: float, sigma2: float, vq_mode: bool, uniform: bool):
     f = model.frame_size
     variables = {"params": params}
     log_hold = jnp.log(jnp.maximum(hold, 1e-30))
     n_beats = beats.shape[0]
+    if plan_rows is None:
+        plan_rows, plan_consts = _unshaped(clock_pos, beats)
+    entries, entry_clock, sims = plan_consts
 
-    def decide(nxt, h, k, prev, run, pos_k):
+    def beat_index(offsets):
+        return jnp.clip(jnp.round(clock.beat_position(beats, offsets.astype(jnp.float32))).astype(jnp.int32), 0,
+                        n_beats - 1)
+
+    def pick_from(scores, k):
+        if temperature == 0:
+            return jnp.argmax(scores, axis=-1)
+        return jax.random.categorical(k, scores / temperature, axis=-1)
+
+    def decide(nxt, k, prev, run, pos_k, pull, target):
+        """A jump or the continuation, at a beat: (song offset to play, whether it is a jump)."""
         cont = prev + f
         cont_ok = (cont + 2 * f <= n_train) & (run < max_run)
         at = clock.BAR * jnp.arange(n_bars, dtype=jnp.float32)[None, :] + jnp.mod(pos_k, clock.BAR)[:, None]
@@ -161,38 +191,70 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         ok = (cands >= 0) & (cands + 2 * f <= n_train) & (jnp.abs(cands - cont[:, None]) >= f)
         both = jnp.concatenate([cont[:, None], cands], axis=-1)  # (B, 1 + M)
         k, k_pick = jax.random.split(k)
+        near = jnp.concatenate([clock.beat_position(beats, cont.astype(jnp.float32))[:, None], at], axis=-1)
+        beat_of = jnp.clip(jnp.round(near).astype(jnp.int32), 0, n_beats - 1)
         if uniform:
             scores = jnp.zeros(both.shape, jnp.float32)
         else:  # where in the song would the model predict what it predicts now
-            near = jnp.concatenate([clock.beat_position(beats, cont.astype(jnp.float32))[:, None], at], axis=-1)
-            beat_of = jnp.clip(jnp.round(near).astype(jnp.int32), 0, n_beats - 1)
             scores = -context_weight * context(predictive(nxt, vq_mode), own, beat_of, vq_mode=vq_mode,
                                                 sigma2=sigma2)
+        scores = scores + pull[:, None] * sims[target[:, None], beat_of]  # toward a passage to reach
         lead = log_hold - hazard * run.astype(jnp.float32) / max(max_run, 1)
         scores = scores.at[:, 0].add(lead)
         scores = jnp.where(jnp.concatenate([cont_ok[:, None], ok], axis=-1), scores, -jnp.inf)
-        if temperature == 0:
-            pick = jnp.argmax(scores, axis=-1)
-        else:
-            pick = jax.random.categorical(k_pick, scores / temperature, axis=-1)
+        pick = pick_from(scores, k_pick)
         chosen = jnp.take_along_axis(both, pick[:, None], axis=-1)[:, 0]
         return chosen, pick != 0, k
 
+    def plan(nxt, k, prev, idx, goal, rem, wend):
+        """Which beat of a waypoint's window the stretch into it starts at -> its frame index (``idx``: now). Each
+        entry is scored as a jump from the continuation of what plays (assumed played on until then: the model's
+        own-past prediction there), its beat phase kept (``shape.PHASE``, ``shape.BAR_MISS``)."""
+        later = entries - idx[:, None]  # (B, E) frames from now
+        e = goal[:, None] - (rem[:, None] - later * f)  # where each entry's stretch starts in the song
+        c = prev[:, None] + (later + 1) * f  # what would play there instead
+        feasible = (entries >= idx[:, None]) & (entries <= wend[:, None]) & (e >= 0)
+        feasible &= (later == 0) | (c + 2 * f <= n_train)
+        d = clock.beat_position(beats, e.astype(jnp.float32)) - entry_clock
+        off_beat = jnp.abs(d - jnp.round(d))
+        off_bar = jnp.abs(jnp.mod(d + clock.BAR / 2, clock.BAR) - clock.BAR / 2)
+        scores = -shape.PHASE * jnp.square(off_beat) - shape.BAR_MISS * (off_bar >= 0.5)
+        if not uniform:
+            played = jnp.where((later == 0)[..., None], predictive(nxt, vq_mode)[:, None, :], own[beat_index(c)])
+            scores -= context_weight * divergence(own[beat_index(e)], played, vq_mode=vq_mode, sigma2=sigma2)
+        scores = jnp.where(feasible, scores, -jnp.inf)
+        k, k_pick = jax.random.split(k)
+        when = jnp.take_along_axis(entries, pick_from(scores, k_pick)[:, None], axis=-1)[:, 0]
+        return jnp.where(jnp.any(feasible, axis=-1), when, idx), k
+
     def step(carry, xs):
-        nxt, h, k, prev, run = carry
-        pos_k, clk, bnd = xs
+        nxt, h, k, prev, run, held_to, enter_at, first = carry
+        pos_k, clk, bnd, idx, goal, rem, window, wend, hold_to, pull, target = xs
         cont = prev + f
-        need = bnd | (cont + f > n_train)
-        chosen, jumped, k = jax.lax.cond(jnp.any(need), lambda: decide(nxt, h, k, prev, run, pos_k),
-                                         lambda: (cont, jnp.zeros(cont.shape, bool), k))
+        goal = jnp.where(goal == shape.LOOP, first, goal)  # a loop closes on its own first frame
+        free = (idx > held_to) & (enter_at < 0)  # neither a stretch into a waypoint nor one planned
+        planning = free & window
+        need = free & ~window & (bnd | (cont + f > n_train))
+
+        def both(k):
+            chosen, jumped, k = decide(nxt, k, prev, run, pos_k, pull, target)
+            when, k = plan(nxt, k, prev, idx, goal, rem, wend)
+            return chosen, jumped, when, k
+
+        chosen, jumped, when, k = jax.lax.cond(
+            jnp.any(need | planning), both, lambda k: (cont, jnp.zeros(cont.shape, bool), idx, k), k)
+        enter = (idx == enter_at) | (planning & (when == idx))
         jumped = need & jumped
-        pos = jnp.where(need, chosen, cont)
-        run = jnp.where(jumped, 0, run + 1)
+        pos = jnp.where(enter, jnp.maximum(goal - rem, 0), jnp.where(need, chosen, cont))
+        run = jnp.where(jumped | enter, 0, run + 1)
+        held_to = jnp.where(enter, hold_to, held_to)
+        enter_at = jnp.where(planning & (when > idx), when, jnp.where(idx == enter_at, shape.NONE, enter_at))
+        first = jnp.where(idx == 0, pos, first)
         frame = _frames_at(song, pos, f)
         nxt, h = model.apply(variables, frame, h, clk, method=FrameGRU.step)
-        return (nxt, h, k, pos, run), (pos, frame)
+        return (nxt, h, k, pos, run, held_to, enter_at, first), (pos, frame)
 
-    carry, (positions, frames) = jax.lax.scan(step, carry, (clock_pos, clock_in, bound), length=n_frames)
+    carry, (positions, frames) = jax.lax.scan(step, carry, (clock_pos, clock_in, bound, *plan_rows), length=n_frames)
     return carry, jnp.swapaxes(positions, 0, 1), jnp.swapaxes(frames, 0, 1)
 
 
@@ -202,26 +264,30 @@ _STATIC = ("model", "n_frames", "stride", "n_train", "n_bars", "temperature", "h
 
 @partial(jax.jit, static_argnames=_STATIC)
 def rollout_units(model: FrameGRU, params, prompt, prompt_clock, first_prev, clock_pos, clock_in, bound, song, own,
-                  beats, key, **static):
+                  beats, key, plan_rows=None, plan_consts=None, **static):
     """Continue each stream of ``prompt`` (B, S, F) by ``n_frames`` real song frames chosen by unit selection.
 
     prompt_clock (B, S, C) / clock_in (n, B, C): clock features of the prompt's and the generated frames' inputs
     (None without a clock); clock_pos (n, B): the output's beat position at each generated frame's start, bound
     (n, B) the frames where a beat starts (``boundaries``). first_prev (B,): song offset of the prompt's last frame
-    (its continuation lies in the held-out tail, so the first frame is always a jump). own (Nb, D): the
-    ``predictive`` of the model's output at each of the song's ``beats`` (Nb,) from its own past (``own_at``).
+    (its continuation lies in the held-out tail, so the first frame is always a jump). song (N,): the normalised
+    song (zero-padded by a frame where a stretch plays to its end). own (Nb, D): the ``predictive`` of the model's
+    output at each of the song's ``beats`` (Nb,) from its own past (``own_at``). ``plan_rows`` (the per-frame
+    arrays of ``shape.Plan.rows``, each (n, B)) and ``plan_consts`` (entries, entry_clock, sims): waypoints to
+    reach (``framegen.shape``); None: none.
     Returns (positions (B, n) int32 song offsets of the emitted frames, frames (B, n, F)).
     ``units_start`` and ``units_chunk`` run the same scan a chunk at a time (streamed generation), carrying the
-    state, key, previous frame and run length between chunks.
+    state, key, previous frame, run length and plan between chunks.
     """
     carry = _start(model, params, prompt, prompt_clock, first_prev, key)
-    _, positions, frames = _chunk(model, params, carry, clock_pos, clock_in, bound, song, own, beats, **static)
+    _, positions, frames = _chunk(model, params, carry, clock_pos, clock_in, bound, song, own, beats, plan_rows,
+                                  plan_consts, **static)
     return positions, frames
 
 
 # (model, params, prompt, prompt_clock, first_prev, key) -> the carry units_chunk continues from
 units_start = jax.jit(_start, static_argnames=("model",))
-# (model, params, carry, clock_pos, clock_in, bound, song, own, beats, **static)
+# (model, params, carry, clock_pos, clock_in, bound, song, own, beats, plan_rows, plan_consts, **static)
 # -> (carry, positions (B, n), frames (B, n, F)): the next n_frames of rollout_units
 units_chunk = jax.jit(_chunk, static_argnames=_STATIC)
 

@@ -17,7 +17,7 @@ LAYERS = [
     ["framegen.config"],
     # songs, frames, the beat clock, the codebook, run directories, metrics and figures: no model
     ["framegen.audio", "framegen.data", "framegen.runs", "framegen.clock", "framegen.vq", "framegen.evaluate",
-     "framegen.plots", "framegen.sweep.spec"],
+     "framegen.plots", "framegen.sweep.spec", "framegen.shape"],
     # the model and its slower tiers
     ["framegen.tower", "framegen.model"],
     # what runs the model: the jitted rollouts, unit selection, the train step, checkpoints
