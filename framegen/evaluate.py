@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegen import rhythm, transitions
+from framegen import rhythm, songpath, transitions
 from framegen.errors import AudioError
 from framegen.spectral import NOISE_FLATNESS, band_flatness, frechet_and_novelty, noise_likeness
 
@@ -212,6 +212,15 @@ METRICS: dict[str, tuple[str, str]] = {
         "transition_jumps of the song's own beats re-sequenced at random: chance",
         f"{transitions.SHUFFLED_BEATS} one-beat stretches of the song, each from the strongest onset within a beat "
         "of a random place (fixed seed)"),
+    "jump_score_exact": (
+        "at the clip's jumps, how near where it lands is to what the song plays there (exact, from the path sidecar)",
+        "from x.path.npz beside x.wav (framegen generate writes it when the frames played are the song's own): at each "
+        "output frame that does not continue the one before it in the song, the one-beat window of the song where "
+        "the clip lands against the one the song plays after the frame before, in the transition metrics' z-scored "
+        "chroma + MFCC and units: 1 - the median distance over the jumps (1 = what the song plays, 0 = as two random "
+        "moments of it). None without a sidecar, or one that does not fit the song"),
+    "jumps_exact": ("jumps per beat, from the path sidecar (the exact counterpart of jump_rate)", ""),
+    "longest_copy_s": ("longest stretch the clip plays as the song does, from the path sidecar (seconds)", ""),
     "change": (
         "median change from one beat to the next (z-scored chroma + MFCC, 0 = a held sound)",
         f"the distance between clip windows one beat apart, every 1/{transitions.STEPS_PER_BEAT} beat, median; "
@@ -291,6 +300,9 @@ each field as described in METRICS:
     transition_real: float | None
     jump_rate_real: float | None
     transition_shuffled: float | None
+    jump_score_exact: float | None
+    jumps_exact: float | None
+    longest_copy_s: float | None
     change: float
     change_song: float
     change_ratio: float
@@ -401,17 +413,20 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int) -> Evaluation:
+def evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int,
+             path=None) -> Evaluation:
     """Measure mono `generated` at `sample_rate` against the song `reference` at `reference_rate` (resampled to
-    `sample_rate` when they differ). See `Evaluation` for every metric and flag.
+    `sample_rate` when they differ). See `Evaluation` for every metric and flag. `path`: the clip's
+    framegen.songpath.SongPath, for the exact jump metrics (ignored with a FramegenWarning when it does not fit).
 
     Raises AudioError when either clip is not mono, shorter than MIN_SECONDS, or the song is silent or non-finite.
     """
     with _one_blas_thread():
-        return _evaluate(generated, sample_rate, reference, reference_rate)
+        return _evaluate(generated, sample_rate, reference, reference_rate, path)
 
 
-def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int) -> Evaluation:
+def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int,
+              path=None) -> Evaluation:
     import librosa
 
     gen = _check(generated, "generated audio")
@@ -457,7 +472,8 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
         loop_start_s=start,
         loop_score=score,
         **time_structure,
-        **transitions.transition_metrics(gen, ref, sample_rate, time_structure["tempo_song"]),
+        **transitions.transition_metrics(gen, ref, sample_rate, time_structure["tempo_song"],
+                                         *songpath.fitting(path, sample_rate=sample_rate, song_samples=len(ref))),
         clipping_ratio=float(np.mean(np.abs(gen) >= CLIP_LEVEL)),
         nonfinite_ratio=nonfinite_ratio,
         rate_mismatch=rate_mismatch,
@@ -536,10 +552,11 @@ def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
 
 def evaluate_files(generated_path: str | Path, reference_path: str | Path) -> Evaluation:
     """`evaluate` on two audio files, mixed down to mono; the song is resampled to the generated file's rate (and
-    `rate_mismatch` set) when they differ. Raises AudioError for a missing or unreadable file."""
+    `rate_mismatch` set) when they differ; the clip's path sidecar, when it has one, scores its jumps exactly.
+    Raises AudioError for a missing or unreadable file."""
     generated, rate = load_mono(generated_path)
     reference, reference_rate = load_mono(reference_path)
-    return evaluate(generated, rate, reference, reference_rate)
+    return evaluate(generated, rate, reference, reference_rate, songpath.load(generated_path))
 
 
 def format_report(ev: Evaluation) -> str:

@@ -201,6 +201,29 @@ def test_evaluate_command_flags_noise_exits_zero_and_writes_json_and_plot(tmp_pa
     assert text.exit_code == 0 and "flags: noise_like" in text.output and "frechet_ratio" in text.output
 
 
+def test_evaluate_scores_the_jumps_of_a_clip_s_path_sidecar_and_ignores_one_that_does_not_fit(tmp_path):
+    from framegen import songpath
+
+    y = sine_song(8.0)
+    song = write(tmp_path / "song.wav", y)
+    f = 400
+    positions = np.concatenate([np.arange(20) * f + 8000, np.arange(20) * f + 32000, np.arange(20) * f + 4000])
+    clip = write(tmp_path / "clip.wav", np.concatenate([y[p : p + f] for p in positions]))
+    songpath.save(clip, songpath.SongPath(positions=positions, frame_size=f, sample_rate=RATE, prompt_start=0))
+    r = CliRunner().invoke(cli, ["evaluate", str(clip), "--reference", str(song), "--json"])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.output
+    doc = json.loads(r.stdout)
+    assert doc["longest_copy_s"] == pytest.approx(1.0) and doc["jumps_exact"] > 0
+    assert isinstance(doc["jump_score_exact"], float)
+    text = CliRunner().invoke(cli, ["evaluate", str(clip), "--reference", str(song)]).output
+    assert "jump_score_exact" in text and "longest_copy_s" in text
+    songpath.save(clip, songpath.SongPath(positions=positions, frame_size=f, sample_rate=2 * RATE))
+    r = CliRunner().invoke(cli, ["evaluate", str(clip), "--reference", str(song), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["jump_score_exact"] is None
+    assert [line for line in r.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: the clip's path sidecar is ignored: its path is at 16000 Hz, the clip at 8000 Hz"]
+
+
 def test_evaluate_help_documents_every_metric_and_errors_are_one_line(tmp_path):
     from framegen.evaluate import Evaluation
 
