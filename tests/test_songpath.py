@@ -1,5 +1,7 @@
 """The path through the song saved beside a generated WAV: it names where every output frame came from."""
 
+import warnings
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -8,10 +10,11 @@ from framegen import audio, songpath
 from framegen import generate as gen
 from framegen.config import load_config
 from framegen.errors import FramegenWarning
+from framegen.evaluate import evaluate_files
 
 
 def test_the_sidecar_reproduces_the_wav_from_the_song_when_nothing_is_smoothed(vq_run, tmp_path):
-    run_dir, _ = vq_run
+    run_dir, song_file = vq_run
     (g,) = gen.generate(run_dir, seconds=1.3, crossfade_ms=0.0, out=tmp_path / "p.wav", score=False)
     path = songpath.load(g.path)
     cfg = load_config(run_dir)
@@ -24,6 +27,12 @@ def test_the_sidecar_reproduces_the_wav_from_the_song_when_nothing_is_smoothed(v
     assert path.prompt_start >= 0 and np.all(path.positions + f <= len(song))
     jumps = path.jumps
     assert np.all(path.positions[jumps] != path.positions[jumps - 1] + f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FramegenWarning)  # generate's own sidecar fits its song
+        scored = evaluate_files(g.path, song_file)
+    runs = np.diff(np.concatenate([[0], jumps, [len(path.positions)]]))
+    assert scored.longest_copy_s == pytest.approx(runs.max() * f / cfg.data.sample_rate)
+    assert (scored.jump_score_exact is None) == (len(jumps) == 0) and scored.jumps_exact is not None
 
 
 def test_a_missing_or_unreadable_sidecar_is_none(tmp_path):
