@@ -49,7 +49,7 @@ def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) ->
     `generated` and `reference` are mono arrays at `sample_rate` (resample the song first if it differs)."""
     import numpy as np
 
-    from framegen.evaluate import transition_text
+    from framegen.explain import transition_text
     from framegen.rhythm import onset_envelope, onset_hop
     from framegen.spectral import FEATURE_HOP_S, mel_power
 

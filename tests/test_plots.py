@@ -14,14 +14,16 @@ RATE = 8000
 @pytest.fixture
 def drawn(monkeypatch):
     """The figures the plots save, kept for the test to read (each is still written)."""
+    from matplotlib.figure import Figure
+
     figures = []
-    save = plots._save
+    savefig = Figure.savefig
 
-    def keep(plt, fig, path):
+    def keep(fig, *args, **kwargs):
         figures.append(fig)
-        save(plt, fig, path)
+        return savefig(fig, *args, **kwargs)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(Figure, "savefig", keep)
     return figures
 
 
