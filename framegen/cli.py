@@ -383,7 +383,7 @@ def generate(run_dir, checkpoint_kind, seconds, prompt_file, prompt_offset, prom
     """
     from framegen import runs
     from framegen.display import GenerateProgress
-    from framegen.evaluate import transition_text
+    from framegen.explain import transition_text
     from framegen.generate import generate as gen
     from framegen.generate import warnings_for
 
@@ -455,7 +455,8 @@ class _EvaluateCommand(click.Command):
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PNG with the generated and song spectrograms side by side and their onset envelopes.")
 def evaluate(generated, reference, as_json, plot):
-    from framegen.evaluate import evaluate_files, format_report
+    from framegen.evaluate import evaluate_files
+    from framegen.explain import format_report
 
     ev = evaluate_files(generated, reference)
     if plot is not None:

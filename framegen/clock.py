@@ -46,8 +46,10 @@ class BeatGrid:
         return 60.0 * self.sample_rate / self.period
 
 
-def _fit_stretches(beats: np.ndarray) -> np.ndarray:
-    """Replace each stretch of steady intervals by its least-squares line (sub-sample beat positions)."""
+def fit_stretches(beats: np.ndarray) -> np.ndarray:
+    """Tracked beat positions (N,) in samples, each stretch of steady intervals (none more than GLITCH off the
+    median) replaced by its least-squares line: sub-sample positions, strictly increasing. A stretch shorter than
+    MIN_STRETCH keeps the tracker's beats."""
     b = beats.astype(np.float64)
     d = np.diff(b)
     med = np.median(d)
@@ -67,7 +69,7 @@ def track(y: np.ndarray, sample_rate: int) -> BeatGrid | None:
     _, beats = librosa.beat.beat_track(y=np.asarray(y, np.float32), sr=sample_rate, hop_length=HOP, units="samples")
     if len(beats) < MIN_STRETCH:
         return None
-    return BeatGrid(beats=_fit_stretches(np.asarray(beats)), sample_rate=int(sample_rate))
+    return BeatGrid(beats=fit_stretches(np.asarray(beats)), sample_rate=int(sample_rate))
 
 
 def choose(y: np.ndarray, sample_rate: int) -> str:

@@ -2,17 +2,14 @@
 song, far from it, or without its beat? Plain numpy/scipy/librosa signal processing against the song; no learned
 models.
 
-The sound's frame statistics are computed in framegen.spectral, its time structure (pulse, rhythm pattern, tempo,
-held notes) in framegen.rhythm, where it goes from beat to beat (transitions, jumps, change) in framegen.transitions;
-here `evaluate` gathers them and loudness and loops into an `Evaluation`, turns them into flags with the thresholds
-below, and METRICS says what each field means (docstring, report, CLI help); `next_step` says what to try after a
-flagged result; `evaluate_files` is the file edge, `format_report` the human-readable text.
+The measures come from the modules below it: loudness and loops from framegen.waveform, frame statistics from
+framegen.spectral, time structure (pulse, rhythm pattern, tempo, held notes) from framegen.rhythm, where a clip goes
+from beat to beat (transitions, jumps, change) from framegen.transitions. Here `evaluate` gathers them into an
+`Evaluation` and turns them into flags with the thresholds below; METRICS says what each field means (docstring,
+report, CLI help); `evaluate_files` and `score_clip` are the edges. framegen.explain puts an Evaluation in words.
 """
 
 from __future__ import annotations
-
-# Over 550 lines on purpose: each metric is a short function with its measured thresholds beside it, and the
-# `Evaluation` docstring documents them for `framegen evaluate --help`; one concept, read top to bottom.
 
 import contextlib
 import dataclasses
@@ -21,19 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from framegen import rhythm, transitions
+from framegen import rhythm, songpath, transitions
+from framegen import waveform as wf
 from framegen.errors import AudioError
 from framegen.spectral import NOISE_FLATNESS, band_flatness, frechet_and_novelty, noise_likeness
 
 # Thresholds and analysis settings. The values were set from measurements on the demo song (framegen.synth) and on
 # real music (the 31 pieces of Debian's drascula-music); the scores of each case are in tests/test_evaluate.py.
-
-WINDOW_S = 0.1
-"""Loudness is judged in 100 ms windows: short enough to follow a fade, long enough to span a bass period."""
-
-AUDIBLE_FRACTION = 0.1
-"""A window is audible when its RMS exceeds 10% (-20 dB) of the song's median window RMS: the quiet passages of
-real music stay within that (real excerpts score 0.96-1.0); a fade-out or a collapsed generator falls far below."""
 
 SILENT_BELOW = 0.5
 """'silent' when fewer than half of the windows are audible: a rest or a fade at the end does not make a clip
@@ -61,20 +52,6 @@ distance between two random moments of it. A verbatim copy scores ~0 (1e-9), a c
 mu-law 0.02-0.09; the demo re-pitched by 1-3% scores 0.19-0.32 and other real music 0.45-1.0. The demo rendered with
 another seed (same notes, new percussion noise) scores 0.11-0.15: copying, as it is the same recording bar the
 noise of its hi-hat."""
-
-LOOP_MAX_PERIOD_S = 1.0
-"""Longest repetition called a loop. A GRU fixed point repeats one frame (tens of ms); music repeats bars of 2 s
-and more (the demo song repeats exactly every 16 s), which must not count as stuck."""
-
-LOOP_WINDOW_S = 2.0
-"""The repetition must hold over the last 2 s of the clip (at least two periods) and up to its very end."""
-
-LOOP_TOLERANCE = 3e-4
-"""A period repeats when the residual energy |x[n] - x[n+P]|^2 is below 3e-4 (-35 dB) of the signal's energy. A
-fixed point or DC repeats to float (or 16-bit PCM) precision, below 1e-9; the limit cycles trained MSE models fell
-into (experiments/quality/README.md: a 0.6 s and a 0.45 s cycle) leave 1.9e-5 and 1.2e-4, 4-12 dB below the
-tolerance; the most periodic 2 s anywhere in the 31 drascula-music pieces (a sustained synth chord) leave 9e-4,
-5 dB above it, and the MSE clips that did not loop 4.6e-3 to 8.6e-3."""
 
 LOOP_MIN_LEVEL = 1e-3
 """A loop must be louder than -60 dB of the song's RMS: digital silence repeats trivially and is 'silent', not
@@ -115,8 +92,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "seconds": ("length of the generated clip", ""),
     "sample_rate": ("rate of the generated clip", "every metric is computed at this rate"),
     "reference_rate": ("rate of the song as given", "resampled to `sample_rate` when they differ"),
-    "audible_ratio": ("share of 100 ms windows louder than 10% of the song's median window (1 = sounds throughout)",
-                      "louder: RMS above 10% of the song's median 100 ms window RMS; 0 = silent"),
+    "audible_ratio": (
+        f"share of {wf.WINDOW_S * 1000:g} ms windows louder than {wf.AUDIBLE_FRACTION:.0%} of the song's median window "
+        "(1 = sounds throughout)",
+        f"louder: RMS above {wf.AUDIBLE_FRACTION:.0%} of the song's median {wf.WINDOW_S * 1000:g} ms window RMS; "
+        "0 = silent"),
     "loudness_ratio": ("RMS of the clip / RMS of the song (1 = as loud)", ""),
     "band_flatness": (
         "spectral flatness within octave bands (noise ~0.56, music lower)",
@@ -147,12 +127,14 @@ METRICS: dict[str, tuple[str, str]] = {
         "different as two random moments of the song"),
     "loop_period_s": (
         "period of an exact repetition up to the end (None = no loop)",
-        "the shortest period P (up to 1 s) with which the last 2 s of the clip repeat exactly: residual sum (x[n] - "
-        "x[n+P])^2 / sum (x[n]^2 + x[n+P]^2) below 3e-4 (YIN's normalised difference, by FFT autocorrelation). A stuck "
+        f"the shortest period P (up to {wf.LOOP_MAX_PERIOD_S:g} s) with which the last {wf.LOOP_WINDOW_S:g} s of the "
+        "clip repeat exactly: residual sum (x[n] - x[n+P])^2 / sum (x[n]^2 + x[n+P]^2) below 3e-4 (YIN's normalised "
+        "difference, by FFT autocorrelation). A stuck "
         "loop, a fixed-point frame (P = its length), DC (P = one sample)"),
     "loop_start_s": ("where that repetition starts", "time from which the clip repeats with that period to its end"),
     "loop_score": ("1 = exact repetition, ~0 = noise",
-                   "1 - the smallest residual over lags up to 1 s in the last 2 s: music ~0.9-0.999, white noise ~0; "
+                   f"1 - the smallest residual over lags up to {wf.LOOP_MAX_PERIOD_S:g} s in the last "
+                   f"{wf.LOOP_WINDOW_S:g} s: music ~0.9-0.999, white noise ~0; "
                    "0 when the end of the clip is silent (quieter than -60 dB of the song)"),
     "pulse": (
         "highest onset-autocorrelation peak at a beat period of 0.25-4 s (click track ~1, white noise ~0.1)",
@@ -212,6 +194,15 @@ METRICS: dict[str, tuple[str, str]] = {
         "transition_jumps of the song's own beats re-sequenced at random: chance",
         f"{transitions.SHUFFLED_BEATS} one-beat stretches of the song, each from the strongest onset within a beat "
         "of a random place (fixed seed)"),
+    "jump_score_exact": (
+        "at the clip's jumps, how near where it lands is to what the song plays there (exact, from the path sidecar)",
+        "from x.path.npz beside x.wav (framegen generate writes it when the frames played are the song's own): at each "
+        "output frame that does not continue the one before it in the song, the one-beat window of the song where "
+        "the clip lands against the one the song plays after the frame before, in the transition metrics' z-scored "
+        "chroma + MFCC and units: 1 - the median distance over the jumps (1 = what the song plays, 0 = as two random "
+        "moments of it). None without a sidecar, or one that does not fit the song"),
+    "jumps_exact": ("jumps per beat, from the path sidecar (the exact counterpart of jump_rate)", ""),
+    "longest_copy_s": ("longest stretch the clip plays as the song does, from the path sidecar (seconds)", ""),
     "change": (
         "median change from one beat to the next (z-scored chroma + MFCC, 0 = a held sound)",
         f"the distance between clip windows one beat apart, every 1/{transitions.STEPS_PER_BEAT} beat, median; "
@@ -220,12 +211,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "change_song": ("the same over the whole song", ""),
     "change_ratio": (
         f"change / change_song (real 30 s excerpts 0.55-1.46, a held chord ~0; < {STATIC_BELOW:g}: static)", ""),
-    "clipping_ratio": ("share of samples at full scale", "at or above 0.999"),
+    "clipping_ratio": ("share of samples at full scale", f"at or above {CLIP_LEVEL:g}"),
     "nonfinite_ratio": ("share of NaN/inf samples", "they are zeroed before every other metric"),
     "rate_mismatch": ("the song's rate differed from the clip's, and the song was resampled", ""),
     "flags": (
         "verdicts, in the order of FLAG_ORDER",
-        "'silent' (audible_ratio < 0.5) and 'stuck' (a loop was found) name a collapse; the content flags "
+        f"'silent' (audible_ratio < {SILENT_BELOW:g}) and 'stuck' (a loop was found) name a collapse; the content "
+        "flags "
         f"'noise_like' (noise_likeness > {NOISE_LIKE_ABOVE:g} and band_flatness > {NOISE_FLAT_ABOVE:.2f}), 'static' "
         f"(change_ratio < {STATIC_BELOW:g} and not noise_like: a drone), 'copying' (novelty < {COPYING_BELOW:g}), "
         f"'far_from_song' (frechet_ratio > {FAR_ABOVE:g}) and 'no_pulse' (pulse_real >= {PULSE_SONG_ABOVE:g} and "
@@ -233,14 +225,8 @@ METRICS: dict[str, tuple[str, str]] = {
         "from the song by construction. A quiet fixed point is both 'silent' and 'stuck'. 'clipping' (clipping_ratio "
         f"> {CLIPPING_ABOVE:.0%}) and 'nonfinite' (any NaN/inf) are always judged"),
 }
-"""What every Evaluation field means: the one source of the Evaluation docstring, `format_report` and the CLI help."""
-
-BESIDE = {"pulse": (("pulse_real", "real"),), "tempo": (("tempo_song", "song"),),
-          "rhythm_similarity": (("rhythm_similarity_real", "real"),), "continuity": (("continuity_song", "song"),),
-          "transition": (("transition_real", "real"),),
-          "transition_jumps": (("transition_real", "real"), ("transition_shuffled", "shuffled")),
-          "jump_rate": (("jump_rate_real", "real"),), "change": (("change_song", "song"),)}
-"""format_report prints these song references beside the clip's value, not on lines of their own."""
+"""What every Evaluation field means: the one source of the Evaluation docstring, explain.format_report, the CLI
+help."""
 
 
 def metric_reference(width: int = 116) -> str:
@@ -291,6 +277,9 @@ each field as described in METRICS:
     transition_real: float | None
     jump_rate_real: float | None
     transition_shuffled: float | None
+    jump_score_exact: float | None
+    jumps_exact: float | None
+    longest_copy_s: float | None
     change: float
     change_song: float
     change_ratio: float
@@ -307,76 +296,6 @@ each field as described in METRICS:
 
 
 Evaluation.__doc__ += "\n" + metric_reference()
-
-
-# ---------------------------------------------------------------------------------------------------- metrics
-
-
-def _window_rms(y: np.ndarray, sample_rate: int) -> np.ndarray:
-    """RMS of consecutive non-overlapping 100 ms windows (a short tail is dropped): (n_windows,)."""
-    length = max(1, int(round(WINDOW_S * sample_rate)))
-    n = max(1, len(y) // length)
-    windows = np.resize(y, n * length) if len(y) < length else y[: n * length]
-    return np.sqrt(np.mean(np.square(windows.reshape(n, length), dtype=np.float64), axis=1))
-
-
-def audible_ratio(y: np.ndarray, sample_rate: int, reference: np.ndarray) -> float:
-    """Share of 100 ms windows of `y` whose RMS exceeds AUDIBLE_FRACTION of `reference`'s median window RMS."""
-    ref_windows = _window_rms(reference, sample_rate)
-    level = float(np.median(ref_windows)) or float(np.sqrt(np.mean(np.square(reference, dtype=np.float64))))
-    return float(np.mean(_window_rms(y, sample_rate) > AUDIBLE_FRACTION * level))
-
-
-def _rms(y: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-
-
-def find_loop(y: np.ndarray, sample_rate: int, *, min_rms: float) -> tuple[float | None, float | None, float]:
-    """(period_s, start_s, score) of an exact repetition that holds until the end of `y`.
-
-    Over the last LOOP_WINDOW_S seconds the normalised difference d(P) = sum (x[n] - x[n+P])^2 /
-    sum (x[n]^2 + x[n+P]^2) is computed for every lag P up to LOOP_MAX_PERIOD_S (YIN's difference function, one FFT
-    correlation). The smallest P with d(P) < LOOP_TOLERANCE is the period; the start is the beginning of the last
-    unbroken run of windows (max(P, 10 ms) long) in which the clip equals itself shifted by P. score = 1 - min d.
-    No loop (None, None, score) when there is none, or when the end of the clip is quieter than `min_rms`."""
-    from scipy.signal import correlate
-
-    n = len(y)
-    max_lag = min(int(LOOP_MAX_PERIOD_S * sample_rate), n // 3)
-    window = min(int(LOOP_WINDOW_S * sample_rate), n - max_lag)
-    tail = y[n - window - max_lag :]
-    if max_lag < 1 or _rms(tail) <= min_rms:
-        return None, None, 0.0
-    head = tail[:window]
-    cross = correlate(tail, head, mode="valid", method="fft")  # cross[P] = sum head[n] tail[n + P]
-    sq = np.concatenate([[0.0], np.cumsum(tail**2)])
-    shifted = sq[window:] - sq[: len(sq) - window]  # sum tail[n + P]^2 for P = 0..max_lag
-    both = shifted[0] + shifted
-    diff = np.clip(both - 2 * cross, 0, None) / np.where(both > 0, both, 1.0)
-    diff = np.where(both > 0, diff, 1.0)[1:]  # lags 1..max_lag
-    score = float(1.0 - diff.min())
-    hits = np.flatnonzero(diff < LOOP_TOLERANCE)
-    if len(hits) == 0:
-        return None, None, score
-    period = int(hits[0]) + 1
-    length = max(period, int(round(0.01 * sample_rate)))
-    err = (y[period:] - y[:-period]) ** 2
-    energy = y[period:] ** 2 + y[:-period] ** 2
-    n_win = len(err) // length
-    offset = len(err) - n_win * length  # windows aligned to the end, where the loop is
-    err_w = err[offset:].reshape(n_win, length).sum(axis=1)
-    energy_w = energy[offset:].reshape(n_win, length).sum(axis=1)
-    ok = (energy_w > 2 * length * min_rms**2) & (err_w < LOOP_TOLERANCE * energy_w)
-    broken = np.flatnonzero(~ok)
-    if len(broken) == 0:
-        return period / sample_rate, 0.0, score
-    last = int(broken[-1])
-    # Refine to the sample inside the last broken window: after its last sample that differs one period later.
-    run = energy[offset + (last + 1) * length :]
-    seg = err[offset + last * length : offset + (last + 1) * length]
-    differs = np.flatnonzero(seg > LOOP_TOLERANCE * (run.mean() if len(run) else seg.max()))
-    start = offset + last * length + (int(differs[-1]) + 1 if len(differs) else 0)
-    return period / sample_rate, start / sample_rate, score
 
 
 # ----------------------------------------------------------------------------------------------------- verdict
@@ -401,17 +320,20 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int) -> Evaluation:
+def evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int,
+             path=None) -> Evaluation:
     """Measure mono `generated` at `sample_rate` against the song `reference` at `reference_rate` (resampled to
-    `sample_rate` when they differ). See `Evaluation` for every metric and flag.
+    `sample_rate` when they differ). See `Evaluation` for every metric and flag. `path`: the clip's
+    framegen.songpath.SongPath, for the exact jump metrics (ignored with a FramegenWarning when it does not fit).
 
     Raises AudioError when either clip is not mono, shorter than MIN_SECONDS, or the song is silent or non-finite.
     """
     with _one_blas_thread():
-        return _evaluate(generated, sample_rate, reference, reference_rate)
+        return _evaluate(generated, sample_rate, reference, reference_rate, path)
 
 
-def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int) -> Evaluation:
+def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, reference_rate: int,
+              path=None) -> Evaluation:
     import librosa
 
     gen = _check(generated, "generated audio")
@@ -427,7 +349,7 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
     for y, what in ((gen, "generated audio"), (ref, "reference song")):
         if len(y) < MIN_SECONDS * sample_rate:
             raise AudioError(f"{what} is {len(y) / sample_rate:.2f} s long; evaluation needs at least {MIN_SECONDS} s")
-    ref_rms = _rms(ref)
+    ref_rms = wf.rms(ref)
     if ref_rms == 0.0:
         raise AudioError("the reference song is silent; evaluate against the song the model was trained on")
 
@@ -440,15 +362,15 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
 
     distances = frechet_and_novelty(gen, ref, sample_rate)
 
-    period, start, score = find_loop(gen, sample_rate, min_rms=LOOP_MIN_LEVEL * ref_rms)
+    period, start, score = wf.find_loop(gen, sample_rate, min_rms=LOOP_MIN_LEVEL * ref_rms)
     time_structure = rhythm.rhythm_metrics(gen, ref, sample_rate)
 
     ev = dict(
         seconds=len(gen) / sample_rate,
         sample_rate=sample_rate,
         reference_rate=reference_rate,
-        audible_ratio=audible_ratio(gen, sample_rate, ref),
-        loudness_ratio=_rms(gen) / ref_rms,
+        audible_ratio=wf.audible_ratio(gen, sample_rate, ref),
+        loudness_ratio=wf.rms(gen) / ref_rms,
         band_flatness=flat,
         reference_band_flatness=ref_flat,
         noise_likeness=noise,
@@ -457,7 +379,8 @@ def _evaluate(generated: np.ndarray, sample_rate: int, reference: np.ndarray, re
         loop_start_s=start,
         loop_score=score,
         **time_structure,
-        **transitions.transition_metrics(gen, ref, sample_rate, time_structure["tempo_song"]),
+        **transitions.transition_metrics(gen, ref, sample_rate, time_structure["tempo_song"],
+                                         *songpath.fitting(path, sample_rate=sample_rate, song_samples=len(ref))),
         clipping_ratio=float(np.mean(np.abs(gen) >= CLIP_LEVEL)),
         nonfinite_ratio=nonfinite_ratio,
         rate_mismatch=rate_mismatch,
@@ -493,35 +416,6 @@ def verdict(**metrics) -> tuple[str, ...]:
     return tuple(f for f in FLAG_ORDER if f in flags)
 
 
-ADVICE_FLAGS = ("silent", "stuck", "static", "far_from_song")
-"""The flags of an MSE run's output that `next_step` answers: it collapsed (silence, a loop, a drone) or does not
-sound like the song."""
-
-MSE_ADVICE = ("an MSE model fed its own output settles into silence, a loop or a drone on real songs; generate "
-              "with unit selection instead (`--select model`, the default: real stretches of the song chosen by "
-              "the model), or train the VQ mode: framegen train {song} --output vq")
-"""What `framegen generate` prints after such a result of free-running feedback ({song}: the run's song)."""
-
-
-def next_step(flags, *, output: str, song: str, select: str = "off") -> str | None:
-    """What to try next after a run's output raised `flags`: MSE_ADVICE for an MSE run (`output` "mse") that fed
-    its predictions back (`select` "off") flagged with any of ADVICE_FLAGS, else None (the others play real
-    frames already)."""
-    if output == "mse" and select == "off" and set(ADVICE_FLAGS) & set(flags):
-        return MSE_ADVICE.format(song=song)
-    return None
-
-
-def transition_text(ev: Evaluation) -> str:
-    """One line on where a clip goes from beat to beat, its song's references beside: for `framegen generate`."""
-    def f(value):
-        return "-" if value is None else f"{value:.2f}"
-
-    return (f"follows the song {f(ev.transition)} (real {f(ev.transition_real)}), at its jumps "
-            f"{f(ev.transition_jumps)} (shuffled beats {f(ev.transition_shuffled)}), {f(ev.jump_rate)} jumps per "
-            f"beat; change ratio {ev.change_ratio:.2f}")
-
-
 # ------------------------------------------------------------------------------------------------------ edges
 
 
@@ -536,34 +430,11 @@ def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
 
 def evaluate_files(generated_path: str | Path, reference_path: str | Path) -> Evaluation:
     """`evaluate` on two audio files, mixed down to mono; the song is resampled to the generated file's rate (and
-    `rate_mismatch` set) when they differ. Raises AudioError for a missing or unreadable file."""
+    `rate_mismatch` set) when they differ; the clip's path sidecar, when it has one, scores its jumps exactly.
+    Raises AudioError for a missing or unreadable file."""
     generated, rate = load_mono(generated_path)
     reference, reference_rate = load_mono(reference_path)
-    return evaluate(generated, rate, reference, reference_rate)
-
-
-def format_report(ev: Evaluation) -> str:
-    """Human-readable multi-line report: the flags, the rates, then one metric per line with its METRICS summary;
-    the song's references of pulse, tempo, rhythm, continuity, transitions and change beside the clip's value
-    (BESIDE)."""
-    lines = [f"flags: {', '.join(ev.flags) if ev.flags else 'none'}"]
-    rate = f"sample rate: {ev.sample_rate} Hz"
-    if ev.rate_mismatch:
-        rate += f" (song resampled from {ev.reference_rate} Hz)"
-    lines.append(rate)
-    shown_beside = {ref for refs in BESIDE.values() for ref, _ in refs}
-    for name, (why, _) in METRICS.items():
-        if name in shown_beside or name in ("sample_rate", "reference_rate", "rate_mismatch", "flags"):
-            continue
-        text = _text(getattr(ev, name))
-        if name in BESIDE:
-            text += " (" + ", ".join(f"{label} {_text(getattr(ev, ref))}" for ref, label in BESIDE[name]) + ")"
-        lines.append(f"{name:>24}: {text:<10} {why}")
-    return "\n".join(lines)
-
-
-def _text(value) -> str:
-    return "None" if value is None else ("yes" if value else "no") if isinstance(value, bool) else f"{value:.4g}"
+    return evaluate(generated, rate, reference, reference_rate, songpath.load(generated_path))
 
 
 def score_clip(y: np.ndarray, song: np.ndarray, sample_rate: int):

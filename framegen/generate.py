@@ -18,7 +18,8 @@ from framegen import audio, checkpoint, clock, interrupts, songpath, units, vq
 from framegen.config import GenerateConfig, RunConfig, load_config
 from framegen.data import split_song, stream_prompts
 from framegen.errors import AudioError, Interrupted, RunError, UsageError
-from framegen.evaluate import next_step, score_clip
+from framegen.evaluate import score_clip
+from framegen.explain import next_step
 from framegen.model import build
 from framegen.shape import Shape
 from framegen.stream import Inputs, stream_audio
@@ -87,7 +88,7 @@ LOUD_FLAGS = {"silent": "SILENT", "noise_like": "like NOISE", "stuck": "STUCK in
 
 def warnings_for(g: Generated) -> list[str]:
     """What to say on stderr about a flagged clip: for one that failed (``LOUD_FLAGS``) how it sounds and how to
-    check it, and for any, what to try next (``framegen.evaluate.next_step``)."""
+    check it, and for any, what to try next (``framegen.explain.next_step``)."""
     bad = [f for f in g.flags if f in LOUD_FLAGS]
     lines = [f"WARNING: {g.path} sounds {' and '.join(LOUD_FLAGS[f] for f in bad)}: check it with 'framegen "
              f"evaluate {g.path} --reference SONG --plot cmp.png' before using it"] if bad else []

@@ -92,11 +92,16 @@ def for_the_process() -> None:
         signal.signal(s, handler)
 
 
+def stop_requested() -> bool:
+    """Whether this process took a stop signal: a loop's first one, or the framegen command's Ctrl-C outside them."""
+    return bool(_stopping)
+
+
 def end_if_stopped(exit_code: int) -> None:
     """For the framegen process, its command over and its error printed: after a stop signal, end it now.
 
     The interpreter's teardown has nothing left to do for it and would put Python's handlers away first: a second
     Ctrl-C there would kill the process by the signal, without a word (status -2 to a parent instead of 130)."""
-    if _stopping:
+    if stop_requested():
         _flush()
         os._exit(exit_code)

@@ -49,7 +49,7 @@ def plot_evaluation(path, generated, reference, sample_rate: int, evaluation) ->
     `generated` and `reference` are mono arrays at `sample_rate` (resample the song first if it differs)."""
     import numpy as np
 
-    from framegen.evaluate import transition_text
+    from framegen.explain import transition_text
     from framegen.rhythm import onset_envelope, onset_hop
     from framegen.spectral import FEATURE_HOP_S, mel_power
 
@@ -234,3 +234,55 @@ def plot_clip(path, clip, sample_rate: int, *, song=None, top: float | None = No
     axes[1, 0].set_ylabel("onsets", fontsize=8)
     fig.colorbar(image, ax=axes[0, :], label="dB (0 = song's loudest)", shrink=0.9)
     _save(plt, fig, path)
+
+
+def path_figure(path, *, title: str = "", held_out_s: float | None = None, song_s: float | None = None):
+    """The path of a generated clip through its song (a framegen.songpath.SongPath): output time (x) against song
+    time (y), each stretch played as in the song one line segment (a jump is a break between two), the prompt's
+    start a marker at output time 0, each of ``path.marks`` (song seconds the output was asked to reach) a labelled
+    dashed line, and the song's held-out part (from ``held_out_s`` to ``song_s``, when given) a shaded band.
+    Returns the matplotlib Figure (``plot_path`` writes it)."""
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    from framegen.songpath import jumps
+
+    plt = _pyplot()
+    p, f, rate = np.asarray(path.positions, np.int64), path.frame_size, path.sample_rate
+    cut = jumps(p, f)
+    starts, stops = np.concatenate([[0], cut]).astype(np.int64), np.concatenate([cut, [len(p)]]).astype(np.int64)
+    keep = (p[starts] >= 0) if len(p) else np.zeros(1, bool)  # frames not from the song (-1) are not drawn
+    starts, stops = starts[keep], stops[keep]
+    segments = np.stack([np.stack([starts * f / rate, p[starts] / rate], axis=1),
+                         np.stack([stops * f / rate, (p[stops - 1] + f) / rate], axis=1)], axis=1)  # (n, 2, 2)
+    fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
+    ax.add_collection(LineCollection(segments, colors="#3a6ea5", linewidths=1.8, label="played as in the song"))
+    top = max(song_s or 0.0, float(segments[:, :, 1].max(initial=0.0)), *path.marks.values())
+    if held_out_s is not None:
+        ax.axhspan(held_out_s, song_s if song_s is not None else top, color="0.5", alpha=0.15, linewidth=0,
+                   label="held out")
+    if path.prompt_start >= 0:
+        ax.plot([0.0], [path.prompt_start / rate], marker=">", markersize=8, color="black", linestyle="none",
+                clip_on=False, label=f"prompt ({path.prompt_start / rate:.1f} s)")
+    seconds = len(p) * f / rate
+    for i, (name, at) in enumerate(path.marks.items()):
+        colour = f"C{(i + 1) % 10}"
+        ax.axhline(at, color=colour, linestyle="--", linewidth=1)
+        ax.annotate(f"{name} {at:.1f} s", (1.0, at), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                    textcoords="offset points", ha="right", fontsize=8, color=colour)
+    ax.set_xlim(0, max(seconds, 1e-3))
+    ax.set_ylim(0, max(top, 1e-3) * 1.02)
+    ax.set_xlabel("output time (s)")
+    ax.set_ylabel("song time (s)")
+    n = len(cut)
+    ax.set_title(f"{title + ': ' if title else ''}path through the song, {n} jump{'s' if n != 1 else ''}",
+                 fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def plot_path(out, path, **kwargs) -> None:
+    """``path_figure`` written to ``out`` as a PNG."""
+    plt = _pyplot()
+    _save(plt, path_figure(path, **kwargs), out)

@@ -2,13 +2,14 @@
 WAV (``x.path.npz`` next to ``x.wav``) so the listening report can draw it and evaluate can score each jump exactly.
 """
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from framegen.atomic import atomic_path
-from framegen.errors import RunError
+from framegen.errors import FramegenWarning, RunError
 
 SUFFIX = ".path.npz"
 VERSION = 1
@@ -29,8 +30,39 @@ class SongPath:
     @property
     def jumps(self) -> np.ndarray:
         """Output frames that do not continue the frame before them in the song (the first frame excluded)."""
+        return jumps(self.positions, self.frame_size)
+
+    def misfit(self, *, sample_rate: int, song_samples: int) -> str | None:
+        """Why this path cannot be a path through a song of `song_samples` samples at `sample_rate` (a sidecar of
+        another run's song or rate), or None when it can."""
+        if self.sample_rate != sample_rate:
+            return f"its path is at {self.sample_rate} Hz, the clip at {sample_rate} Hz"
         p = self.positions
-        return np.flatnonzero((p[1:] != p[:-1] + self.frame_size) | (p[1:] < 0)) + 1
+        if self.frame_size <= 0 or p.ndim != 1 or (len(p) and p.min() < -1):
+            return "its path is malformed"
+        end = int(p.max(initial=0)) + self.frame_size
+        if end > song_samples + self.frame_size:  # a frame of slack: a song resampled may end a few samples short
+            return f"its path reaches song sample {end:,}, past the song's {song_samples:,}: not this song"
+        return None
+
+
+def fitting(path: SongPath | None, *, sample_rate: int, song_samples: int) -> tuple[np.ndarray | None, int]:
+    """(positions, frame_size) of `path` when it fits a song of `song_samples` samples at `sample_rate`, else
+    (None, 0): no path, or one that does not fit, ignored with a FramegenWarning that says why."""
+    if path is None:
+        return None, 0
+    why = path.misfit(sample_rate=sample_rate, song_samples=song_samples)
+    if why:
+        warnings.warn(f"the clip's path sidecar is ignored: {why}", FramegenWarning, stacklevel=2)
+        return None, 0
+    return path.positions, path.frame_size
+
+
+def jumps(positions: np.ndarray, frame_size: int) -> np.ndarray:
+    """Indices into `positions` (n,) (song sample of each output frame, -1: not the song's) of the frames that do
+    not continue the frame before them in the song, the first frame excluded: (jumps,) int."""
+    p = np.asarray(positions, np.int64)
+    return np.flatnonzero((p[1:] != p[:-1] + frame_size) | (p[1:] < 0)) + 1
 
 
 def sidecar(wav: Path) -> Path:

@@ -4,6 +4,7 @@ the song plays after that moment (overall, and where the clip jumps to another p
 Frame statistics and the onset envelope miss both: a random re-sequencing of the song's beats keeps its sound and
 its pulse, and a drone holding one chord keeps the song's spectrum. Both are plain in one-beat windows of chroma
 (harmony) and MFCC (timbre), z-scored by the song; `transition_metrics` gathers them for one clip against its song.
+Where the clip's path through the song is known (framegen.songpath), `jump_scores` scores each jump exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from framegen import songpath
 from framegen.spectral import DB_FLOOR, to_db
 
 FEATURE_HOP_S = 0.02
@@ -290,14 +292,66 @@ def shuffled_frames(index: SongIndex, n_frames: int, seed: int = SEED) -> np.nda
     return index.frames[(starts[:, None] + np.arange(L)[None, :]).reshape(-1)[:n_frames]]
 
 
-def transition_metrics(clip: np.ndarray, song: np.ndarray, sample_rate: int, tempo_bpm: float) -> dict:
+# ------------------------------------------------------------------------------------- exact, from the path sidecar
+
+
+def song_window(index: SongIndex, starts: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The index's one-beat windows starting at song samples `starts` (n,): (n, D). Feature frame k is centred at
+    sample k * hop, so the window of frames j..j+L-1 is the one that starts at sample j * hop; a start past the
+    song's last whole beat takes that last beat."""
+    rows = np.rint(np.asarray(starts, np.float64) / feature_hop(sample_rate)).astype(np.int64)
+    return index.windows[np.clip(rows, 0, len(index.windows) - 1)]
+
+
+def jump_scores(index: SongIndex, positions: np.ndarray, *, frame_size: int, sample_rate: int) -> np.ndarray:
+    """The exact score of each jump of a path through the song (`positions` (n,): the song sample each output frame
+    of `frame_size` samples came from, at `sample_rate`, the index's rate): (jumps,) floats, in the order of
+    `songpath.jumps`. The beat where the output lands against the beat the song itself plays there (the continuation
+    of the frame before), by the index's z-scored chroma + MFCC beat windows: 1 - distance / unit, the unit being
+    the median distance between two random beats of the song, as for `follow` (1 = what the song plays, 0 = as
+    far as two random moments of it). NaN at a jump from or to a frame that is not the song's (-1)."""
+    p = np.asarray(positions, np.int64)
+    jumps = songpath.jumps(p, frame_size)
+    landed, before = p[jumps], p[jumps - 1]
+    d = np.linalg.norm(song_window(index, landed, sample_rate) - song_window(index, before + frame_size, sample_rate),
+                       axis=1)
+    return np.where((landed >= 0) & (before >= 0), 1.0 - d / index.unit, np.nan)
+
+
+def path_metrics(index: SongIndex, positions: np.ndarray, *, frame_size: int, sample_rate: int) -> dict:
+    """What the path says exactly about a clip's transitions: jump_score_exact (the median of `jump_scores`, None
+    without a scorable jump), jumps_exact (jumps per beat of the index, the exact counterpart of `follow`'s
+    jump rate) and longest_copy_s (the longest stretch played as in the song, seconds)."""
+    p = np.asarray(positions, np.int64)
+    if len(p) == 0:
+        return dict(jump_score_exact=None, jumps_exact=None, longest_copy_s=None)
+    jumps = songpath.jumps(p, frame_size)
+    scored = jump_scores(index, p, frame_size=frame_size, sample_rate=sample_rate)
+    scored = scored[np.isfinite(scored)]
+    edges = np.concatenate([[0], jumps, [len(p)]])
+    runs = np.diff(edges)[p[edges[:-1]] >= 0]  # stretches of the song's own frames (not the -1 ones)
+    beats = len(p) * frame_size / (index.length * feature_hop(sample_rate))
+    return dict(jump_score_exact=float(np.median(scored)) if len(scored) else None,
+                jumps_exact=len(jumps) / beats,
+                longest_copy_s=float(runs.max(initial=0) * frame_size / sample_rate))
+
+
+EXACT = ("jump_score_exact", "jumps_exact", "longest_copy_s")
+"""The keys of `path_metrics`, None in `transition_metrics` for a clip without a path."""
+
+
+def transition_metrics(clip: np.ndarray, song: np.ndarray, sample_rate: int, tempo_bpm: float,
+                       positions: np.ndarray | None = None, frame_size: int = 0) -> dict:
     """Every transition and change metric of mono `clip` against mono `song` (both at `sample_rate`; `tempo_bpm` the
     song's tempo estimate): a dict of plain floats (or None), see framegen.evaluate.METRICS.
 
     The song's features are computed once; its references are cut from them: REAL_EXCERPTS excerpts of the clip's
     length (at most half the song), each matched against the rest of the song only, and one random beat
-    re-sequencing."""
+    re-sequencing. With the clip's `positions` in `song` (its path sidecar, output frames of `frame_size`
+    samples), the exact jump metrics of `path_metrics` too (None without)."""
     index = index_song(song, sample_rate, tempo_bpm)
+    exact = (path_metrics(index, positions, frame_size=frame_size, sample_rate=sample_rate)
+             if positions is not None else dict.fromkeys(EXACT))
     windows = clip_windows(index, clip, sample_rate)
     transition, at_jumps, jump_rate = scores(*follow(index, windows))
 
@@ -320,6 +374,7 @@ def transition_metrics(clip: np.ndarray, song: np.ndarray, sample_rate: int, tem
         change=clip_change,
         change_song=song_change,
         change_ratio=clip_change / max(song_change, 1e-12),
+        **exact,
     )
 
 

@@ -140,24 +140,13 @@ def test_demo_needs_no_file_and_writes_song_run_and_wav(tmp_path):
     assert "your song:  framegen train YOUR-SONG.wav --output vq" in r.output
 
 
-def test_a_collapsed_or_far_free_running_mse_result_is_told_what_to_try_next():
-    from framegen.evaluate import MSE_ADVICE, next_step
-
-    def advice(flags, output="mse", select="off"):
-        return next_step(flags, output=output, song="/x/song.wav", select=select)
-
-    for flag in ("silent", "stuck", "static", "far_from_song"):
-        assert advice((flag, "no_pulse")) == MSE_ADVICE.format(song="/x/song.wav"), flag
-    assert "--select model" in advice(("static",)) and "--output vq" in advice(("static",))
-    assert advice(("no_pulse",)) is None and advice(()) is None
-    assert advice(("stuck",), output="vq") is None and advice(("stuck",), select="model") is None  # real frames
-
-
 def test_generate_prints_what_to_try_next_after_a_static_mse_result(tmp_path, monkeypatch):
     import dataclasses
 
     from framegen import evaluate as ev
     from framegen.config import RunConfig, save_config
+    from framegen.explain import MSE_ADVICE
+    from framegen.report import Page
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -167,13 +156,13 @@ def test_generate_prints_what_to_try_next_after_a_static_mse_result(tmp_path, mo
     written = [gen.Generated(path=tmp_path / "g.wav", seconds=2.0, rms=0.1, run_dir=run_dir, evaluation=drone,
                              scored_seconds=2.0, select="off")]
     monkeypatch.setattr(gen, "generate", lambda *a, **k: written)
-    monkeypatch.setattr("framegen.cli._write_report", lambda *a, **k: None)
+    monkeypatch.setattr("framegen.report.write_report", lambda *a, **k: Page(tmp_path / "report.html", "run", []))
     r = CliRunner().invoke(cli, ["generate", "--run", str(run_dir), "--seconds", "2"])
     assert r.exit_code == 0, r.output
     assert "flags: static, far_from_song" in r.stdout and "transitions: follows the song" in r.stdout
     warning = [line for line in r.stderr.splitlines() if line.startswith("WARNING")]
     assert len(warning) == 1 and "DRONE" in warning[0], r.stderr  # a drone is a collapse, if not an exact loop
-    assert f"next: {ev.MSE_ADVICE.format(song='/x/song.wav')}" in r.stderr.splitlines()
+    assert f"next: {MSE_ADVICE.format(song='/x/song.wav')}" in r.stderr.splitlines()
 
 
 def test_generate_warns_loudly_on_stderr_when_the_result_is_silent(vq_run, tmp_path, monkeypatch):
@@ -199,6 +188,29 @@ def test_evaluate_command_flags_noise_exits_zero_and_writes_json_and_plot(tmp_pa
     assert (tmp_path / "cmp.png").stat().st_size > 5000
     text = CliRunner().invoke(cli, ["evaluate", str(noise), "--reference", str(song)])
     assert text.exit_code == 0 and "flags: noise_like" in text.output and "frechet_ratio" in text.output
+
+
+def test_evaluate_scores_the_jumps_of_a_clip_s_path_sidecar_and_ignores_one_that_does_not_fit(tmp_path):
+    from framegen import songpath
+
+    y = sine_song(8.0)
+    song = write(tmp_path / "song.wav", y)
+    f = 400
+    positions = np.concatenate([np.arange(20) * f + 8000, np.arange(20) * f + 32000, np.arange(20) * f + 4000])
+    clip = write(tmp_path / "clip.wav", np.concatenate([y[p : p + f] for p in positions]))
+    songpath.save(clip, songpath.SongPath(positions=positions, frame_size=f, sample_rate=RATE, prompt_start=0))
+    r = CliRunner().invoke(cli, ["evaluate", str(clip), "--reference", str(song), "--json"])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.output
+    doc = json.loads(r.stdout)
+    assert doc["longest_copy_s"] == pytest.approx(1.0) and doc["jumps_exact"] > 0
+    assert isinstance(doc["jump_score_exact"], float)
+    text = CliRunner().invoke(cli, ["evaluate", str(clip), "--reference", str(song)]).output
+    assert "jump_score_exact" in text and "longest_copy_s" in text
+    songpath.save(clip, songpath.SongPath(positions=positions, frame_size=f, sample_rate=2 * RATE))
+    r = CliRunner().invoke(cli, ["evaluate", str(clip), "--reference", str(song), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["jump_score_exact"] is None
+    assert [line for line in r.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: the clip's path sidecar is ignored: its path is at 16000 Hz, the clip at 8000 Hz"]
 
 
 def test_evaluate_help_documents_every_metric_and_errors_are_one_line(tmp_path):

@@ -29,10 +29,10 @@ def click_song(seconds: float = 20.0, bpm: float = 120.0, rate: int = RATE, seed
 
 def test_fitted_stretches_are_straight_and_glitches_split_them():
     beats = np.round(1000 + 500.3 * np.arange(40) + np.random.default_rng(0).integers(-16, 17, 40)).astype(float)
-    fitted = clock._fit_stretches(beats)
+    fitted = clock.fit_stretches(beats)
     np.testing.assert_allclose(np.diff(fitted), 500.3, atol=2.0)  # quantisation jitter fitted away
     glitch = np.concatenate([beats[:20], beats[19] + 300 + 500.3 * np.arange(20)])  # an inserted short beat
-    fitted = clock._fit_stretches(glitch)
+    fitted = clock.fit_stretches(glitch)
     assert np.all(np.diff(fitted) > 0)
     np.testing.assert_allclose(np.diff(fitted[:20]), 500.3, atol=2.0)
     np.testing.assert_allclose(np.diff(fitted[20:]), 500.3, atol=2.0)

@@ -12,12 +12,12 @@ ROOT = Path(framegen.__file__).parent
 LAYERS = [
     # no framegen import but these (the package itself holds the version)
     ["framegen", "framegen.errors", "framegen.atomic", "framegen.gru", "framegen.device", "framegen.seams",
-     "framegen.spectral", "framegen.rhythm", "framegen.synth", "framegen.report.style", "framegen.interrupts",
-     "framegen.transitions", "framegen.songpath", "framegen.checksums"],
+     "framegen.spectral", "framegen.rhythm", "framegen.waveform", "framegen.synth", "framegen.report.style",
+     "framegen.interrupts", "framegen.transitions", "framegen.songpath", "framegen.checksums"],
     ["framegen.config"],
     # songs, frames, the beat clock, the codebook, run directories, metrics and figures: no model
     ["framegen.audio", "framegen.data", "framegen.runs", "framegen.clock", "framegen.vq", "framegen.evaluate",
-     "framegen.plots", "framegen.sweep.spec", "framegen.shape"],
+     "framegen.explain", "framegen.plots", "framegen.sweep.spec", "framegen.shape"],
     # the model and its slower tiers
     ["framegen.tower", "framegen.model"],
     # what runs the model: the jitted rollouts, unit selection, the train step, checkpoints

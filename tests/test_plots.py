@@ -14,14 +14,16 @@ RATE = 8000
 @pytest.fixture
 def drawn(monkeypatch):
     """The figures the plots save, kept for the test to read (each is still written)."""
+    from matplotlib.figure import Figure
+
     figures = []
-    save = plots._save
+    savefig = Figure.savefig
 
-    def keep(plt, fig, path):
+    def keep(fig, *args, **kwargs):
         figures.append(fig)
-        save(plt, fig, path)
+        return savefig(fig, *args, **kwargs)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(Figure, "savefig", keep)
     return figures
 
 
@@ -88,3 +90,40 @@ def test_clip_plot_draws_a_clip_beside_the_song_and_a_clip_alone_even_if_shorter
     beside, alone = (_spectrograms(fig) for fig in drawn)
     assert beside == {"clip": (0, 2.0, 0, N_MELS), "song": (0, 1.0, 0, N_MELS)}  # one time scale: panels by length
     assert alone == {"clip": (0, 100 / RATE, 0, N_MELS)}
+
+
+def test_path_plot_draws_one_segment_per_stretch_a_line_per_mark_and_the_held_out_band(tmp_path, drawn):
+    from framegen.songpath import SongPath
+
+    f = 40
+    positions = np.concatenate([8000 + np.arange(50) * f, 40000 + np.arange(30) * f, [-1, -1], np.arange(40) * f])
+    path = SongPath(positions=positions, frame_size=f, sample_rate=RATE, prompt_start=6000,
+                    marks={"toward": 7.5, "ending": 9.0})
+    plots.plot_path(tmp_path / "path.png", path, title="x.wav", held_out_s=8.0, song_s=12.0)
+    assert (tmp_path / "path.png").read_bytes()[:8] == PNG and not list(tmp_path.glob("*.tmp*"))
+    (ax,) = drawn[0].axes
+    (lines,) = ax.collections
+    segments = lines.get_segments()  # the -1 frames are not the song's: three stretches, not four
+    np.testing.assert_allclose(segments[0], [[0, 1.0], [50 * f / RATE, (8000 + 50 * f) / RATE]])
+    np.testing.assert_allclose(segments[1], [[50 * f / RATE, 5.0], [80 * f / RATE, (40000 + 30 * f) / RATE]])
+    np.testing.assert_allclose(segments[2], [[82 * f / RATE, 0.0], [122 * f / RATE, 40 * f / RATE]])
+    assert len(segments) == 3 and "4 jumps" in ax.get_title()  # into and out of the -1 frames, and between them
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("output time (s)", "song time (s)")
+    assert sorted(t.get_text() for t in ax.texts) == ["ending 9.0 s", "toward 7.5 s"]
+    marks = [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+    assert sorted(marks) == [7.5, 9.0]
+    (band,) = ax.patches
+    assert band.get_bbox().y0 == pytest.approx(8.0) and band.get_bbox().y1 == pytest.approx(12.0)
+    prompt = [line for line in ax.lines if line.get_marker() == ">"]
+    assert len(prompt) == 1 and prompt[0].get_ydata()[0] == pytest.approx(0.75)
+
+
+def test_path_plot_of_an_excerpt_is_one_segment_and_of_nothing_is_empty(tmp_path, drawn):
+    from framegen.songpath import SongPath
+
+    plots.plot_path(tmp_path / "a.png", SongPath(positions=100 + np.arange(20) * 40, frame_size=40, sample_rate=RATE))
+    plots.plot_path(tmp_path / "b.png", SongPath(positions=np.zeros(0, np.int64), frame_size=40, sample_rate=RATE))
+    excerpt, empty = (fig.axes[0] for fig in drawn)
+    assert len(excerpt.collections[0].get_segments()) == 1 and "0 jumps" in excerpt.get_title()
+    assert not excerpt.patches and not excerpt.texts  # no held-out border or marks given
+    assert len(empty.collections[0].get_segments()) == 0

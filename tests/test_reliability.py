@@ -55,7 +55,7 @@ def hold():
     while not (go and Path(go).exists()):
         if time.monotonic() > give_up:
             os._exit(99)
-        if interrupts._stopping and not mark.read_text():
+        if interrupts.stop_requested() and not mark.read_text():
             mark.write_text("caught")  # a loop's handler took a first signal: a second cannot merge with it
         time.sleep(0.02)
 

@@ -248,6 +248,29 @@ def test_a_long_generated_clip_is_read_scored_and_drawn_on_its_last_part_only(ru
     assert clip.metrics is not None and clip.figure.is_file()
 
 
+def test_a_clip_with_a_path_sidecar_shows_its_path_and_one_without_does_not(run_dir, monkeypatch):
+    from framegen import plots, songpath
+
+    y = sine_song(SONG_SECONDS)
+    f = 40
+    positions = np.concatenate([8000 + np.arange(150) * f, 20000 + np.arange(150) * f])  # 1.5 s: scored
+    write(run_dir / "generated" / "pathed.wav", np.concatenate([y[p : p + f] for p in positions]))
+    songpath.save(run_dir / "generated" / "pathed.wav",
+                  songpath.SongPath(positions=positions, frame_size=f, sample_rate=RATE, prompt_start=6000,
+                                    marks={"toward": 2.5}))
+    assert report.write_report(run_dir).path == run_dir / "report.html"
+    text = (run_dir / "report.html").read_text()
+    assert 'src="report/path-pathed.png"' in text and (run_dir / "report" / "path-pathed.png").is_file()
+    assert "path of pathed.wav through the song" in text
+    assert "path-best-2s" not in text and not (run_dir / "report" / "path-best-2s.png").exists()
+    monkeypatch.setattr(plots, "plot_path", lambda *a, **k: pytest.fail("drawn again"))
+    view = report.collect_run(run_dir)  # the figure is newer than its sidecar: kept
+    (clip,) = [c for c in view.generated if c.path.name == "pathed.wav"]
+    assert clip.path_figure == run_dir / "report" / "path-pathed.png"
+    assert clip.metrics["longest_copy_s"] == pytest.approx(0.75) and clip.metrics["jumps_exact"] > 0
+    assert isinstance(clip.metrics["jump_score_exact"], float)  # the report scored its one jump from the sidecar
+
+
 def test_missing_wavs_and_a_missing_song_are_named_on_the_page(run_dir, tmp_path):
     song = write(tmp_path / "gone.wav", sine_song(SONG_SECONDS))
     save_config(replace(load_config(run_dir), song=str(song)), run_dir)

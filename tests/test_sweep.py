@@ -383,8 +383,8 @@ tier_hidden = 64
     assert (one.config.model.tiers, two.config.model.tiers, one.config.model.tier_hidden) == ((8,), (8, 4), 64)
     assert flat.config.model.tiers == () and flat.max_steps == one.max_steps  # equal budgets
     assert flat.est_memory < one.est_memory < two.est_memory  # the tower's parameters and activations count
-    records = {t.key: sweep.run._base_record(planned, t) for t in planned.trials}  # the results table of the plan
-    doc = sweep.run._document(planned, records, "")
+    doc = sweep.plan_results(planned)  # the results table of the plan
+    records = {r["key"]: r for r in doc["trials"]}
     assert doc["tier_sets"] == ["", "8", "8,4"] and records["f40-t64-tiers8x4"]["tiers"] == "8,4"
     md = sweep.results_markdown(doc)
     assert "| 40, flat | pending | pending |" in md and "| 40, tiers 8 | skipped | pending |" in md

@@ -146,3 +146,66 @@ def test_a_held_chord_is_flagged_static_and_an_excerpt_is_not():
     assert "static" in held.flags and held.change_ratio < ev.STATIC_BELOW
     excerpt = ev.evaluate(song()[int(3.3 * SR) : int(13.3 * SR)], SR, song(), SR)
     assert "static" not in excerpt.flags
+
+
+# ------------------------------------------------------------------------------------ exact, from the path sidecar
+# A song that repeats itself exactly (PROGRESSION's first 8 beats, one timbre, 4 passes): a path that jumps from a
+# beat to the next beat of another pass plays what the song plays there; one that jumps to another chord does not.
+
+PASS_BEATS, REPEATS, F = 8, 4, 400
+PER_BEAT = BEAT // F  # frames per beat
+
+
+@functools.cache
+def repeating() -> tuple[np.ndarray, tr.SongIndex]:
+    y = np.concatenate([beat(c, 0.4) for _ in range(REPEATS) for c in range(PASS_BEATS)]) * 0.1
+    return y, tr.index_song(y, SR, BPM)
+
+
+def beats_path(starts) -> np.ndarray:
+    """Positions (frames of F samples) of one beat from each song sample in `starts`: (len(starts) * PER_BEAT,)."""
+    return np.concatenate([s + np.arange(PER_BEAT) * F for s in starts])
+
+
+def test_an_excerpt_s_path_has_no_jump_and_copies_throughout():
+    _, index = repeating()
+    positions = 1234 + np.arange(100) * F
+    m = tr.path_metrics(index, positions, frame_size=F, sample_rate=SR)
+    assert m == dict(jump_score_exact=None, jumps_exact=0.0, longest_copy_s=100 * F / SR)
+    assert len(tr.jump_scores(index, positions, frame_size=F, sample_rate=SR)) == 0
+
+
+def test_jumps_between_identical_beats_score_one_and_jumps_to_another_chord_score_low():
+    _, index = repeating()
+    bar = PASS_BEATS * BEAT
+    rng = np.random.default_rng(0)
+    same, other, b, p = [], [], 1, 0
+    for i in range(12):  # the next beat, but from another pass; off the beat by 3 frames, as a jump may be
+        same.append(p * bar + b * BEAT + 3 * F)
+        other.append((i % REPEATS) * bar + (3 * i % PASS_BEATS) * BEAT)  # three beats on: another chord
+        b, p = (b + 1) % PASS_BEATS, (p + 1 + rng.integers(0, REPEATS - 1)) % REPEATS
+    similar = tr.jump_scores(index, beats_path(same), frame_size=F, sample_rate=SR)
+    unrelated = tr.jump_scores(index, beats_path(other), frame_size=F, sample_rate=SR)
+    assert len(unrelated) == 11 and 9 <= len(similar) <= 11  # from a pass's last beat into the next is no jump
+    assert similar.min() > 0.95  # 1.0: the same samples
+    assert unrelated.max() < 0.2 and np.median(unrelated) < 0.0  # -0.54 to -0.10
+    m = tr.path_metrics(index, beats_path(other), frame_size=F, sample_rate=SR)
+    assert m["jump_score_exact"] == pytest.approx(np.median(unrelated))
+    assert m["jumps_exact"] == pytest.approx(11 / 12, abs=0.05) and m["longest_copy_s"] == pytest.approx(0.5)
+
+
+def test_a_frame_not_from_the_song_is_a_jump_without_a_score():
+    _, index = repeating()
+    positions = np.array([0, F, -1, 3 * F, 4 * F, 5 * F])
+    scores = tr.jump_scores(index, positions, frame_size=F, sample_rate=SR)
+    assert scores.shape == (2,) and np.isnan(scores).all()
+    m = tr.path_metrics(index, positions, frame_size=F, sample_rate=SR)
+    assert m["jump_score_exact"] is None and m["longest_copy_s"] == pytest.approx(3 * F / SR)
+
+
+def test_transition_metrics_report_the_exact_jumps_only_with_a_path():
+    y, _ = repeating()
+    clip = y[8000 : 8000 + 40 * F]
+    assert {k: tr.transition_metrics(clip, y, SR, BPM)[k] for k in tr.EXACT} == dict.fromkeys(tr.EXACT)
+    m = tr.transition_metrics(clip, y, SR, BPM, 8000 + np.arange(40) * F, F)
+    assert m["jumps_exact"] == 0.0 and m["longest_copy_s"] == pytest.approx(1.0)

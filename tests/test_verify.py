@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
-from framegen import checkpoint, runs
+from framegen import checkpoint, checksums, runs
 from framegen.cli import cli
 from framegen.config import CONFIG_FILE
 from tests.conftest import sine_song, tiny_config, write
@@ -320,7 +320,8 @@ def test_resume_from_a_damaged_last_continues_from_best_saying_what_is_trained_a
     assert f"done: {2 * SPE} steps" in r.stdout
     assert [row["epoch"] for row in runs.read_metrics(run)] == [1, 2]
     assert checkpoint.latest_step(run, "last") == 2 * SPE  # the damaged step was saved again, sealed
-    assert checkpoint._damage(run, "last", 2 * SPE) is None
+    saved = run / "checkpoints" / "last" / str(2 * SPE)
+    assert checksums.has_manifest(saved) and checksums.damage(saved) is None
 
 
 @pytest.mark.slow

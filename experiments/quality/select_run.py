@@ -10,10 +10,14 @@ Mechanisms (the same generation code, only the scores differ):
   uniform   the trained run with every candidate scored alike (--select uniform)
   off       the trained run without unit selection (MSE: free-running feedback; VQ: sampled codes' exemplars)
 
-Exact jump score (needs the sidecar): at each jump, the song's beat-long window where the output lands against the
-one the song itself plays there (the continuation), by mean chroma + MFCC z-scored over the song's beats, in units
-of the median distance between two random beat windows of the song: 1 - median(d / d_random) (1: what the song
-plays, 0: unrelated). Also the jump rate per beat and the longest stretch copied verbatim.
+Exact jump score (needs the sidecar): framegen.transitions.path_metrics, what `framegen evaluate` reports as
+jump_score_exact (at each jump, the song's beat window where the output lands against the one the song itself plays
+there, in the transition measure's z-scored chroma + MFCC and units: 1 - median(d / d_random); 1: what the song
+plays, 0: unrelated), jumps_exact (jumps per beat) and longest_copy_s; jump_score_min is the worst single jump.
+
+The rows of results/select.jsonl with jump_score / jumps_per_beat instead come from this script's earlier scorer
+(its own librosa chroma + MFCC 1-12 over the clock's beat, z-scored over the training part's beats): the same kind of
+number, not the same one; select_table.py shows both.
 """
 
 import argparse
@@ -24,44 +28,6 @@ from pathlib import Path
 import numpy as np
 
 MECHANISMS = ("model", "onestep", "uniform", "off")
-
-
-def beat_features(y: np.ndarray, rate: int, starts: np.ndarray, length: int) -> np.ndarray:
-    """(n, 24) mean chroma (12) + MFCC 1-12 of the windows y[s : s + length]."""
-    import librosa
-
-    out = []
-    for s in starts:
-        w = y[max(int(s), 0) : max(int(s), 0) + length]
-        if len(w) < length:
-            w = np.pad(w, (0, length - len(w)))
-        c = librosa.feature.chroma_stft(y=w, sr=rate, n_fft=2048, hop_length=512).mean(axis=1)
-        m = librosa.feature.mfcc(y=w, sr=rate, n_mfcc=13, n_fft=2048, hop_length=512)[1:].mean(axis=1)
-        out.append(np.concatenate([c, m]))
-    return np.asarray(out)
-
-
-class JumpScorer:
-    def __init__(self, song: np.ndarray, rate: int, beat: int, n_train: int):
-        self.song, self.rate, self.beat = song, rate, beat
-        starts = np.arange(0, n_train - beat, beat)
-        feats = beat_features(song, rate, starts, beat)
-        self.mu, self.sd = feats.mean(0), feats.std(0) + 1e-8
-        z = (feats - self.mu) / self.sd
-        rng = np.random.default_rng(0)
-        i, j = rng.integers(0, len(z), 2000), rng.integers(0, len(z), 2000)
-        self.d_random = float(np.median(np.linalg.norm(z[i] - z[j], axis=1)))
-
-    def score(self, positions: np.ndarray, frame_size: int) -> dict:
-        jumps = np.flatnonzero(positions[1:] != positions[:-1] + frame_size) + 1
-        runs = np.diff(np.concatenate([[0], jumps, [len(positions)]]))
-        out = {"jumps": int(len(jumps)), "jumps_per_beat": len(jumps) * self.beat / (len(positions) * frame_size),
-               "longest_copy_s": float(runs.max() * frame_size / self.rate)}
-        if len(jumps):
-            z = lambda s: (beat_features(self.song, self.rate, s, self.beat) - self.mu) / self.sd  # noqa: E731
-            d = np.linalg.norm(z(positions[jumps]) - z(positions[jumps - 1] + frame_size), axis=1)
-            out["jump_score"] = float(1.0 - np.median(d / self.d_random))
-        return out
 
 
 def main():
@@ -75,9 +41,8 @@ def main():
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE generate option, e.g. max_run_s=4")
     a = ap.parse_args()
 
-    from framegen import audio, clock, songpath
+    from framegen import audio, songpath, transitions
     from framegen.config import load_config
-    from framegen.data import split_song
     from framegen.generate import generate
 
     extra = {k: float(v) for k, v in (kv.split("=") for kv in a.set)}
@@ -89,9 +54,8 @@ def main():
         cfg = load_config(trained)
         song = audio.load_song_for(cfg)
         raw = audio.denormalise(song, cfg.norm)
-        grid = clock.load(trained) if cfg.model.clock == "beat" else None
-        beat = int(round(grid.period)) if grid else cfg.data.sample_rate // 2
-        scorer = JumpScorer(raw, cfg.data.sample_rate, beat, split_song(len(song), cfg.data).n_train)
+        rate = cfg.data.sample_rate
+        index = None  # the song's beat windows, built at its first clip with a sidecar (needs the song's tempo)
         name = trained.name
         for mech in a.mechanisms.split(","):
             run = onestep if mech == "onestep" else trained
@@ -105,10 +69,16 @@ def main():
                        "seconds": time.time() - t0, **extra, **g.evaluation.to_dict()}
                 path = songpath.load(wav)
                 if path is not None:
-                    row.update(scorer.score(path.positions, path.frame_size))
+                    if index is None:  # at the tempo evaluate found, as evaluate's own transition measure
+                        index = transitions.index_song(raw, rate, g.evaluation.tempo_song)
+                    row.update(transitions.path_metrics(index, path.positions, frame_size=path.frame_size,
+                                                        sample_rate=rate))
+                    each = transitions.jump_scores(index, path.positions, frame_size=path.frame_size,
+                                                   sample_rate=rate)
+                    row["jump_score_min"] = float(np.nanmin(each)) if np.isfinite(each).any() else None
                 print(json.dumps({k: row[k] for k in row if k in (
-                    "song", "mechanism", "seed", "jump_score", "jumps_per_beat", "longest_copy_s", "pulse_ratio",
-                    "rhythm_similarity", "frechet_ratio", "novelty", "flags")}), flush=True)
+                    "song", "mechanism", "seed", "jump_score_exact", "jump_score_min", "jumps_exact", "longest_copy_s",
+                    "pulse_ratio", "rhythm_similarity", "frechet_ratio", "novelty", "flags")}), flush=True)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
 

@@ -9,7 +9,11 @@ from collections import defaultdict
 
 import numpy as np
 
+# jump_score and jumps_per_beat: select_run.py's first scorer; jump_score_exact and jumps_exact: framegen's own
+# (transitions.path_metrics), the same kind of number on the transition measure's features
 COLUMNS = [("transition_jumps", "at jumps"), ("jump_score", "exact jumps"), ("jumps_per_beat", "jumps/beat"),
+           ("jump_score_exact", "exact jumps (framegen)"), ("jump_score_min", "worst jump"),
+           ("jumps_exact", "jumps/beat (framegen)"),
            ("longest_copy_s", "longest copy s"), ("pulse_ratio", "pulse ratio"),
            ("rhythm_similarity", "rhythm sim"), ("frechet_ratio", "Fréchet"), ("novelty", "novelty")]
 

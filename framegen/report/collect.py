@@ -37,6 +37,7 @@ class Clip:
     flags: tuple[str, ...] | None = None
     note: str = ""  # why it is missing or not scored
     figure: Path | None = None
+    path_figure: Path | None = None  # its path through the song, when generate left a sidecar (framegen.songpath)
     facts: dict = field(default_factory=dict)  # shown under the title: epoch, val MSE, generation settings
     compare_start: int | None = None  # song sample where the stretch it is compared with starts
 
@@ -198,6 +199,10 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
 
     for clip in ([prompt] if prompt else []) + samples + generated:
         _examine(clip, run_dir, assets, cfg, song, top, scores)
+    song_samples = cfg.song_samples or (len(song) if song is not None else 0)
+    for clip in generated:
+        _draw_path(clip, run_dir, assets, n_train / cfg.data.sample_rate if song_samples else None,
+                   song_samples / cfg.data.sample_rate or None)
     _save_scores(assets, {k: v for k, v in scores.items() if (run_dir / k).is_file()})
 
     training = None
@@ -339,7 +344,8 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
     except (FramegenError, OSError, RuntimeError) as e:
         clip.note = f"cannot read {clip.path.name}: {e}"
         return
-    if len(y) / rate < clip.seconds:  # a long clip: its last part is scored and drawn, nothing in the song to match
+    whole = len(y) / rate >= clip.seconds
+    if not whole:  # a long clip: its last part is scored and drawn, nothing in the song to match
         clip.facts = {**clip.facts, "scored and drawn": f"its last {len(y) / rate:g} s"}
         clip.compare_start = None
     key = _key(run_dir, clip.path)
@@ -353,8 +359,10 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
     if song is not None and clip.compare_start is not None:
         stretch = song[clip.compare_start: clip.compare_start + len(y)]
     if clip.metrics is None and not clip.note and song is not None and clip.kind != "sample":
+        from framegen import songpath
         from framegen.evaluate import MIN_SECONDS, evaluate
 
+        path = songpath.load(clip.path) if whole else None  # its jumps exactly, when its path covers what is scored
         entry = {**_stamp(clip.path), "settings": clip.facts if clip.kind == "generated" else {}}
         if len(y) < MIN_SECONDS * rate:
             clip.note = entry["error"] = (f"too short to score ({len(y) / rate:.2f} s; evaluation needs "
@@ -364,7 +372,7 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
             try:
                 with warnings.catch_warnings():  # numpy/librosa chatter on clips of about a second, not for a page
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    d = evaluate(np.clip(y, -1.0, 1.0), rate, song, rate).to_dict()
+                    d = evaluate(np.clip(y, -1.0, 1.0), rate, song, rate, path).to_dict()
                 entry["evaluation"] = d
                 clip.metrics, clip.flags = _split_evaluation(d)
             except (FramegenError, ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
@@ -386,6 +394,32 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
         plot_clip(figure, y, rate, song=stretch, top=top, title=clip.title, song_title=label)
         clip.figure = figure
     except (OSError, ValueError, RuntimeError) as e:  # one odd clip must not cost the page
+        why = (getattr(e, "strerror", None) or str(e).splitlines()[0]) if str(e) else type(e).__name__
+        clip.note = (clip.note + "; " if clip.note else "") + f"cannot draw {figure.name} ({why})"
+
+
+def _draw_path(clip: Clip, run_dir: Path, assets: Path, held_out_s: float | None, song_s: float | None) -> None:
+    """The clip's path through the song (RUN/report/path-NAME.png) when it has a sidecar, drawn when missing or
+    older than the sidecar or the config; a clip without one has none."""
+    from framegen import songpath
+
+    sidecar = songpath.sidecar(clip.path)
+    if not clip.exists or not sidecar.is_file():
+        return
+    figure = assets / f"path-{clip.path.stem}.png"
+    if _fresh(figure, sidecar) and _fresh(figure, run_dir / CONFIG_FILE):
+        clip.path_figure = figure
+        return
+    path = songpath.load(clip.path)
+    if path is None:
+        clip.note = (clip.note + "; " if clip.note else "") + f"cannot read {sidecar.name}"
+        return
+    try:
+        from framegen.plots import plot_path
+
+        plot_path(figure, path, title=clip.title, held_out_s=held_out_s, song_s=song_s)
+        clip.path_figure = figure
+    except (OSError, ValueError, RuntimeError) as e:  # one odd path must not cost the page
         why = (getattr(e, "strerror", None) or str(e).splitlines()[0]) if str(e) else type(e).__name__
         clip.note = (clip.note + "; " if clip.note else "") + f"cannot draw {figure.name} ({why})"
 

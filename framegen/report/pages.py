@@ -144,6 +144,9 @@ def _clip_block(clip: Clip, links: _Links, ids: _Ids, docs: dict, anchor: str, e
     if clip.figure is not None and clip.figure.is_file():
         parts.append(links.image(clip.figure, f"log-mel spectrogram and onset envelope of {clip.title} beside the "
                                               f"song's"))
+    if clip.path_figure is not None and clip.path_figure.is_file():
+        parts.append(links.image(clip.path_figure, f"path of {clip.title} through the song: output time against "
+                                                   f"song time, jumps as breaks", "narrow"))
     if clip.exists and clip.note:
         parts.append(f'<p class="muted">{_e(clip.note)}</p>')
     parts.append(_metrics(clip.metrics, docs))
@@ -348,7 +351,11 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, back_to: Pat
     body.append(f'<section id="definitions"><h2>What the metrics mean</h2><p class="muted">From '
                 f'<code>framegen evaluate --help</code>. Each figure shows a clip\'s log-mel spectrogram over its '
                 f'onset envelope, beside the song\'s at the same dB, time and onset scales (0 dB = the song\'s '
-                f'loudest cell).</p>{_definitions(metric_docs())}</section>')
+                f'loudest cell). A generated clip that played the song\'s own frames also shows its path through '
+                f'the song (from the sidecar <code>x.path.npz</code> beside <code>x.wav</code>): output time against '
+                f'song time, a line for each stretch played as in the song, a break at each jump, the prompt\'s '
+                f'start, the song times it was asked to reach and the held-out part shaded.</p>'
+                f'{_definitions(metric_docs())}</section>')
     body.insert(1, _toc(toc))
     return _document(f"framegen run {name}", "\n".join(body))
 

@@ -9,8 +9,8 @@ from framegen.sweep.plan import (MEMORY_HEADROOM, UNBOUNDED_STEPS, SweepPlan, Tr
                                  format_plan, plan_sweep, trial_key)
 from framegen.sweep.results import (CSV_COLUMNS, RESULTS_FILE, RESULTS_ROOT, RESULTS_VERSION, best_trial, cell_text,
                                     load_results, report, results_markdown, write_results)
-from framegen.sweep.run import (STATUSES, SweepDisplay, describe_error, enable_compile_cache, run_sweep,
-                                run_trial)
+from framegen.sweep.run import (STATUSES, SweepDisplay, describe_error, enable_compile_cache, plan_results,
+                                run_sweep, run_trial)
 from framegen.sweep.spec import (DEFAULT_BUDGET_SAMPLES, OPTIONS, SECTIONS, SHARED_ONLY, SWEEP_DEFAULTS, SWEEP_KEYS,
                                  Budget, SweepSpec, make_spec, read_experiment, run_config)
 
@@ -18,7 +18,7 @@ __all__ = [
     "MEMORY_HEADROOM", "UNBOUNDED_STEPS", "SweepPlan", "Trial", "available_memory", "estimate_memory", "format_plan",
     "plan_sweep", "trial_key", "CSV_COLUMNS", "RESULTS_FILE", "RESULTS_ROOT", "RESULTS_VERSION", "best_trial",
     "cell_text", "load_results", "report", "results_markdown", "write_results", "STATUSES", "SweepDisplay",
-    "describe_error", "enable_compile_cache", "run_sweep", "run_trial", "DEFAULT_BUDGET_SAMPLES", "OPTIONS",
-    "SECTIONS", "SHARED_ONLY", "SWEEP_DEFAULTS", "SWEEP_KEYS", "Budget", "SweepSpec", "make_spec", "read_experiment",
-    "run_config",
+    "describe_error", "enable_compile_cache", "plan_results", "run_sweep", "run_trial", "DEFAULT_BUDGET_SAMPLES",
+    "OPTIONS", "SECTIONS", "SHARED_ONLY", "SWEEP_DEFAULTS", "SWEEP_KEYS", "Budget", "SweepSpec", "make_spec",
+    "read_experiment", "run_config",
 ]

@@ -190,6 +190,17 @@ class SweepDisplay:
     def close(self) -> None: ...
 
 
+def plan_results(plan: SweepPlan, command: str = "") -> dict:
+    """The results document of ``plan`` before any of its trials runs now: a record per trial, pending, skipped, or
+    as an earlier invocation left it (done, failed), and the sweep's facts (grid, budget, machine)."""
+    records = {}
+    for t in plan.trials:
+        records[t.key] = {**_base_record(plan, t), **(t.record or {})} if t.record else _base_record(plan, t)
+        if t.status == "failed":
+            records[t.key]["status"] = "failed"
+    return _document(plan, records, command)
+
+
 def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None = None,
               display: SweepDisplay | None = None, command: str = "") -> dict:
     """Run every planned trial, rewriting the results files after each; returns the results document.
@@ -201,12 +212,8 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
 
     display = display or SweepDisplay()
     sweep_dir = runs.make_run_dir(plan.sweep_dir)
-    records = {}
-    for t in plan.trials:
-        records[t.key] = {**_base_record(plan, t), **(t.record or {})} if t.record else _base_record(plan, t)
-        if t.status == "failed":
-            records[t.key]["status"] = "failed"
-    doc = _document(plan, records, command)
+    doc = plan_results(plan, command)
+    records = {t.key: r for t, r in zip(plan.trials, doc["trials"])}
     with runs.run_lock(sweep_dir):
         write_results(sweep_dir, doc)
         display.start(plan, records)
