@@ -437,9 +437,9 @@ def evaluate_files(generated_path: str | Path, reference_path: str | Path) -> Ev
     return evaluate(generated, rate, reference, reference_rate, songpath.load(generated_path))
 
 
-def score_clip(y: np.ndarray, song: np.ndarray, sample_rate: int):
-    """``evaluate`` of a clip as written (clipped to [-1, 1] like the WAV) against the song; None for a clip
-    shorter than evaluation needs."""
+def score_clip(y: np.ndarray, song: np.ndarray, sample_rate: int, path=None):
+    """``evaluate`` of a clip as written (clipped to [-1, 1] like the WAV) against the song (``path``: the
+    clip's ``songpath.SongPath``, for exact jump scores); None for a clip shorter than evaluation needs."""
     if len(y) < MIN_SECONDS * sample_rate:
         return None
-    return evaluate(np.clip(y, -1.0, 1.0), sample_rate, song, sample_rate)
+    return evaluate(np.clip(y, -1.0, 1.0), sample_rate, song, sample_rate, path)

@@ -64,4 +64,7 @@ def transition_text(ev: Evaluation) -> str:
 
     return (f"follows the song {f(ev.transition)} (real {f(ev.transition_real)}), at its jumps "
             f"{f(ev.transition_jumps)} (shuffled beats {f(ev.transition_shuffled)}), {f(ev.jump_rate)} jumps per "
-            f"beat; change ratio {ev.change_ratio:.2f}")
+            f"beat; change ratio {ev.change_ratio:.2f}" + (
+                "" if ev.jump_score_exact is None else
+                f"; exactly from its path: jumps {f(ev.jump_score_exact)}, {f(ev.jumps_exact)} per beat, longest "
+                f"copy {f(ev.longest_copy_s)} s"))

@@ -8,7 +8,7 @@ Ctrl-C, SIGTERM, non-finite audio and a full disk into one-line errors that say 
 
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
@@ -270,18 +270,21 @@ def generate(
         if p.exists() and not overwrite:  # appeared while generating
             raise RunError(f"{p} appeared while generating: the new audio is kept in {part}")
         os.replace(part, p)
+    routes = [None] * streams
     if played:  # the path through the song, beside each WAV
         positions = np.concatenate(played, axis=1)
         starts = np.broadcast_to(np.asarray(inputs.prompt_starts), (streams,))
         for i, p in enumerate(paths):
-            songpath.save(p, songpath.SongPath(positions=positions[i], frame_size=cfg.data.frame_size,
-                                               sample_rate=rate, prompt_start=-1 if prompt_file or intro else
-                                               int(starts[i]), marks=_marks(opts, positions[i], len(inputs.song),
-                                                                            rate)))
+            routes[i] = songpath.SongPath(positions=positions[i], frame_size=cfg.data.frame_size, sample_rate=rate,
+                                          prompt_start=-1 if prompt_file or intro else int(starts[i]),
+                                          marks=_marks(opts, positions[i], len(inputs.song), rate))
+            songpath.save(p, routes[i])
     written = []
     raw = audio.denormalise(inputs.song, cfg.norm) if score else None
-    for p, tail, e in zip(paths, tails, energy):
-        ev = score_clip(tail, raw, rate) if score else None
+    for p, tail, e, route in zip(paths, tails, energy, routes):
+        if route is not None:  # the frames of the part scored (its jumps, exactly)
+            route = replace(route, positions=route.positions[(done - len(tail)) // cfg.data.frame_size :])
+        ev = score_clip(tail, raw, rate, route) if score else None
         written.append(Generated(path=p, seconds=done / rate, rms=float(np.sqrt(e / max(done, 1))), run_dir=run_dir,
                                  evaluation=ev, scored_seconds=len(tail) / rate if ev is not None else 0.0,
                                  select=cfg.train.select))

@@ -154,3 +154,66 @@ def test_shaped_streaming_equals_the_whole_clip_bit_for_bit():
     for chunk in (1, 23):
         pieces = list(stream_audio(inp, 600 * F + 3, chunk_frames=chunk))
         np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
+
+
+@pytest.fixture(scope="module")
+def shaped_run(tmp_path_factory):
+    """(run_dir, song) of a one-epoch VQ run on 20 s of the demo song at 8 kHz, trained through the CLI."""
+    from click.testing import CliRunner
+
+    from framegen import synth
+    from framegen.cli import cli
+    from tests.conftest import VQ_TINY, write
+
+    d = tmp_path_factory.mktemp("shaped")
+    song = write(d / "song.wav", synth.demo_song(20.0, RATE))
+    r = CliRunner().invoke(cli, ["train", str(song), *VQ_TINY, "--epochs", "1", "--output", "vq", "--codebook", "16",
+                                 "--crossfade", "2", "--run-dir", str(d / "run")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return d / "run", song
+
+
+def _generate(run, out, *args):
+    from click.testing import CliRunner
+
+    from framegen.cli import cli
+
+    return CliRunner().invoke(cli, ["generate", "--run", str(run), "--out", str(out), "--no-score", *args])
+
+
+def test_the_cli_shapes_a_continuation_end_to_end(shaped_run, tmp_path):
+    """--intro --toward --by --ending from the CLI: the exact length, the song's opening and its own last samples,
+    the passage reached, the marks in the path sidecar; --loop's file wraps into the song's own audio."""
+    import soundfile as sf
+
+    from framegen import songpath
+
+    run, song_file = shaped_run
+    song, _ = sf.read(song_file, dtype="float32")
+    r = _generate(run, tmp_path / "a.wav", "--seconds", "19.5", "--intro", "--toward", "0:06", "--by", "7",
+                  "--ending")
+    assert r.exit_code == 0, r.output
+    y, rate = sf.read(tmp_path / "a.wav", dtype="float32")
+    path = songpath.load(tmp_path / "a.wav")
+    assert len(y) == int(19.5 * RATE) and set(path.marks) == {"intro", "toward", "ending"}
+    assert path.positions[0] == 0 and path.positions[-1] + 40 >= len(song)
+    np.testing.assert_allclose(y[-2 * RATE :], song[-2 * RATE :], atol=2 / 32768)  # 16-bit rounding
+    assert np.any(np.abs(path.positions - path.marks["toward"] * RATE) < 20)
+    r = _generate(run, tmp_path / "loop.wav", "--seconds", "7", "--loop")
+    assert r.exit_code == 0, r.output
+    y, _ = sf.read(tmp_path / "loop.wav", dtype="float32")
+    p0 = songpath.load(tmp_path / "loop.wav").positions[0]
+    np.testing.assert_allclose(np.concatenate([y[-200:], y[:200]]), song[p0 - 200 : p0 + 200], atol=2 / 32768)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ending", "--loop"], "pass one of them"),
+    (["--toward", "99"], "outside the song"),
+    (["--toward", "5", "--toward", "6", "--by", "2"], "one --by per --toward"),
+    (["--intro", "--prompt-offset", "2"], "--intro starts at the song's opening"),
+    (["--ending", "--select", "off"], "they need unit selection"),
+])
+def test_the_cli_refuses_shapes_it_cannot_make_in_one_line(shaped_run, tmp_path, args, message):
+    r = _generate(shaped_run[0], tmp_path / "x.wav", "--seconds", "9", *args)
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "x.wav").exists()

@@ -65,8 +65,8 @@ def main():
             for what, kw in asks.items():
                 wav = a.out / "wavs" / f"{name}-{what}-s{seed}.wav"
                 t0 = time.time()
-                g = generate(run, seconds=a.seconds, sample_seed=seed, out=wav, overwrite=True, score=False,
-                             **EXTRA, **kw)[0]
+                generate(run, seconds=a.seconds, sample_seed=seed, out=wav, overwrite=True, score=False,
+                         **EXTRA, **kw)
                 took = time.time() - t0
                 plain_s = took if what == "plain" else plain_s
                 y, _ = sf.read(wav, dtype="float32")
