@@ -14,14 +14,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from framegen import audio, checkpoint, clock, interrupts, songpath, units, vq
+from framegen import audio, checkpoint, clock, interrupts, shape, songpath, units, vq
 from framegen.config import GenerateConfig, RunConfig, load_config
 from framegen.data import split_song, stream_prompts
 from framegen.errors import AudioError, Interrupted, RunError, UsageError
 from framegen.evaluate import score_clip
 from framegen.explain import next_step
 from framegen.model import build
-from framegen.shape import Shape
 from framegen.stream import Inputs, stream_audio
 
 SCORE_SECONDS = 60.0  # a streamed clip is scored on its last minute at most, so scoring does not grow with it
@@ -121,15 +120,18 @@ def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateCon
     cb = vq.codebook_for(run_dir, cfg) if cfg.model.output == "vq" else None  # read once, for both
     emission = vq.emission(cb, song, cfg.model.vq_emit) if cb is not None else None
     selection = units.units_for(run_dir, cfg, song, grid)
-    shaped = Shape(intro=opts.intro, ending=opts.ending, loop=opts.loop,
+    shaped = shape.Shape(intro=opts.intro, ending=opts.ending, loop=opts.loop,
                    toward=tuple(zip(opts.toward, opts.arrivals)))
     if shaped.any and selection is None:
         raise UsageError("--intro, --ending, --toward and --loop arrange the song's own stretches: they need unit "
                          "selection (drop --select off; VQ runs: --vq-emit exemplar)")
+    likeness = None
+    if shaped.toward:  # how each song beat sounds like each passage to reach: the pull, and the sidecar's curves
+        likeness = shape.similarity(song, cfg.data.sample_rate, selection.beats, list(opts.toward))
     return Inputs(model=build(cfg.model, f), params=params, cfg=cfg, prompts=prompts, prompt_starts=starts,
                   prompt_source=source, grid=prompt_grid, emission=emission, units=selection,
                   key=jax.random.key(opts.sample_seed), temperature=opts.temperature, top_k=opts.top_k,
-                  crossfade_ms=cfg.train.crossfade_ms, song=song, shape=shaped)
+                  crossfade_ms=cfg.train.crossfade_ms, song=song, shape=shaped, likeness=likeness)
 
 
 def partial_path(path: Path) -> Path:
@@ -275,9 +277,13 @@ def generate(
         positions = np.concatenate(played, axis=1)
         starts = np.broadcast_to(np.asarray(inputs.prompt_starts), (streams,))
         for i, p in enumerate(paths):
+            marks = _marks(opts, positions[i], len(inputs.song), rate)
+            like = {} if inputs.likeness is None else dict(zip(
+                [k for k in marks if k.startswith("toward")],
+                shape.likeness_of(inputs.likeness, inputs.units.beats, positions[i])))
             routes[i] = songpath.SongPath(positions=positions[i], frame_size=cfg.data.frame_size, sample_rate=rate,
-                                          prompt_start=-1 if prompt_file or intro else int(starts[i]),
-                                          marks=_marks(opts, positions[i], len(inputs.song), rate))
+                                          prompt_start=-1 if prompt_file or intro else int(starts[i]), marks=marks,
+                                          likeness=like)
             songpath.save(p, routes[i])
     written = []
     raw = audio.denormalise(inputs.song, cfg.norm) if score else None

@@ -240,7 +240,8 @@ def path_figure(path, *, title: str = "", held_out_s: float | None = None, song_
     """The path of a generated clip through its song (a framegen.songpath.SongPath): output time (x) against song
     time (y), each stretch played as in the song one line segment (a jump is a break between two), the prompt's
     start a marker at output time 0, each of ``path.marks`` (song seconds the output was asked to reach) a labelled
-    dashed line, and the song's held-out part (from ``held_out_s`` to ``song_s``, when given) a shaded band.
+    dashed line, each of ``path.likeness`` (how the output sounds like a passage it was sent toward) a curve on a
+    second axis, and the song's held-out part (from ``held_out_s`` to ``song_s``, when given) a shaded band.
     Returns the matplotlib Figure (``plot_path`` writes it)."""
     import numpy as np
     from matplotlib.collections import LineCollection
@@ -265,11 +266,19 @@ def path_figure(path, *, title: str = "", held_out_s: float | None = None, song_
         ax.plot([0.0], [path.prompt_start / rate], marker=">", markersize=8, color="black", linestyle="none",
                 clip_on=False, label=f"prompt ({path.prompt_start / rate:.1f} s)")
     seconds = len(p) * f / rate
+    like = ax.twinx() if path.likeness else None
     for i, (name, at) in enumerate(path.marks.items()):
         colour = f"C{(i + 1) % 10}"
         ax.axhline(at, color=colour, linestyle="--", linewidth=1)
         ax.annotate(f"{name} {at:.1f} s", (1.0, at), xycoords=("axes fraction", "data"), xytext=(-4, 3),
                     textcoords="offset points", ha="right", fontsize=8, color=colour)
+        if like is not None and name in path.likeness:  # how the output grows like the passage it approaches
+            v = np.asarray(path.likeness[name], np.float64)
+            like.plot(np.arange(len(v)) * f / rate, v, color=colour, linewidth=0.8, alpha=0.7,
+                      label=f"likeness to {name}")
+    if like is not None:
+        like.set_ylabel("likeness to the passage (1: alike, 0: as random beats)")
+        like.legend(loc="lower right", fontsize=8)
     ax.set_xlim(0, max(seconds, 1e-3))
     ax.set_ylim(0, max(top, 1e-3) * 1.02)
     ax.set_xlabel("output time (s)")

@@ -198,3 +198,10 @@ def similarity(song: np.ndarray, sample_rate: int, beats: np.ndarray, targets: l
         d = np.min(np.linalg.norm(at[:, None, :] - passage[None, :, :], axis=-1), axis=1)
         out.append(1.0 - d / index.unit)
     return np.asarray(out, np.float32)
+
+
+def likeness_of(sims: np.ndarray, beats: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(W, n): ``sims`` (W, Nb) at the song beat nearest each of ``positions`` (n,) (song samples; NaN where -1)."""
+    at = np.clip(np.round(clock.beat_position(np.asarray(beats, np.float64), np.asarray(positions, np.float64))),
+                 0, len(beats) - 1).astype(np.int64)
+    return np.where(np.asarray(positions)[None, :] >= 0, sims[:, at], np.nan).astype(np.float32)

@@ -19,13 +19,16 @@ VERSION = 1
 class SongPath:
     """positions: (n,) song sample offset of each output frame (-1: not a frame of the song); frame_size and
     sample_rate of the run; prompt_start: where the prompt was cut from the song (-1: from another file); marks:
-    named song times in seconds the output was asked to reach (e.g. "toward", "ending")."""
+    named song times in seconds the output was asked to reach (e.g. "toward", "ending"); likeness: for a passage
+    to reach, by its mark's name, (n,) how much each output frame's beat sounds like it (``shape.similarity``).
+    """
 
     positions: np.ndarray
     frame_size: int
     sample_rate: int
     prompt_start: int = -1
     marks: dict = field(default_factory=dict)
+    likeness: dict = field(default_factory=dict)
 
     @property
     def jumps(self) -> np.ndarray:
@@ -74,6 +77,7 @@ def save(wav: Path, path: SongPath) -> Path:
     """Write the sidecar of ``wav`` atomically."""
     out = sidecar(wav)
     marks = {f"mark_{k}": np.float64(v) for k, v in path.marks.items()}
+    marks.update({f"like_{k}": np.asarray(v, np.float32) for k, v in path.likeness.items()})
     try:
         with atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.savez(f, version=np.int64(VERSION), positions=np.asarray(path.positions, np.int64),
@@ -94,7 +98,9 @@ def load(wav: Path) -> SongPath | None:
             if int(z["version"]) != VERSION:
                 return None
             marks = {k[len("mark_"):]: float(z[k]) for k in z.files if k.startswith("mark_")}
+            likeness = {k[len("like_"):]: np.asarray(z[k], np.float32) for k in z.files if k.startswith("like_")}
             return SongPath(positions=np.asarray(z["positions"], np.int64), frame_size=int(z["frame_size"]),
-                            sample_rate=int(z["sample_rate"]), prompt_start=int(z["prompt_start"]), marks=marks)
+                            sample_rate=int(z["sample_rate"]), prompt_start=int(z["prompt_start"]), marks=marks,
+                            likeness=likeness)
     except (OSError, KeyError, ValueError):
         return None

@@ -43,6 +43,8 @@ class Inputs:
     over that many ms (``_smoother``). ``song``: the run's normalised song, which clips are scored against.
     ``shape``: the song's opening first, its ending last, passages to reach, a loop (``framegen.shape``; unit
     selection only). With ``shape.intro`` the prompt is the silence before the song (``prompt_starts`` -F).
+    ``likeness`` (W, Nb): how much each of the song's beats sounds like each passage of ``shape.toward``
+    (``framegen.shape.similarity``; computed when None).
     """
 
     model: FrameGRU
@@ -60,6 +62,7 @@ class Inputs:
     crossfade_ms: float = 0.0
     song: np.ndarray | None = None
     shape: Shape = Shape()
+    likeness: np.ndarray | None = None
 
     @property
     def streams(self) -> int:
@@ -203,7 +206,9 @@ def plan_of(inp: Inputs, n_samples: int, clock_of, per_frame: np.ndarray):
     front: a few numbers per frame)."""
     units, cfg = inp.units, inp.cfg
     pos = clock_of(0, -(-n_samples // cfg.data.frame_size))[0]
-    sims = similarity(units.song, cfg.data.sample_rate, units.beats, [t for t, _ in inp.shape.toward])
+    sims = inp.likeness
+    if sims is None:
+        sims = similarity(units.song, cfg.data.sample_rate, units.beats, [t for t, _ in inp.shape.toward])
     return plan(inp.shape, n_samples=n_samples,
                 frame_size=cfg.data.frame_size, clock_pos=np.asarray(pos), bound=boundaries(pos, per_frame),
                 per_frame=per_frame, song_len=len(units.song), sample_rate=cfg.data.sample_rate, beats=units.beats,

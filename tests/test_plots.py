@@ -127,3 +127,17 @@ def test_path_plot_of_an_excerpt_is_one_segment_and_of_nothing_is_empty(tmp_path
     assert len(excerpt.collections[0].get_segments()) == 1 and "0 jumps" in excerpt.get_title()
     assert not excerpt.patches and not excerpt.texts  # no held-out border or marks given
     assert len(empty.collections[0].get_segments()) == 0
+
+
+def test_path_plot_draws_the_likeness_to_a_passage_on_a_second_axis(tmp_path, drawn):
+    from framegen.songpath import SongPath
+
+    like = np.linspace(-0.2, 0.9, 60).astype(np.float32)
+    path = SongPath(positions=np.arange(60) * 40, frame_size=40, sample_rate=RATE, marks={"toward": 1.0},
+                    likeness={"toward": like})
+    plots.plot_path(tmp_path / "p.png", path)
+    ax, twin = drawn[0].axes
+    (curve,) = twin.lines
+    np.testing.assert_allclose(curve.get_ydata(), like, rtol=1e-6)
+    np.testing.assert_allclose(curve.get_xdata(), np.arange(60) * 40 / RATE)
+    assert "likeness" in twin.get_ylabel() and curve.get_label() == "likeness to toward"

@@ -199,6 +199,7 @@ def test_the_cli_shapes_a_continuation_end_to_end(shaped_run, tmp_path):
     assert path.positions[0] == 0 and path.positions[-1] + 40 >= len(song)
     np.testing.assert_allclose(y[-2 * RATE :], song[-2 * RATE :], atol=2 / 32768)  # 16-bit rounding
     assert np.any(np.abs(path.positions - path.marks["toward"] * RATE) < 20)
+    assert path.likeness["toward"].shape == path.positions.shape  # the likeness curve the report draws
     r = _generate(run, tmp_path / "loop.wav", "--seconds", "7", "--loop")
     assert r.exit_code == 0, r.output
     y, _ = sf.read(tmp_path / "loop.wav", dtype="float32")

@@ -56,3 +56,12 @@ def test_a_path_fits_only_a_song_at_its_rate_that_holds_its_frames():
     with pytest.warns(FramegenWarning, match="sidecar is ignored"):
         assert songpath.fitting(path, sample_rate=16000, song_samples=440) == (None, 0)
     assert songpath.fitting(path, sample_rate=8000, song_samples=440)[1] == 40
+
+
+def test_marks_and_likeness_curves_survive_a_save(tmp_path):
+    path = songpath.SongPath(positions=np.arange(10) * 40, frame_size=40, sample_rate=8000, prompt_start=3,
+                             marks={"toward": 1.5, "ending": 9.0}, likeness={"toward": np.linspace(0, 1, 10)})
+    songpath.save(tmp_path / "x.wav", path)
+    got = songpath.load(tmp_path / "x.wav")
+    assert got.marks == path.marks and got.prompt_start == 3
+    np.testing.assert_allclose(got.likeness["toward"], np.linspace(0, 1, 10), rtol=1e-6)
