@@ -1,6 +1,6 @@
 """What a listening report shows, read from disk: a run's config, metrics rows and clips (``collect_run``), a
 sweep's results and trials (``collect_sweep``); clips without a score are scored once (cached in
-RUN/report/clips.json) and figures drawn only when missing or older than their audio (framegen.plots).
+RUN/report/clips.json) and the figures a page needs drawn when missing (framegen.report.figures).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from framegen import runs
 from framegen.config import CONFIG_FILE, RunConfig, load_config
 from framegen.errors import FramegenError
+from framegen.report.figures import clip_figure, path_figure, sweep_heatmap, training_figure
 
 REPORT_FILE = "report.html"
 ASSETS_DIR = "report"  # RUN/report/: the page's figures, the prompt WAV and the scores of generated clips
@@ -200,22 +201,17 @@ def collect_run(run_dir, *, songs: _Songs | None = None, clips: dict | None = No
     for clip in ([prompt] if prompt else []) + samples + generated:
         _examine(clip, run_dir, assets, cfg, song, top, scores)
     song_samples = cfg.song_samples or (len(song) if song is not None else 0)
-    for clip in generated:
-        _draw_path(clip, run_dir, assets, n_train / cfg.data.sample_rate if song_samples else None,
-                   song_samples / cfg.data.sample_rate or None)
+    for clip in (c for c in generated if c.exists):
+        clip.path_figure, why = path_figure(assets, clip.path, config=run_dir / CONFIG_FILE, title=clip.title,
+                                            held_out_s=n_train / cfg.data.sample_rate if song_samples else None,
+                                            song_s=song_samples / cfg.data.sample_rate or None)
+        clip.note = _also(clip.note, why)
     _save_scores(assets, {k: v for k, v in scores.items() if (run_dir / k).is_file()})
 
     training = None
     if rows:
-        training = assets / "training.png"
-        if not _fresh(training, run_dir / runs.METRICS_FILE):
-            try:
-                from framegen.plots import plot_training
-
-                plot_training(training, rows)
-            except OSError as e:
-                missing.append(f"cannot draw {training} ({e.strerror or e})")
-                training = None
+        training, why = training_figure(assets, rows, metrics=run_dir / runs.METRICS_FILE)
+        missing += [why] if why else []
     else:
         missing.append("no epoch has finished yet (metrics.jsonl is empty or missing): train the run, or wait for "
                        "its first epoch")
@@ -325,11 +321,8 @@ def _read_clip(path: Path) -> tuple[np.ndarray, int, float]:
     return y, rate, frames / rate
 
 
-def _fresh(output: Path, source: Path) -> bool:
-    try:
-        return output.stat().st_mtime_ns >= source.stat().st_mtime_ns
-    except OSError:
-        return False
+def _also(note: str, more: str) -> str:
+    return f"{note}; {more}" if note and more else note or more
 
 
 def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top, scores: dict) -> None:
@@ -381,47 +374,9 @@ def _examine(clip: Clip, run_dir: Path, assets: Path, cfg: RunConfig, song, top,
         scores[key] = entry
     elif clip.metrics is None and not clip.note:
         clip.note = "not scored"
-    figure = assets / f"{clip.kind}-{clip.path.stem}.png"
-    if _fresh(figure, clip.path) and _fresh(figure, run_dir / CONFIG_FILE):
-        clip.figure = figure
-        return
-    label = "song: the prompt's real continuation" if clip.kind == "prompt" else "song: what really follows the prompt"
-    if stretch is not None and clip.compare_start is not None:
-        label += f" ({clip.compare_start / rate:.1f}-{(clip.compare_start + len(stretch)) / rate:.1f} s)"
-    try:
-        from framegen.plots import plot_clip
-
-        plot_clip(figure, y, rate, song=stretch, top=top, title=clip.title, song_title=label)
-        clip.figure = figure
-    except (OSError, ValueError, RuntimeError) as e:  # one odd clip must not cost the page
-        why = (getattr(e, "strerror", None) or str(e).splitlines()[0]) if str(e) else type(e).__name__
-        clip.note = (clip.note + "; " if clip.note else "") + f"cannot draw {figure.name} ({why})"
-
-
-def _draw_path(clip: Clip, run_dir: Path, assets: Path, held_out_s: float | None, song_s: float | None) -> None:
-    """The clip's path through the song (RUN/report/path-NAME.png) when it has a sidecar, drawn when missing or
-    older than the sidecar or the config; a clip without one has none."""
-    from framegen import songpath
-
-    sidecar = songpath.sidecar(clip.path)
-    if not clip.exists or not sidecar.is_file():
-        return
-    figure = assets / f"path-{clip.path.stem}.png"
-    if _fresh(figure, sidecar) and _fresh(figure, run_dir / CONFIG_FILE):
-        clip.path_figure = figure
-        return
-    path = songpath.load(clip.path)
-    if path is None:
-        clip.note = (clip.note + "; " if clip.note else "") + f"cannot read {sidecar.name}"
-        return
-    try:
-        from framegen.plots import plot_path
-
-        plot_path(figure, path, title=clip.title, held_out_s=held_out_s, song_s=song_s)
-        clip.path_figure = figure
-    except (OSError, ValueError, RuntimeError) as e:  # one odd path must not cost the page
-        why = (getattr(e, "strerror", None) or str(e).splitlines()[0]) if str(e) else type(e).__name__
-        clip.note = (clip.note + "; " if clip.note else "") + f"cannot draw {figure.name} ({why})"
+    clip.figure, why = clip_figure(assets, clip.kind, clip.path, y, rate, config=run_dir / CONFIG_FILE,
+                                   title=clip.title, song=stretch, song_start=clip.compare_start, top=top)
+    clip.note = _also(clip.note, why)
 
 
 # ---------------------------------------------------------------------------------------------------- reading a sweep
@@ -446,14 +401,8 @@ def collect_sweep(sweep_dir, *, songs: _Songs | None = None) -> tuple[dict, list
         elif r.get("status") == "done":
             missing.append(f"trial {r.get('key')}: its run directory {run_dir} is missing")
         trials.append((r, view))
-    if not (sweep_dir / "heatmap.png").is_file():
-        from framegen.plots import plot_sweep_heatmap
-
-        try:
-            (sweep_dir / ASSETS_DIR).mkdir(exist_ok=True)
-            plot_sweep_heatmap(sweep_dir / ASSETS_DIR / "heatmap.png", doc)
-        except OSError as e:
-            missing.append(f"no heatmap.png and cannot draw one ({e.strerror or e})")
+    why = sweep_heatmap(sweep_dir, sweep_dir / ASSETS_DIR, doc)
+    missing += [why] if why else []
     if not any(v and v.samples for _, v in trials):
         missing.append("no trial has a sample clip: sweeps default to sample_every = 0; set sample_every in the "
                        "experiment's [train] (or pass --sample-every 1) to hear each trial")
