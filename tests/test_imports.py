@@ -29,7 +29,7 @@ LAYERS = [
     ["framegen.bench.timing", "framegen.bench.torch_ref", "framegen.bench.timers", "framegen.bench.memory",
      "framegen.bench", "framegen.demo", "framegen.sweep.results", "framegen.sweep.plan", "framegen.sweep.run",
      "framegen.sweep", "framegen.display", "framegen.report.figures",
-     "framegen.report.collect", "framegen.report.pages", "framegen.report"],
+     "framegen.report.collect", "framegen.report.html", "framegen.report.pages", "framegen.report"],
     ["framegen.cli"],
 ]
 

@@ -2,9 +2,9 @@
 song's, onset envelopes, loss curves and every metric, built only from what is on disk.
 
 ``write_report`` is the entry: ``collect`` reads a run (config.json, metrics.jsonl, samples/, generated/) or a
-sweep (results.json and its trials), scoring unscored clips once and drawing missing figures into RUN/report/;
-``pages`` turns that into HTML. Nothing is trained or generated. A page needs no server and no network: audio and
-images are relative paths, or inlined with ``embed``.
+sweep (results.json and its trials), scoring unscored clips once and having ``figures`` draw the missing ones into
+RUN/report/; ``pages`` lays that out in ``html``'s blocks. Nothing is trained or generated. A page needs no
+server and no network: audio and images are relative paths, or inlined with ``embed``.
 """
 
 from __future__ import annotations

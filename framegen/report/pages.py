@@ -1,83 +1,17 @@
-"""The listening report's HTML: the run page and the sweep page, from what framegen.report.collect read. Static
-HTML and CSS, a few lines of JavaScript (sorting, play all); audio and images by relative path or inlined.
+"""The listening report's two pages, the run page and the sweep page: what framegen.report.collect read, laid out
+in framegen.report.html's blocks. Static HTML and CSS, a few lines of JavaScript (sorting, play all).
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as _dt
-import html
-import math
-import os
-import re
-import urllib.parse
 from pathlib import Path
 
 from framegen.report.collect import ASSETS_DIR, REPORT_FILE, Clip, RunView
-from framegen.report.style import CSS, JS
-
-COLLAPSE_FLAGS = ("silent", "stuck", "static", "noise_like", "nonfinite")  # shown red; every other flag amber
-
-
-# ---------------------------------------------------------------------------------------------------- HTML pieces
+from framegen.report.html import (Ids, Links, anchor, contents, document, esc, facts_line, flag_badges, key_values,
+                                  metric_list, missing_section, number, player, sort_value)
 
 
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _anchor(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
-
-
-class _Links:
-    """Where the page's audio and images come from: relative URLs from the page's folder, or data URIs."""
-
-    MIME = {".wav": "audio/wav", ".png": "image/png", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
-            ".flac": "audio/flac"}
-
-    def __init__(self, page_dir: Path, embed: bool):
-        self.page_dir, self.embed = Path(page_dir), embed
-
-    def src(self, path: Path) -> str:
-        if self.embed:
-            mime = self.MIME.get(path.suffix.lower(), "application/octet-stream")
-            return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-        return self.href(path)
-
-    def image(self, path: Path, alt: str, cls: str = "") -> str:
-        """An <img>; on a page with files beside it, a link to the full-size picture too (a phone shrinks it)."""
-        cls = f' class="{cls}"' if cls else ""
-        img = f'<img{cls} src="{self.src(path)}" alt="{_e(alt)}">'
-        return img if self.embed else f'<a href="{self.href(path)}">{img}</a>'
-
-    def href(self, path: Path) -> str:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.page_dir))
-        return urllib.parse.quote(Path(rel).as_posix())
-
-
-def _num(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return "0" if v == 0 else f"{v:.4g}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(str(x) for x in v) or "–"
-    return str(v)
-
-
-def _sort_value(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return ""
-    if isinstance(v, bool):
-        return str(int(v))
-    return repr(v) if isinstance(v, (int, float)) else str(v)
+# ---------------------------------------------------------------------------------------------------- the run page
 
 
 def metric_docs() -> dict[str, tuple[str, str]]:
@@ -91,56 +25,12 @@ def _short_docs() -> dict[str, str]:
     return {name: summary for name, (summary, _) in metric_docs().items()}
 
 
-def _flags(flags, note: str = "") -> str:
-    if flags is None:
-        return f'<span class="flag none">{_e(note or "not scored")}</span>'
-    if not flags:
-        return '<span class="flag ok">no flags</span>'
-    return "".join(f'<span class="flag {"bad" if f in COLLAPSE_FLAGS else "warn"}">{_e(f)}</span>' for f in flags)
-
-
-def _metrics(metrics: dict | None, docs: dict) -> str:
-    if not metrics:
-        return ""
-    items = []
-    for k, v in metrics.items():
-        title = f' title="{_e(docs[k])}"' if k in docs else ""
-        items.append(f'<div><span class="k"{title}>{_e(k)}</span> <span class="v">{_e(_num(v))}</span></div>')
-    return f'<div class="metrics">{"".join(items)}</div>'
-
-
-class _Ids:
-    def __init__(self):
-        self.n = 0
-
-    def __call__(self, prefix="c") -> str:
-        self.n += 1
-        return f"{prefix}{self.n}"
-
-
-def _player(clip: Clip, links: _Links, ids: _Ids, label: str | None = None, labelled_by: str | None = None) -> str:
-    """An <audio> player with a visible label: its own caption, or the heading ``labelled_by`` names."""
-    label = label or clip.title
-    if not clip.exists:
-        return f'<p class="gone">{_e(label)}: {_e(clip.note or "missing")}</p>'
-    audio = f'<audio controls preload="metadata" aria-labelledby="{{}}" src="{links.src(clip.path)}"></audio>'
-    if labelled_by:
-        return f'<figure class="player">{audio.format(labelled_by)}</figure>'
-    cid = ids("p")
-    return (f'<figure class="player"><figcaption id="{cid}">{_e(label)} <span class="muted">· '
-            f'{clip.seconds:.1f} s</span></figcaption>{audio.format(cid)}</figure>')
-
-
-def _facts(facts: dict) -> str:
-    parts = [f"{_e(k)} {_e(_num(v))}" for k, v in facts.items() if v is not None]
-    return f'<p class="muted">{" · ".join(parts)}</p>' if parts else ""
-
-
-def _clip_block(clip: Clip, links: _Links, ids: _Ids, docs: dict, anchor: str, extra: str = "") -> str:
+def _clip_block(clip: Clip, links: Links, ids: Ids, docs: dict, at: str, extra: str = "") -> str:
+    """A clip's section (id ``at``): title, flags, facts, player, its figures, note and metrics."""
     length = f' <span class="muted">· {clip.seconds:.1f} s</span>' if clip.exists else ""
-    parts = [f'<section class="clip" id="{anchor}"><h3 id="{anchor}-h">{_e(clip.title)}{length} '
-             f'<span class="flags">{_flags(clip.flags, clip.note if clip.exists else "missing")}</span></h3>',
-             _facts(clip.facts), extra, _player(clip, links, ids, labelled_by=f"{anchor}-h")]
+    parts = [f'<section class="clip" id="{at}"><h3 id="{at}-h">{esc(clip.title)}{length} '
+             f'<span class="flags">{flag_badges(clip.flags, clip.note if clip.exists else "missing")}</span></h3>',
+             facts_line(clip.facts), extra, player(clip, links, ids, labelled_by=f"{at}-h")]
     if clip.figure is not None and clip.figure.is_file():
         parts.append(links.image(clip.figure, f"log-mel spectrogram and onset envelope of {clip.title} beside the "
                                               f"song's"))
@@ -148,55 +38,10 @@ def _clip_block(clip: Clip, links: _Links, ids: _Ids, docs: dict, anchor: str, e
         parts.append(links.image(clip.path_figure, f"path of {clip.title} through the song: output time against "
                                                    f"song time, jumps as breaks", "narrow"))
     if clip.exists and clip.note:
-        parts.append(f'<p class="muted">{_e(clip.note)}</p>')
-    parts.append(_metrics(clip.metrics, docs))
+        parts.append(f'<p class="muted">{esc(clip.note)}</p>')
+    parts.append(metric_list(clip.metrics, docs))
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
-
-
-def _kv(pairs) -> str:
-    return '<dl class="kv">' + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
-
-
-def _missing(missing: list[str]) -> str:
-    if not missing:
-        return ""
-    items = "".join(f"<li>{_e(m)}</li>" for m in missing)
-    return f'<section class="missing" id="missing"><h2>What is missing</h2><ul>{items}</ul></section>'
-
-
-def _toc(entries) -> str:
-    items = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t in entries)
-    return f'<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>{items}</ol></nav>'
-
-
-def _document(title: str, body: str) -> str:
-    from framegen import __version__
-
-    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="framegen {_e(__version__)}">
-<link rel="icon" href="data:,">
-<title>{_e(title)}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<main>
-{body}
-<footer class="muted">Written by framegen {_e(__version__)} on {_e(stamp)} from the files in this directory; refresh
-with <code>framegen report</code>.</footer>
-</main>
-<script>{JS}</script>
-</body>
-</html>
-"""
-
-
-# ---------------------------------------------------------------------------------------------------- the run page
 
 
 def _song_facts(view: RunView) -> list:
@@ -204,7 +49,7 @@ def _song_facts(view: RunView) -> list:
     rate = cfg.data.sample_rate
     name = Path(cfg.song).name if cfg.song else "(none recorded)"
     state = "" if cfg.song and Path(cfg.song).is_file() else ' <span class="flag warn">missing</span>'
-    return [("song", f'<span title="{_e(cfg.song)}">{_e(name)}</span>{state}'),
+    return [("song", f'<span title="{esc(cfg.song)}">{esc(name)}</span>{state}'),
             ("length", f"{cfg.song_samples / rate:.1f} s at {rate:,} Hz ({cfg.song_samples:,} samples)"),
             ("held out", f"the last {cfg.data.val_fraction:.0%} (validation, and the prompts below)")]
 
@@ -217,7 +62,7 @@ def _model_facts(view: RunView) -> list:
         mode = f"VQ: softmax over {m.codebook} codes ({m.codebook_kind}), emits {m.vq_emit} frames"
     facts = [("frames", f"F = {d.frame_size} samples ({1000 * d.frame_size / rate:.1f} ms), T = {d.seq_len} frames "
                         f"per sequence ({d.frame_size * d.seq_len / rate:.2f} s)"),
-             ("model", f"GRU {m.layers} x {m.hidden}; {_e(mode)}"),
+             ("model", f"GRU {m.layers} x {m.hidden}; {esc(mode)}"),
              ("training", f"{t.epochs} epoch{'s' * (t.epochs != 1)} planned, batch {t.batch_size}, lr {t.lr:g}, "
                           f"RNG seed {t.seed}")]
     rows = [r for r in view.rows if r.get("val_mse") is not None]
@@ -225,11 +70,11 @@ def _model_facts(view: RunView) -> list:
         last = rows[-1]
         best = min(rows, key=lambda r: r["val_mse"])
         ratio = last["val_mse"] / last["zero_mse"] if last.get("zero_mse") else None
-        facts.append(("progress", f"epoch {_num(last.get('epoch'))}, step {_num(last.get('step'))}, "
-                                  f"{_num(last.get('seconds'))} s of training"))
-        facts.append(("validation", f"last val MSE {_num(last['val_mse'])} ({_num(ratio)} of the zero predictor's, "
-                                    f"SNR {_num(last.get('val_snr_db'))} dB); best {_num(best['val_mse'])} "
-                                    f"at epoch {_num(best.get('epoch'))}"))
+        facts.append(("progress", f"epoch {number(last.get('epoch'))}, step {number(last.get('step'))}, "
+                                  f"{number(last.get('seconds'))} s of training"))
+        facts.append(("validation", f"last val MSE {number(last['val_mse'])} ({number(ratio)} of the zero predictor's, "
+                                    f"SNR {number(last.get('val_snr_db'))} dB); best {number(best['val_mse'])} "
+                                    f"at epoch {number(best.get('epoch'))}"))
     return facts
 
 
@@ -241,8 +86,8 @@ def _config_section(config: dict) -> str:
             groups.append((k, v))
         else:
             flat.append((k, v))
-    parts = [f'<h3>{_e(name)}</h3>' + _kv((k, _e(_num(v))) for k, v in d.items()) for name, d in groups]
-    return (_kv((k, _e(_num(v))) for k, v in flat)
+    parts = [f'<h3>{esc(name)}</h3>' + key_values((k, esc(number(v))) for k, v in d.items()) for name, d in groups]
+    return (key_values((k, esc(number(v))) for k, v in flat)
             + '<div class="cols">' + "".join(f"<div>{p}</div>" for p in parts) + "</div>")
 
 
@@ -250,16 +95,15 @@ def _epoch_table(rows: list[dict]) -> str:
     keys = []
     for r in rows:
         keys += [k for k in r if k not in keys and k != "sample"]
-    head = "".join(f'<th scope="col"><button type="button">{_e(k)}</button></th>' for k in keys)
-    body = "".join(
-        "<tr>" + "".join(f'<td data-v="{_e(_sort_value(r.get(k)))}">{_e(_num(r.get(k)))}</td>' for k in keys) + "</tr>"
-        for r in rows)
+    head = "".join(f'<th scope="col"><button type="button">{esc(k)}</button></th>' for k in keys)
+    body = "".join("<tr>" + "".join(f'<td data-v="{esc(sort_value(r.get(k)))}">{esc(number(r.get(k)))}</td>'
+                                    for k in keys) + "</tr>" for r in rows)
     return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
 
 def _definitions(docs: dict) -> str:
-    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(summary)}{'; ' + _e(more) if more else ''}.</dd>"
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(summary)}{'; ' + esc(more) if more else ''}.</dd>"
                     for k, (summary, more) in docs.items())
     return f'<dl class="defs">{items}</dl>'
 
@@ -267,28 +111,28 @@ def _definitions(docs: dict) -> str:
 def run_page(view: RunView, page_dir: Path, *, embed: bool = False, back_to: Path | None = None) -> str:
     """The run page's HTML; ``page_dir`` is where it will be written (relative links start there); ``back_to``:
     the page of the sweep this run is a trial of."""
-    links, ids, docs = _Links(page_dir, embed), _Ids(), _short_docs()
+    links, ids, docs = Links(page_dir, embed), Ids(), _short_docs()
     name = view.run_dir.resolve().name
     toc = [("summary", "Summary")]
     body = []
     back = ""
     if back_to is not None:
         sweep = view.run_dir.resolve().parent.name
-        back = f'<p><a href="{links.href(back_to)}">← sweep {_e(sweep)}</a></p>'
-    body.append(f'<header>{back}<h1>Listening report: run {_e(name)}</h1>'
-                f'<p class="muted">{_e(view.run_dir)}</p></header>')
-    summary = [f'<section id="summary"><h2>Summary</h2>{_kv(_song_facts(view) + _model_facts(view))}']
+        back = f'<p><a href="{links.href(back_to)}">← sweep {esc(sweep)}</a></p>'
+    body.append(f'<header>{back}<h1>Listening report: run {esc(name)}</h1>'
+                f'<p class="muted">{esc(view.run_dir)}</p></header>')
+    summary = [f'<section id="summary"><h2>Summary</h2>{key_values(_song_facts(view) + _model_facts(view))}']
     best = view.best_generated()
     last = view.last_sample()
     for label, clip in (("best generated clip", best), ("latest sample clip", last)):
         if clip is not None:
-            summary.append(f'<div class="pick"><div>{_player(clip, links, ids, f"{label}: {clip.title}")}</div>'
-                           f'<div class="flags">{_flags(clip.flags, clip.note)}</div></div>')
+            summary.append(f'<div class="pick"><div>{player(clip, links, ids, f"{label}: {clip.title}")}</div>'
+                           f'<div class="flags">{flag_badges(clip.flags, clip.note)}</div></div>')
     summary.append("</section>")
     body.append("\n".join(summary))
     if view.missing:
         toc.append(("missing", "What is missing"))
-        body.append(_missing(view.missing))
+        body.append(missing_section(view.missing))
 
     toc.append(("training", "Training"))
     if view.training_figure is not None:
@@ -303,9 +147,9 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, back_to: Pat
     toc.append(("generated", f"Generated clips ({len(view.generated)})"))
     gen = ['<section id="generated"><h2>Generated clips</h2>']
     if not view.generated:
-        gen.append(f"<p>None yet: <code>framegen generate --run {_e(view.run_dir)} --seconds 30</code></p>")
+        gen.append(f"<p>None yet: <code>framegen generate --run {esc(view.run_dir)} --seconds 30</code></p>")
     for clip in view.generated:
-        gen.append(_clip_block(clip, links, ids, docs, "gen-" + _anchor(clip.path.stem)))
+        gen.append(_clip_block(clip, links, ids, docs, "gen-" + anchor(clip.path.stem)))
     gen.append("</section>")
     body.append("\n".join(gen))
 
@@ -328,15 +172,15 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, back_to: Pat
         smp.append('<p><button type="button" class="playall" data-target="timeline">▶ Play all in order</button></p>')
         cards = []
         for clip in view.samples:
-            tid = "tl-" + _anchor(clip.path.stem)
-            cards.append(f'<div class="card"><a href="#smp-{_anchor(clip.path.stem)}"><strong id="{tid}">'
-                         f'{_e(clip.title)}</strong></a>'
-                         f'{_facts({k: v for k, v in clip.facts.items() if k != "epoch"})}'
-                         f'{_player(clip, links, ids, labelled_by=tid)}'
-                         f'<div class="flags">{_flags(clip.flags, clip.note)}</div></div>')
+            tid = "tl-" + anchor(clip.path.stem)
+            cards.append(f'<div class="card"><a href="#smp-{anchor(clip.path.stem)}"><strong id="{tid}">'
+                         f'{esc(clip.title)}</strong></a>'
+                         f'{facts_line({k: v for k, v in clip.facts.items() if k != "epoch"})}'
+                         f'{player(clip, links, ids, labelled_by=tid)}'
+                         f'<div class="flags">{flag_badges(clip.flags, clip.note)}</div></div>')
         smp.append(f'<div class="timeline" id="timeline">{"".join(cards)}</div>')
         for clip in view.samples:
-            smp.append(_clip_block(clip, links, ids, docs, "smp-" + _anchor(clip.path.stem)))
+            smp.append(_clip_block(clip, links, ids, docs, "smp-" + anchor(clip.path.stem)))
     smp.append("</section>")
     body.append("\n".join(smp))
 
@@ -356,8 +200,8 @@ def run_page(view: RunView, page_dir: Path, *, embed: bool = False, back_to: Pat
                 f'song time, a line for each stretch played as in the song, a break at each jump, the prompt\'s '
                 f'start, the song times it was asked to reach and the held-out part shaded.</p>'
                 f'{_definitions(metric_docs())}</section>')
-    body.insert(1, _toc(toc))
-    return _document(f"framegen run {name}", "\n".join(body))
+    body.insert(1, contents(toc))
+    return document(f"framegen run {name}", "\n".join(body))
 
 
 # ---------------------------------------------------------------------------------------------------- the sweep page
@@ -375,9 +219,10 @@ SWEEP_FIRST = (("frame_size", "F"), ("seq_len", "T"), ("tiers", "tiers"), ("stat
 
 def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], page_dir: Path, *,
                embed: bool = False) -> str:
+    """The sweep page's HTML from ``collect_sweep``'s (doc, trials, missing); ``page_dir`` as for ``run_page``."""
     from framegen.sweep import best_trial
 
-    links, ids = _Links(page_dir, embed), _Ids()
+    links, ids = Links(page_dir, embed), Ids()
     sweep_dir = Path(sweep_dir)
     name = doc.get("sweep") or sweep_dir.resolve().name
     best = best_trial(doc)
@@ -386,26 +231,26 @@ def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], pag
               else f"{b.get('amount', 0):g} s of training per trial")
     rate = doc.get("sample_rate") or 1
     song = doc.get("song", "")
-    facts = [("song", f'<span title="{_e(song)}">{_e(Path(song).name)}</span> '
+    facts = [("song", f'<span title="{esc(song)}">{esc(Path(song).name)}</span> '
                       f'({(doc.get("song_samples") or 0) / rate:.1f} s at {rate:,} Hz)'),
              ("grid", f"F {', '.join(map(str, doc.get('frame_sizes', [])))} x "
                       f"T {', '.join(map(str, doc.get('seq_lens', [])))}"
                       + (f" x tiers {' / '.join(k or 'flat' for k in doc['tier_sets'])}" if doc.get("tier_sets")
                          else "")),
-             ("budget", _e(budget)), ("machine", _e(doc.get("machine", "?"))),
-             ("updated", _e(doc.get("updated", "?")))]
+             ("budget", esc(budget)), ("machine", esc(doc.get("machine", "?"))),
+             ("updated", esc(doc.get("updated", "?")))]
     if doc.get("command"):
-        facts.append(("command", f"<code>{_e(doc['command'])}</code>"))
+        facts.append(("command", f"<code>{esc(doc['command'])}</code>"))
     if best:
-        facts.append(("best", f'<a href="#trial-{_anchor(best["key"])}">{_e(best["key"])}</a> (val / zero '
-                              f'{_num(best.get("score"))})'))
+        facts.append(("best", f'<a href="#trial-{anchor(best["key"])}">{esc(best["key"])}</a> (val / zero '
+                              f'{number(best.get("score"))})'))
     toc = [("summary", "Summary")]
-    body = [f'<header><h1>Listening report: sweep {_e(name)}</h1><p class="muted">{_e(sweep_dir)}</p></header>',
-            f'<section id="summary"><h2>Summary</h2>{_kv(facts)}<p class="muted">Score: validation MSE / '
+    body = [f'<header><h1>Listening report: sweep {esc(name)}</h1><p class="muted">{esc(sweep_dir)}</p></header>',
+            f'<section id="summary"><h2>Summary</h2>{key_values(facts)}<p class="muted">Score: validation MSE / '
             f'zero-predictor MSE on the same held-out tail (lower is better; 1 = predicting silence).</p></section>']
     if missing:
         toc.append(("missing", "What is missing"))
-        body.append(_missing(missing))
+        body.append(missing_section(missing))
     heatmap = sweep_dir / "heatmap.png"
     heatmap = heatmap if heatmap.is_file() else sweep_dir / ASSETS_DIR / "heatmap.png"
     if heatmap.is_file():
@@ -421,22 +266,22 @@ def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], pag
                    and (v is None or isinstance(v, (int, float)))]
     columns = [*((k, k.replace("_", " ")) for k in scores), *SWEEP_COLUMNS]
     headings = ["trial", *(h for _, h in SWEEP_FIRST), "sample flags", "clip flags", *(h for _, h in columns)]
-    head = "".join(f'<th scope="col"><button type="button">{_e(h)}</button></th>' for h in headings)
+    head = "".join(f'<th scope="col"><button type="button">{esc(h)}</button></th>' for h in headings)
 
     def cell(k, v):
         shown = v / 1e6 if k == "peak_rss_bytes" and isinstance(v, (int, float)) else v
         cls = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
-        return f'<td{cls} data-v="{_e(_sort_value(v))}">{_e(_num(shown))}</td>'
+        return f'<td{cls} data-v="{esc(sort_value(v))}">{esc(number(shown))}</td>'
 
     rows = []
     for r, view in trials:
         key = r.get("key", "?")
         star = ' <span class="flag ok">best</span>' if best is not None and r is best else ""
-        cells = [f'<th scope="row" data-v="{_e(key)}"><a href="#trial-{_anchor(key)}">{_e(key)}</a>{star}</th>']
+        cells = [f'<th scope="row" data-v="{esc(key)}"><a href="#trial-{anchor(key)}">{esc(key)}</a>{star}</th>']
         cells += [cell(k, r.get(k)) for k, _ in SWEEP_FIRST]
         for clip in ((view.last_sample() if view else None), (view.best_generated() if view else None)):
             flags = "" if clip is None or clip.flags is None else (", ".join(clip.flags) or "none")
-            cells.append(f'<td data-v="{_e(flags)}">{_flags(clip.flags, clip.note) if clip else "–"}</td>')
+            cells.append(f'<td data-v="{esc(flags)}">{flag_badges(clip.flags, clip.note) if clip else "–"}</td>')
         cells += [cell(k, r.get(k)) for k, _ in columns]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     body.append(f'<section id="results"><h2>Results</h2><p class="muted">Click a column heading to sort; again to '
@@ -447,29 +292,29 @@ def sweep_page(sweep_dir: Path, doc: dict, trials: list, missing: list[str], pag
     cards = ['<section id="trials"><h2>Trials</h2><div class="trials">']
     for r, view in trials:
         key = r.get("key", "?")
-        head = f'<h3>{_e(key)} <span class="muted">{_e(r.get("status", "?"))}</span></h3>'
+        head = f'<h3>{esc(key)} <span class="muted">{esc(r.get("status", "?"))}</span></h3>'
         if view is not None:
-            head = (f'<h3><a href="{links.href(view.run_dir / REPORT_FILE)}">{_e(key)}</a> '
-                    f'<span class="muted">{_e(r.get("status", "?"))}</span></h3>')
-        parts = [f'<div class="card" id="trial-{_anchor(key)}">{head}']
+            head = (f'<h3><a href="{links.href(view.run_dir / REPORT_FILE)}">{esc(key)}</a> '
+                    f'<span class="muted">{esc(r.get("status", "?"))}</span></h3>')
+        parts = [f'<div class="card" id="trial-{anchor(key)}">{head}']
         if r.get("status") == "done":
             snr = r.get("val_snr_db")
             snr = f"{snr:+.2f}" if isinstance(snr, (int, float)) else "–"
-            parts.append(f'<p class="muted">val / zero {_num(r.get("score"))} · SNR {snr} dB · '
-                         f'{_num(r.get("steps"))} steps</p>')
+            parts.append(f'<p class="muted">val / zero {number(r.get("score"))} · SNR {snr} dB · '
+                         f'{number(r.get("steps"))} steps</p>')
         if r.get("error") or r.get("reason"):
-            parts.append(f'<p class="gone">{_e(r.get("error") or r.get("reason"))}</p>')
+            parts.append(f'<p class="gone">{esc(r.get("error") or r.get("reason"))}</p>')
         if view is not None:
             for label, clip in (("sample", view.last_sample()), ("generated", view.best_generated())):
                 if clip is None:
                     parts.append(f'<p class="muted">no {label} clip</p>')
                     continue
-                parts.append(_player(clip, links, ids, clip.title if label == "sample" else f"{label}: {clip.title}"))
-                parts.append(f'<div class="flags">{_flags(clip.flags, clip.note)}</div>')
+                parts.append(player(clip, links, ids, clip.title if label == "sample" else f"{label}: {clip.title}"))
+                parts.append(f'<div class="flags">{flag_badges(clip.flags, clip.note)}</div>')
             parts.append(f'<p><a href="{links.href(view.run_dir / REPORT_FILE)}">run page →</a></p>')
         parts.append("</div>")
         cards.append("".join(parts))
     cards.append("</div></section>")
     body.append("\n".join(cards))
-    body.insert(1, _toc(toc))
-    return _document(f"framegen sweep {name}", "\n".join(body))
+    body.insert(1, contents(toc))
+    return document(f"framegen sweep {name}", "\n".join(body))
