@@ -35,6 +35,12 @@ SELECT_HOLD = 1.0  # the continuation's weight against a jump: 1 = none, the mod
 SELECT_MAX_RUN_S = 8.0  # the longest stretch of the song played as it is before a jump is forced
 CONTEXT = 5.0  # nats of the continuation's lead per nat of the model's KL: higher follows it more closely
 HAZARD = 4.0  # nats of lead the continuation loses over a whole max_run: later in a stretch, jumps come easier
+# What the model expects after a jump, against after the continuation (its own-past predictions there, in beats):
+NEAR_BEATS = (0.2, 0.4, 0.6, 0.8)  # the same through the next beat (a seamless splice: what the song would play) ...
+NEAR_WEIGHT = 3.0  # ... weighted against the KL at the splice itself
+FAR_BEATS = (4.0, 8.0)  # ... and different a bar or two on (somewhere new, not a repeat of what plays) ...
+FAR_WEIGHT = 4.0  # ... rewarded up to FAR_CAP nats of KL: without it the best splices are repeats (the song copied)
+FAR_CAP = 2.0
 STEADY_BEAT_S = 0.5  # where a run without a beat clock may jump: a steady grid of this period
 MAX_TIERS = 4
 TIER_RATIO_RANGE = (2, 64)  # SampleRNN's frame tiers span 2-16x the tier below; 64 frames of 400 is 1.6 s

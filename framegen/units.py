@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from framegen import clock, runs, shape
-from framegen.config import CONTEXT, HAZARD, STEADY_BEAT_S, RunConfig
+from framegen.config import (CONTEXT, FAR_BEATS, FAR_CAP, FAR_WEIGHT, HAZARD, NEAR_BEATS, NEAR_WEIGHT,
+                             STEADY_BEAT_S, RunConfig)
 from framegen.data import split_song
 from framegen.model import FrameGRU
 
@@ -39,6 +40,8 @@ class Units:
     continuation's lead loses over a whole run. vq: whether the model's outputs are code logits (else frames);
     sigma2: MSE runs: the validation residual variance per sample (the Gaussian the MSE objective assumes).
     stride: the grid of jump targets; score: "model", or "uniform" (all candidates equal: the baseline).
+    near, far: beats after a candidate where the model's expectations should match the continuation's (weighted
+    ``near_weight``) and should differ from them (rewarded ``far_weight`` per nat up to ``far_cap``): ``ahead``.
     """
 
     song: np.ndarray
@@ -52,6 +55,17 @@ class Units:
     sigma2: float = 1.0
     stride: int = 1
     score: str = "model"
+    near: tuple = NEAR_BEATS
+    far: tuple = FAR_BEATS
+    near_weight: float = NEAR_WEIGHT
+    far_weight: float = FAR_WEIGHT
+    far_cap: float = FAR_CAP
+
+    def ahead_at(self) -> np.ndarray:
+        """(Nb, 1 + L) song offsets where the model's own-past predictions are read: each beat, then ``near`` and
+        ``far`` beats after it (at the song's median beat period)."""
+        period = float(np.median(np.diff(self.beats)))
+        return self.beats[:, None] + period * np.asarray((0.0, *self.near, *self.far))[None, :]
 
 
 def predictive(out, vq_mode: bool):
@@ -164,7 +178,8 @@ def _unshaped(clock_pos, beats):
 
 def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own, beats, plan_rows=None,
            plan_consts=None, *, n_frames: int, stride: int, n_train: int, n_bars: int, temperature: float, hold: float,
-           max_run: int, context_weight: float, hazard: float, sigma2: float, vq_mode: bool, uniform: bool):
+           max_run: int, context_weight: float, hazard: float, sigma2: float, vq_mode: bool, uniform: bool,
+           n_near: int = 0, near_weight: float = 0.0, far_weight: float = 0.0, far_cap: float = 0.0):
     f = model.frame_size
     variables = {"params": params}
     log_hold = jnp.log(jnp.maximum(hold, 1e-30))
@@ -172,6 +187,21 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
     if plan_rows is None:
         plan_rows, plan_consts = _unshaped(clock_pos, beats)
     entries, entry_clock, sims = plan_consts
+    if own.ndim == 2:  # the predictions at the beats only: no look ahead
+        own = own[:, None, :]
+    now, ahead = own[:, 0], own[:, 1:]  # (Nb, D) at each beat, (Nb, L, D) near and far after it
+
+    def onward(b_cand, b_cont):
+        """What the model expects after candidates at beats ``b_cand`` (B, M) against after the continuation at
+        ``b_cont`` (B,): -NEAR_WEIGHT x the KL through the next beat + FAR_WEIGHT x the KL a bar or two on (capped),
+        (B, M) nats per nat of context."""
+        if ahead.shape[1] == 0:
+            return jnp.zeros(b_cand.shape, jnp.float32)
+        kl = divergence(ahead[b_cand], ahead[b_cont][:, None], vq_mode=vq_mode, sigma2=sigma2)  # (B, M, L)
+        score = -near_weight * jnp.mean(kl[..., :n_near], axis=-1) if n_near else 0.0
+        if kl.shape[-1] > n_near:
+            score = score + far_weight * jnp.minimum(jnp.mean(kl[..., n_near:], axis=-1), far_cap)
+        return score
 
     def beat_index(offsets):
         return jnp.clip(jnp.round(clock.beat_position(beats, offsets.astype(jnp.float32))).astype(jnp.int32), 0,
@@ -195,9 +225,9 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         beat_of = jnp.clip(jnp.round(near).astype(jnp.int32), 0, n_beats - 1)
         if uniform:
             scores = jnp.zeros(both.shape, jnp.float32)
-        else:  # where in the song would the model predict what it predicts now
-            scores = -context_weight * context(predictive(nxt, vq_mode), own, beat_of, vq_mode=vq_mode,
-                                                sigma2=sigma2)
+        else:  # where in the song would the model predict what it predicts now, and what follows there
+            scores = -context_weight * (context(predictive(nxt, vq_mode), now, beat_of, vq_mode=vq_mode,
+                                                 sigma2=sigma2) - onward(beat_of, beat_of[:, 0]))
         scores = scores + pull[:, None] * sims[target[:, None], beat_of]  # toward a passage to reach
         lead = log_hold - hazard * run.astype(jnp.float32) / max(max_run, 1)
         scores = scores.at[:, 0].add(lead)
@@ -220,8 +250,13 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         off_bar = jnp.abs(jnp.mod(d + clock.BAR / 2, clock.BAR) - clock.BAR / 2)
         scores = -shape.PHASE * jnp.square(off_beat) - shape.BAR_MISS * (off_bar >= 0.5)
         if not uniform:
-            played = jnp.where((later == 0)[..., None], predictive(nxt, vq_mode)[:, None, :], own[beat_index(c)])
-            scores -= context_weight * divergence(own[beat_index(e)], played, vq_mode=vq_mode, sigma2=sigma2)
+            b_c = beat_index(c)
+            played = jnp.where((later == 0)[..., None], predictive(nxt, vq_mode)[:, None, :], now[b_c])
+            scores -= context_weight * divergence(now[beat_index(e)], played, vq_mode=vq_mode, sigma2=sigma2)
+            if n_near:  # the entry's next beat as the continuation's, as for any jump (not its novelty: it is asked)
+                near = divergence(ahead[beat_index(e)][..., :n_near, :], ahead[b_c][..., :n_near, :],
+                                  vq_mode=vq_mode, sigma2=sigma2)
+                scores -= context_weight * near_weight * jnp.mean(near, axis=-1)
         scores = jnp.where(feasible, scores, -jnp.inf)
         k, k_pick = jax.random.split(k)
         when = jnp.take_along_axis(entries, pick_from(scores, k_pick)[:, None], axis=-1)[:, 0]
@@ -259,7 +294,7 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
 
 
 _STATIC = ("model", "n_frames", "stride", "n_train", "n_bars", "temperature", "hold", "max_run", "context_weight",
-           "hazard", "sigma2", "vq_mode", "uniform")
+           "hazard", "sigma2", "vq_mode", "uniform", "n_near", "near_weight", "far_weight", "far_cap")
 
 
 @partial(jax.jit, static_argnames=_STATIC)
@@ -271,8 +306,9 @@ def rollout_units(model: FrameGRU, params, prompt, prompt_clock, first_prev, clo
     (None without a clock); clock_pos (n, B): the output's beat position at each generated frame's start, bound
     (n, B) the frames where a beat starts (``boundaries``). first_prev (B,): song offset of the prompt's last frame
     (its continuation lies in the held-out tail, so the first frame is always a jump). song (N,): the normalised
-    song (zero-padded by a frame where a stretch plays to its end). own (Nb, D): the ``predictive`` of the model's
-    output at each of the song's ``beats`` (Nb,) from its own past (``own_at``). ``plan_rows`` (the per-frame
+    song (zero-padded by a frame where a stretch plays to its end). own (Nb, D) or (Nb, 1 + L, D): the
+    ``predictive`` of the model's output at each of the song's ``beats`` (Nb,) from its own past (``own_at``), and
+    at ``n_near`` near and then far places after each (``Units.ahead_at``). ``plan_rows`` (the per-frame
     arrays of ``shape.Plan.rows``, each (n, B)) and ``plan_consts`` (entries, entry_clock, sims): waypoints to
     reach (``framegen.shape``); None: none.
     Returns (positions (B, n) int32 song offsets of the emitted frames, frames (B, n, F)).
