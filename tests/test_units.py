@@ -20,7 +20,7 @@ def _model(out_dim, tiers=(), clock_dim=0):
 
 
 def _run(model, params, song, *, own=None, n=120, n_train=None, hold=1.0, max_run=30, temperature=1.0,
-         uniform=False, key=3):
+         uniform=False, key=3, **ahead):
     n_train = n_train or len(song) - 8 * BEAT
     prompt_at = n_train + BEAT
     beats = 100.0 + BEAT * np.arange(len(song) // BEAT - 1)
@@ -33,7 +33,7 @@ def _run(model, params, song, *, own=None, n=120, n_train=None, hold=1.0, max_ru
         jnp.asarray(units.boundaries(pos, np.full((1,), F / BEAT))), jnp.asarray(song), jnp.asarray(own),
         jnp.asarray(beats, jnp.float32), jax.random.key(key), n_frames=n, stride=F // 4, n_train=n_train,
         n_bars=units.bars_in(beats, n_train, F), temperature=temperature, hold=hold, max_run=max_run,
-        context_weight=5.0, hazard=4.0, sigma2=1.0, vq_mode=vq_mode, uniform=uniform)
+        context_weight=5.0, hazard=4.0, sigma2=1.0, vq_mode=vq_mode, uniform=uniform, **ahead)
     got = np.asarray(got)[0]
     np.testing.assert_array_equal(np.asarray(frames)[0], song[got[:, None] + np.arange(F)])  # real song frames
     return got, pos[:, 0], beats
@@ -124,3 +124,46 @@ def test_the_model_lands_where_its_prediction_matches_the_songs_own_and_uniform_
     assert landed_in_liked(uniform).mean() < 0.6  # a third of the candidates, by chance
 
 
+
+
+def test_jumps_go_where_the_model_expects_the_continuations_next_beat_and_something_new_later():
+    """A model that predicts one thing always (its splices all alike): with own-past predictions after each beat,
+    jumps land where the next beat is expected as after the continuation (near), and where what is expected a few
+    bars on differs from what the continuation leads to (far: not a repeat of it)."""
+    rng = np.random.default_rng(7)
+    song = rng.standard_normal(64_000).astype(np.float32)
+    model, params = _model(8)
+    params["head"]["kernel"] = jnp.zeros_like(params["head"]["kernel"])
+    params["head"]["bias"] = jnp.asarray(rng.standard_normal(8) * 3, jnp.float32)
+    beats = 100.0 + BEAT * np.arange(len(song) // BEAT - 1)
+    nb = len(beats)
+    bias = np.broadcast_to(np.asarray(params["head"]["bias"]), (nb, 8))
+    group = (np.arange(nb) // 4) % 3 == 0  # every third bar
+
+    def predicted(x):
+        return np.asarray(units.predictive(x, True))
+
+    def group_of(got, at, after=0):
+        return group[np.round(np.interp(got[at] + after, beats, np.arange(nb))).astype(int)]
+
+    same = np.where(group[:, None], bias, rng.standard_normal((nb, 8)) * 3)  # near: as the continuation in-group
+    own = np.stack([predicted(bias), predicted(same)], axis=1)  # (Nb, 1 + 1, D)
+    near = dict(n_near=1, near_weight=3.0)
+    chosen, _, _ = _run(model, params, song, own=own, n=300, max_run=0, **near)
+    uniform, _, _ = _run(model, params, song, own=own, n=300, max_run=0, uniform=True, **near)
+
+    def from_the_group(got):  # where the continuation was in the group, did the jump stay in it
+        jumps = np.flatnonzero(np.diff(got) != F) + 1
+        inside = group_of(got, jumps - 1, after=F)  # the continuation's beat
+        assert inside.sum() >= 5
+        return group_of(got, jumps)[inside].mean()
+
+    assert from_the_group(chosen) > 0.8 and from_the_group(uniform) < 0.6  # chance: a third
+
+    a, b = rng.standard_normal((2, 8)) * 3
+    far = np.where(group[:, None], a, b)  # a few bars on: two kinds of place
+    own = np.stack([predicted(bias), predicted(far)], axis=1)
+    chosen, _, _ = _run(model, params, song, own=own, n=300, max_run=0, n_near=0, far_weight=4.0, far_cap=2.0)
+    jumps = np.flatnonzero(np.diff(chosen) != F) + 1
+    moved = group_of(chosen, jumps) != group_of(chosen, jumps - 1, after=F)  # landed in the other kind of place
+    assert moved.mean() > 0.9  # uniform: a third or two thirds
