@@ -104,6 +104,8 @@ def main():
                 if what == "toward":
                     t_song = path.marks["toward"]
                     hit = np.flatnonzero(np.abs(path.positions - t_song * rate) < path.frame_size / 2)
+                    # the arrival: the visit of the passage nearest --by (the pull may have played it before)
+                    hit = hit[np.argsort(np.abs(hit * path.frame_size / rate - a.seconds / 2))]
                     arrive = hit[0] * path.frame_size / rate if len(hit) else None
                     beat_s = 60.0 / whole.tempo_song
                     row["arrival_s"], row["arrival_off_beats"] = arrive, (
