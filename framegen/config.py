@@ -41,6 +41,7 @@ NEAR_WEIGHT = 3.0  # ... weighted against the KL at the splice itself
 FAR_BEATS = (4.0, 8.0)  # ... and different a bar or two on (somewhere new, not a repeat of what plays) ...
 FAR_WEIGHT = 4.0  # ... rewarded up to FAR_CAP nats of KL: without it the best splices are repeats (the song copied)
 FAR_CAP = 2.0
+RECENT_JUMPS = 4  # a jump never lands within a beat of where one of the last this many landed: no cycling among a few
 STEADY_BEAT_S = 0.5  # where a run without a beat clock may jump: a steady grid of this period
 MAX_TIERS = 4
 TIER_RATIO_RANGE = (2, 64)  # SampleRNN's frame tiers span 2-16x the tier below; 64 frames of 400 is 1.6 s

@@ -187,7 +187,8 @@ def _unit_chunks(inp: Inputs, p: _Prompt, n_samples: int, c: int, clock_at) -> I
                   hold=float(units.hold), max_run=int(units.max_run), context_weight=float(units.context),
                   hazard=float(units.hazard), sigma2=float(units.sigma2), vq_mode=units.vq,
                   uniform=units.score == "uniform", n_near=len(units.near), near_weight=float(units.near_weight),
-                  far_weight=float(units.far_weight), far_cap=float(units.far_cap))
+                  far_weight=float(units.far_weight), far_cap=float(units.far_cap),
+                  beat_samples=int(round(np.median(np.diff(units.beats)))))
     planned = plan_of(inp, n_samples, clock_of, per_frame) if inp.shape.any else None
     plan_consts = None if planned is None else tuple(jnp.asarray(x) for x in (planned.entries, planned.entry_clock,
                                                                                  planned.sims))

@@ -21,7 +21,7 @@ import numpy as np
 
 from framegen import clock, runs, shape
 from framegen.config import (CONTEXT, FAR_BEATS, FAR_CAP, FAR_WEIGHT, HAZARD, NEAR_BEATS, NEAR_WEIGHT,
-                             STEADY_BEAT_S, RunConfig)
+                             RECENT_JUMPS, STEADY_BEAT_S, RunConfig)
 from framegen.data import split_song
 from framegen.model import FrameGRU
 
@@ -161,8 +161,10 @@ def _start(model: FrameGRU, params, prompt, prompt_clock, first_prev, key):
     out, state = model.apply({"params": params}, prompt, clock=prompt_clock)
     b = prompt.shape[0]
     none = jnp.full((b,), shape.NONE, jnp.int32)
-    # (prediction, GRU state, key, previous song offset, run length, last frame held, planned entry, first offset)
-    return out[:, -1], state, key, first_prev.astype(jnp.int32), jnp.zeros((b,), jnp.int32), none, none, none
+    recent = jnp.full((b, RECENT_JUMPS), -(2**30), jnp.int32)  # where the last jumps landed (none yet: far away)
+    # (prediction, GRU state, key, previous song offset, run length, last frame held, planned entry, first offset,
+    # recent landings)
+    return out[:, -1], state, key, first_prev.astype(jnp.int32), jnp.zeros((b,), jnp.int32), none, none, none, recent
 
 
 def _unshaped(clock_pos, beats):
@@ -179,7 +181,8 @@ def _unshaped(clock_pos, beats):
 def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own, beats, plan_rows=None,
            plan_consts=None, *, n_frames: int, stride: int, n_train: int, n_bars: int, temperature: float, hold: float,
            max_run: int, context_weight: float, hazard: float, sigma2: float, vq_mode: bool, uniform: bool,
-           n_near: int = 0, near_weight: float = 0.0, far_weight: float = 0.0, far_cap: float = 0.0):
+           n_near: int = 0, near_weight: float = 0.0, far_weight: float = 0.0, far_cap: float = 0.0,
+           beat_samples: int = 0):
     f = model.frame_size
     variables = {"params": params}
     log_hold = jnp.log(jnp.maximum(hold, 1e-30))
@@ -212,13 +215,14 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
             return jnp.argmax(scores, axis=-1)
         return jax.random.categorical(k, scores / temperature, axis=-1)
 
-    def decide(nxt, k, prev, run, pos_k, pull, target):
+    def decide(nxt, k, prev, run, pos_k, pull, target, recent):
         """A jump or the continuation, at a beat: (song offset to play, whether it is a jump)."""
         cont = prev + f
         cont_ok = (cont + 2 * f <= n_train) & (run < max_run)
         at = clock.BAR * jnp.arange(n_bars, dtype=jnp.float32)[None, :] + jnp.mod(pos_k, clock.BAR)[:, None]
         cands = _candidates(beats, at, stride)  # (B, M): the song at the clock's bar phase in every bar
         ok = (cands >= 0) & (cands + 2 * f <= n_train) & (jnp.abs(cands - cont[:, None]) >= f)
+        ok &= jnp.all(jnp.abs(cands[:, :, None] - recent[:, None, :]) >= beat_samples, axis=-1)  # not back again
         both = jnp.concatenate([cont[:, None], cands], axis=-1)  # (B, 1 + M)
         k, k_pick = jax.random.split(k)
         near = jnp.concatenate([clock.beat_position(beats, cont.astype(jnp.float32))[:, None], at], axis=-1)
@@ -263,7 +267,7 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         return jnp.where(jnp.any(feasible, axis=-1), when, idx), k
 
     def step(carry, xs):
-        nxt, h, k, prev, run, held_to, enter_at, first = carry
+        nxt, h, k, prev, run, held_to, enter_at, first, recent = carry
         pos_k, clk, bnd, idx, goal, rem, window, wend, hold_to, pull, target = xs
         cont = prev + f
         goal = jnp.where(goal == shape.LOOP, first, goal)  # a loop closes on its own first frame
@@ -272,7 +276,7 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         need = free & ~window & (bnd | (cont + f > n_train))
 
         def both(k):
-            chosen, jumped, k = decide(nxt, k, prev, run, pos_k, pull, target)
+            chosen, jumped, k = decide(nxt, k, prev, run, pos_k, pull, target, recent)
             when, k = plan(nxt, k, prev, idx, goal, rem, wend)
             return chosen, jumped, when, k
 
@@ -285,16 +289,17 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         held_to = jnp.where(enter, hold_to, held_to)
         enter_at = jnp.where(planning & (when > idx), when, jnp.where(idx == enter_at, shape.NONE, enter_at))
         first = jnp.where(idx == 0, pos, first)
+        recent = jnp.where(jumped[:, None], jnp.concatenate([pos[:, None], recent[:, :-1]], axis=-1), recent)
         frame = _frames_at(song, pos, f)
         nxt, h = model.apply(variables, frame, h, clk, method=FrameGRU.step)
-        return (nxt, h, k, pos, run, held_to, enter_at, first), (pos, frame)
+        return (nxt, h, k, pos, run, held_to, enter_at, first, recent), (pos, frame)
 
     carry, (positions, frames) = jax.lax.scan(step, carry, (clock_pos, clock_in, bound, *plan_rows), length=n_frames)
     return carry, jnp.swapaxes(positions, 0, 1), jnp.swapaxes(frames, 0, 1)
 
 
 _STATIC = ("model", "n_frames", "stride", "n_train", "n_bars", "temperature", "hold", "max_run", "context_weight",
-           "hazard", "sigma2", "vq_mode", "uniform", "n_near", "near_weight", "far_weight", "far_cap")
+           "hazard", "sigma2", "vq_mode", "uniform", "n_near", "near_weight", "far_weight", "far_cap", "beat_samples")
 
 
 @partial(jax.jit, static_argnames=_STATIC)

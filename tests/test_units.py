@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from framegen import units
+from framegen.config import RECENT_JUMPS
 from framegen.model import FrameGRU, init_params
 
 F = 40
@@ -167,3 +168,20 @@ def test_jumps_go_where_the_model_expects_the_continuations_next_beat_and_someth
     jumps = np.flatnonzero(np.diff(chosen) != F) + 1
     moved = group_of(chosen, jumps) != group_of(chosen, jumps - 1, after=F)  # landed in the other kind of place
     assert moved.mean() > 0.9  # uniform: a third or two thirds
+
+
+def test_a_jump_never_lands_within_a_beat_of_the_last_landings():
+    """Without it a model can cycle among a few places that each splice well after the other (measured on a real
+    song: four landings over and over)."""
+    rng = np.random.default_rng(2)
+    song = rng.standard_normal(48_000).astype(np.float32)
+    model, params = _model(8)
+    got, _, _ = _run(model, params, song, n=400, max_run=0, uniform=True, beat_samples=BEAT)
+    landings = got[np.flatnonzero(np.diff(got) != F) + 1]
+    assert len(landings) > 20
+    for i in range(1, len(landings)):
+        back = landings[max(0, i - RECENT_JUMPS) : i]
+        assert np.all(np.abs(back - landings[i]) >= BEAT)
+    free, _, _ = _run(model, params, song, n=400, max_run=0, uniform=True)  # without: it lands near them again
+    again = free[np.flatnonzero(np.diff(free) != F) + 1]
+    assert any(np.any(np.abs(again[max(0, i - RECENT_JUMPS) : i] - again[i]) < BEAT) for i in range(1, len(again)))
