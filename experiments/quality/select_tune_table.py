@@ -2,7 +2,9 @@
 model's clips (mean over seeds): at jumps, exact jumps, jump rate, longest copy, novelty, Fréchet ratio, flags;
 the one-step model's at-jumps beside it where the variant was run on it.
 
-    python experiments/quality/select_tune_table.py results/select_tune.jsonl results/select.jsonl
+    python experiments/quality/select_tune_table.py results/select_tune.jsonl results/select.jsonl [--tags a,b]
+
+--tags: only these variants (units.py as it is: "base"), in this order, song by song.
 """
 
 import json
@@ -12,7 +14,7 @@ from collections import defaultdict
 import numpy as np
 
 
-def main(paths):
+def main(paths, tags=None):
     rows = [json.loads(line) for p in paths for line in open(p)]
     rows = [r for r in rows if r["mechanism"] in ("model", "onestep")]
     g = defaultdict(list)
@@ -21,7 +23,10 @@ def main(paths):
     print("| variant | song | seeds | at jumps | one-step at jumps | exact jumps | one-step exact | jumps/beat | "
           "longest copy s | novelty | Fréchet | flags |")
     print("|---" * 12 + "|")
-    for tag, song, mech in sorted(g, key=lambda k: (k[0] != "-base", k[0], k[1])):
+    order = (lambda k: (k[1], tags.index(k[0][1:]))) if tags else (lambda k: (k[0] != "-base", k[0], k[1]))
+    tuned = {k[1] for k in g if k[0] != "-base" and (not tags or k[0][1:] in tags)}  # songs a variant ran on
+    for tag, song, mech in sorted(g, key=order) if not tags else sorted(
+            (k for k in g if k[0][1:] in tags and k[1] in tuned), key=order):
         if mech != "model":
             continue
         rs, one = g[(tag, song, mech)], g.get((tag, song, "onestep")) or g.get(("-base", song, "onestep"), [])
@@ -37,4 +42,9 @@ def main(paths):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    tags = None
+    if "--tags" in args:
+        i = args.index("--tags")
+        tags, args = args[i + 1].split(","), args[:i] + args[i + 2:]
+    main(args, tags)
