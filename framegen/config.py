@@ -34,6 +34,8 @@ SELECTS = ("model", "uniform", "off")  # "off": free-running feedback (MSE) or s
 SELECT_HOLD = 1.0  # the continuation's weight against a jump: 1 = none, the model's scores alone decide
 SELECT_MAX_RUN_S = 8.0  # the longest stretch of the song played as it is before a jump is forced
 CONTEXT = 5.0  # nats of the continuation's lead per nat of the model's KL: higher follows it more closely
+CONTEXT_MSE = 10.0  # ... for an MSE model's spectra, whose KLs spread 3-6x less than VQ's code distributions
+LEAD_CAP_MSE = 1.0  # nats: an MSE run's continuation scores at most this above its best jump (else it always wins)
 HAZARD = 4.0  # nats of lead the continuation loses over a whole max_run: later in a stretch, jumps come easier
 # What the model expects after a jump, against after the continuation (its own-past predictions there, in beats):
 NEAR_BEATS = (0.2, 0.4, 0.6, 0.8)  # the same through the next beat (a seamless splice: what the song would play) ...

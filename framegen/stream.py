@@ -174,11 +174,11 @@ def _unit_chunks(inp: Inputs, p: _Prompt, n_samples: int, c: int, clock_at) -> I
         def clock_of(first: int, count: int):
             return np.asarray((first + np.arange(count))[:, None] * per_frame[None, :], np.float32), None
 
-    own = jnp.zeros((len(units.beats), 1, inp.model.out_dim or f), jnp.float32)
+    own = jnp.zeros((len(units.beats), 1, inp.model.out_dim or f // 2 + 1), jnp.float32)
     if units.score == "model":  # the model's prediction at each of the song's beats from its own past, and after
         at = units.ahead_at()
         own = predictive(own_at(inp.model, inp.params, units.song, len(units.song), at.reshape(-1), units.stride,
-                                beats=units.beats if inp.cfg.model.clock == "beat" else None), units.vq)
+                                beats=units.beats if inp.cfg.model.clock == "beat" else None), units.vq, units.sigma2)
         own = own.reshape(*at.shape, -1)
     song = np.concatenate([units.song, np.zeros(f, np.float32)])  # a stretch played to the song's end reads past it
     consts = (jnp.asarray(song, jnp.float32), own, jnp.asarray(units.beats, jnp.float32))
@@ -188,7 +188,7 @@ def _unit_chunks(inp: Inputs, p: _Prompt, n_samples: int, c: int, clock_at) -> I
                   hazard=float(units.hazard), sigma2=float(units.sigma2), vq_mode=units.vq,
                   uniform=units.score == "uniform", n_near=len(units.near), near_weight=float(units.near_weight),
                   far_weight=float(units.far_weight), far_cap=float(units.far_cap),
-                  beat_samples=int(round(np.median(np.diff(units.beats)))))
+                  beat_samples=int(round(np.median(np.diff(units.beats)))), lead_cap=float(units.lead_cap))
     planned = plan_of(inp, n_samples, clock_of, per_frame) if inp.shape.any else None
     plan_consts = None if planned is None else tuple(jnp.asarray(x) for x in (planned.entries, planned.entry_clock,
                                                                                  planned.sims))

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from framegen import clock, runs, shape
-from framegen.config import (CONTEXT, FAR_BEATS, FAR_CAP, FAR_WEIGHT, HAZARD, NEAR_BEATS, NEAR_WEIGHT,
-                             RECENT_JUMPS, STEADY_BEAT_S, RunConfig)
+from framegen.config import (CONTEXT, CONTEXT_MSE, FAR_BEATS, FAR_CAP, FAR_WEIGHT, HAZARD, LEAD_CAP_MSE, NEAR_BEATS,
+                             NEAR_WEIGHT, RECENT_JUMPS, STEADY_BEAT_S, RunConfig)
 from framegen.data import split_song
 from framegen.model import FrameGRU
 
@@ -41,7 +41,8 @@ class Units:
     sigma2: MSE runs: the validation residual variance per sample (the Gaussian the MSE objective assumes).
     stride: the grid of jump targets; score: "model", or "uniform" (all candidates equal: the baseline).
     near, far: beats after a candidate where the model's expectations should match the continuation's (weighted
-    ``near_weight``) and should differ from them (rewarded ``far_weight`` per nat up to ``far_cap``): ``ahead``.
+    ``near_weight``) and should differ from them (rewarded ``far_weight`` per nat up to ``far_cap``): ``ahead``
+    (VQ runs; MSE runs score the splice alone). lead_cap: nats the continuation may score above the best jump.
     """
 
     song: np.ndarray
@@ -60,6 +61,7 @@ class Units:
     near_weight: float = NEAR_WEIGHT
     far_weight: float = FAR_WEIGHT
     far_cap: float = FAR_CAP
+    lead_cap: float = float("inf")
 
     def ahead_at(self) -> np.ndarray:
         """(Nb, 1 + L) song offsets where the model's own-past predictions are read: each beat, then ``near`` and
@@ -68,11 +70,15 @@ class Units:
         return self.beats[:, None] + period * np.asarray((0.0, *self.near, *self.far))[None, :]
 
 
-def predictive(out, vq_mode: bool):
-    """What model outputs (..., D) say of the next frame: VQ the log-probabilities of its codes; MSE the predicted
-    frame itself."""
+def predictive(out, vq_mode: bool, sigma2: float = 1.0):
+    """What model outputs (..., D) say of the next frame: VQ the log-probabilities of its codes; MSE the power
+    spectrum of the Gaussian around the predicted frame (..., D // 2 + 1): |rfft|^2 / D plus the residual variance
+    ``sigma2`` (white), phase-insensitive: the raw frames' distance ranks candidates at chance
+    (experiments/quality/select.md)."""
     out = jnp.asarray(out, jnp.float32)
-    return jax.nn.log_softmax(out, axis=-1) if vq_mode else out
+    if vq_mode:
+        return jax.nn.log_softmax(out, axis=-1)
+    return jnp.square(jnp.abs(jnp.fft.rfft(out, axis=-1))) / out.shape[-1] + sigma2
 
 
 def context(played, own, cand_beats, *, vq_mode: bool, sigma2: float):
@@ -82,12 +88,14 @@ def context(played, own, cand_beats, *, vq_mode: bool, sigma2: float):
     return divergence(own[cand_beats], played[:, None, :], vq_mode=vq_mode, sigma2=sigma2)
 
 
-def divergence(own, played, *, vq_mode: bool, sigma2: float):
-    """KL(own || played) of two ``predictive``s (..., D) -> (...): of the code distributions (VQ), of the Gaussians
-    around the predicted frames with the residual variance ``sigma2`` (MSE), per sample."""
+def divergence(own, played, *, vq_mode: bool, sigma2: float = 1.0):
+    """KL(own || played) of two ``predictive``s (..., D) -> (...): of the code distributions (VQ), of the zero-mean
+    Gaussians with those power spectra (MSE: half the Itakura-Saito divergence, 0.5 sum(r - 1 - log r), r the
+    spectra's ratio; a prediction far below the residual, an untrained model's, scores ~0)."""
     if vq_mode:
         return jnp.sum(jnp.exp(own) * (own - played), axis=-1)
-    return jnp.sum(jnp.square(own - played), axis=-1) / (2.0 * sigma2 * own.shape[-1])
+    r = own / played
+    return 0.5 * jnp.sum(r - 1.0 - jnp.log(r), axis=-1)
 
 
 def _frames_at(song, pos, frame_size: int):
@@ -182,7 +190,7 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
            plan_consts=None, *, n_frames: int, stride: int, n_train: int, n_bars: int, temperature: float, hold: float,
            max_run: int, context_weight: float, hazard: float, sigma2: float, vq_mode: bool, uniform: bool,
            n_near: int = 0, near_weight: float = 0.0, far_weight: float = 0.0, far_cap: float = 0.0,
-           beat_samples: int = 0):
+           beat_samples: int = 0, lead_cap: float = float("inf")):
     f = model.frame_size
     variables = {"params": params}
     log_hold = jnp.log(jnp.maximum(hold, 1e-30))
@@ -230,8 +238,12 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         if uniform:
             scores = jnp.zeros(both.shape, jnp.float32)
         else:  # where in the song would the model predict what it predicts now, and what follows there
-            scores = -context_weight * (context(predictive(nxt, vq_mode), now, beat_of, vq_mode=vq_mode,
+            scores = -context_weight * (context(predictive(nxt, vq_mode, sigma2), now, beat_of, vq_mode=vq_mode,
                                                  sigma2=sigma2) - onward(beat_of, beat_of[:, 0]))
+            if lead_cap < float("inf"):  # the continuation at most lead_cap above the best jump allowed
+                best = jnp.max(jnp.where(ok, scores[:, 1:], -jnp.inf), axis=-1)
+                scores = scores.at[:, 0].set(jnp.where(jnp.isfinite(best), jnp.minimum(scores[:, 0], best + lead_cap),
+                                                       scores[:, 0]))
         scores = scores + pull[:, None] * sims[target[:, None], beat_of]  # toward a passage to reach
         lead = log_hold - hazard * run.astype(jnp.float32) / max(max_run, 1)
         scores = scores.at[:, 0].add(lead)
@@ -255,7 +267,7 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
         scores = -shape.PHASE * jnp.square(off_beat) - shape.BAR_MISS * (off_bar >= 0.5)
         if not uniform:
             b_c = beat_index(c)
-            played = jnp.where((later == 0)[..., None], predictive(nxt, vq_mode)[:, None, :], now[b_c])
+            played = jnp.where((later == 0)[..., None], predictive(nxt, vq_mode, sigma2)[:, None, :], now[b_c])
             scores -= context_weight * divergence(now[beat_index(e)], played, vq_mode=vq_mode, sigma2=sigma2)
             if n_near:  # the entry's next beat as the continuation's, as for any jump (not its novelty: it is asked)
                 near = divergence(ahead[beat_index(e)][..., :n_near, :], ahead[b_c][..., :n_near, :],
@@ -299,7 +311,8 @@ def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own
 
 
 _STATIC = ("model", "n_frames", "stride", "n_train", "n_bars", "temperature", "hold", "max_run", "context_weight",
-           "hazard", "sigma2", "vq_mode", "uniform", "n_near", "near_weight", "far_weight", "far_cap", "beat_samples")
+           "hazard", "sigma2", "vq_mode", "uniform", "n_near", "near_weight", "far_weight", "far_cap", "beat_samples",
+           "lead_cap")
 
 
 @partial(jax.jit, static_argnames=_STATIC)
@@ -346,7 +359,9 @@ def units_for(run_dir: Path, cfg: RunConfig, song_norm: np.ndarray, grid: clock.
     if cfg.model.output == "mse":  # the Gaussian an MSE model assumes: its validation residual variance per sample
         mses = [r["val_mse"] for r in runs.read_metrics(run_dir) if np.isfinite(r.get("val_mse", np.nan))]
         sigma2 = float(min(mses)) if mses else 1.0
+    vq_mode = cfg.model.output == "vq"
+    mse = {} if vq_mode else dict(context=CONTEXT_MSE, lead_cap=LEAD_CAP_MSE, near=(), far=())
     return Units(song=np.asarray(song_norm, np.float32), n_train=split_song(len(song_norm), cfg.data).n_train,
                  beats=np.asarray(beats, np.float64), hold=cfg.train.hold,
-                 max_run=int(round(cfg.train.max_run_s * rate / f)), context=CONTEXT, hazard=HAZARD,
-                 vq=cfg.model.output == "vq", sigma2=sigma2, stride=max(1, f // GRID_PER_FRAME), score=select)
+                 max_run=int(round(cfg.train.max_run_s * rate / f)), hazard=HAZARD, vq=vq_mode, sigma2=sigma2,
+                 stride=max(1, f // GRID_PER_FRAME), score=select, **{"context": CONTEXT, **mse})
