@@ -121,7 +121,7 @@ def inputs_for(run_dir: Path, cfg: RunConfig, opts: GenerateConfig = GenerateCon
     emission = vq.emission(cb, song, cfg.model.vq_emit) if cb is not None else None
     selection = units.units_for(run_dir, cfg, song, grid)
     shaped = shape.Shape(intro=opts.intro, ending=opts.ending, loop=opts.loop,
-                   toward=tuple(zip(opts.toward, opts.arrivals)))
+                         toward=tuple(zip(opts.toward, opts.arrivals)))
     if shaped.any and selection is None:
         raise UsageError("--intro, --ending, --toward and --loop arrange the song's own stretches: they need unit "
                          "selection (drop --select off; VQ runs: --vq-emit exemplar)")
@@ -277,7 +277,7 @@ def generate(
         positions = np.concatenate(played, axis=1)
         starts = np.broadcast_to(np.asarray(inputs.prompt_starts), (streams,))
         for i, p in enumerate(paths):
-            marks = _marks(opts, positions[i], len(inputs.song), rate)
+            marks = shape.marks(inputs.shape, song_len=len(inputs.song), sample_rate=rate, first=int(positions[i][0]))
             like = {} if inputs.likeness is None else dict(zip(
                 [k for k in marks if k.startswith("toward")],
                 shape.likeness_of(inputs.likeness, inputs.units.beats, positions[i])))
@@ -295,18 +295,6 @@ def generate(
                                  evaluation=ev, scored_seconds=len(tail) / rate if ev is not None else 0.0,
                                  select=cfg.train.select))
     return written
-
-
-def _marks(opts: GenerateConfig, positions: np.ndarray, song_len: int, rate: int) -> dict:
-    """Song seconds the output was asked to reach, by name, for the path sidecar."""
-    marks = {f"toward{i + 1 if len(opts.toward) > 1 else ''}": t for i, t in enumerate(opts.toward)}
-    if opts.intro:
-        marks["intro"] = 0.0
-    if opts.ending:
-        marks["ending"] = song_len / rate
-    if opts.loop:  # where it closes: the song position its first frame plays
-        marks["loop"] = float(positions[0]) / rate
-    return marks
 
 
 def _check_room(folder: Path, size: int) -> None:

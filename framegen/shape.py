@@ -54,8 +54,7 @@ class Plan:
     the waypoint's last such frame (entering there is forced), ``hold_to`` the last frame played on once it is
     entered, ``pull`` (float) the weight of the similarity to the passage ahead, ``target`` its row of ``sims``.
     ``entries`` (S, E): the window frames (padded with -1), ``entry_clock`` (S, E) the output's beat position there.
-    ``sims`` (W, Nb) float32: each song beat's similarity to each passage to reach. ``marks``: song seconds of the
-    waypoints, by name, for the path sidecar."""
+    ``sims`` (W, Nb) float32: each song beat's similarity to each passage to reach."""
 
     goal: np.ndarray
     rem: np.ndarray
@@ -67,7 +66,6 @@ class Plan:
     entries: np.ndarray
     entry_clock: np.ndarray
     sims: np.ndarray
-    marks: dict
 
     def rows(self, first: int, count: int) -> tuple:
         """The per-frame arrays of frames first..first+count-1 (past the end: no waypoint), with each frame's index."""
@@ -85,7 +83,7 @@ def empty(n_frames: int, streams: int, n_beats: int) -> Plan:
     z = np.zeros((n_frames, streams), np.int32)
     return Plan(goal=z + NONE, rem=z, window=z.astype(bool), window_end=z + NONE, hold_to=z + NONE,
                 pull=z.astype(np.float32), target=z, entries=np.full((streams, 1), NONE, np.int32),
-                entry_clock=np.zeros((streams, 1), np.float32), sims=np.zeros((1, n_beats), np.float32), marks={})
+                entry_clock=np.zeros((streams, 1), np.float32), sims=np.zeros((1, n_beats), np.float32))
 
 
 def plan(shape: Shape, *, n_samples: int, frame_size: int, clock_pos: np.ndarray, bound: np.ndarray,
@@ -101,7 +99,6 @@ def plan(shape: Shape, *, n_samples: int, frame_size: int, clock_pos: np.ndarray
         p.hold_to.copy()
     pull, target = p.pull.copy(), p.target.copy()
     entries = [[] for _ in range(streams)]
-    marks = {}
     frames_per_beat = 1.0 / np.asarray(per_frame, np.float64)  # (S,)
     free_from = np.zeros(streams, np.int64)  # the first frame each stream may spend on the next waypoint
     if shape.intro:  # the song's opening: entered at frame 0, held for INTRO_BARS bars
@@ -110,7 +107,6 @@ def plan(shape: Shape, *, n_samples: int, frame_size: int, clock_pos: np.ndarray
         free_from = hold_to[0].astype(np.int64) + 1
         for e in entries:
             e.append(0)
-        marks["intro"] = 0.0
 
     def waypoint(s: int, song_at: int, out_at: int, lead: tuple, hold: int, what: str, row: int = -1):
         """Stream s arrives at song sample ``song_at`` (or LOOP) at output sample ``out_at``, entering on a beat
@@ -160,14 +156,11 @@ def plan(shape: Shape, *, n_samples: int, frame_size: int, clock_pos: np.ndarray
             k = int(ks[np.argmin(np.abs(ks * f - by_s * rate))])
             waypoint(s, song_at, k * f, (LEAD_BEATS * beat_s * rate, (LEAD_BEATS + ENTRY_BEATS) * beat_s * rate),
                      int(np.ceil(clock.BAR * frames_per_beat[s])), "toward", row)
-        marks[f"toward{row + 1 if len(shape.toward) > 1 else ''}"] = song_at / rate
     if shape.ending or shape.loop:
         lo = (ENDING_BARS * clock.BAR if shape.ending else LEAD_BEATS) * beat_s * rate
         for s in range(streams):
             waypoint(s, song_len if shape.ending else LOOP, n_samples, (lo, lo + ENTRY_BEATS * beat_s * rate), n,
                      "--ending" if shape.ending else "--loop")
-        if shape.ending:
-            marks["ending"] = song_len / rate  # a loop's mark, where it closes, is known once it is played
     width = max(max((len(e) for e in entries), default=0), 1)
     ent = np.full((streams, width), NONE, np.int32)
     ent_clock = np.zeros((streams, width), np.float32)
@@ -175,7 +168,20 @@ def plan(shape: Shape, *, n_samples: int, frame_size: int, clock_pos: np.ndarray
         ent[s, : len(e)] = e
         ent_clock[s, : len(e)] = clock_pos[e, s]
     return Plan(goal=goal, rem=rem, window=window, window_end=window_end, hold_to=hold_to, pull=pull, target=target,
-                entries=ent, entry_clock=ent_clock, sims=sims if len(sims) else p.sims, marks=marks)
+                entries=ent, entry_clock=ent_clock, sims=sims if len(sims) else p.sims)
+
+
+def marks(shape: Shape, *, song_len: int, sample_rate: int, first: int) -> dict:
+    """Song seconds the output was asked to reach, by name, for the path sidecar (``first``: the song sample its
+    first frame played, where a loop closes)."""
+    out = {f"toward{i + 1 if len(shape.toward) > 1 else ''}": t for i, (t, _) in enumerate(shape.toward)}
+    if shape.intro:
+        out["intro"] = 0.0
+    if shape.ending:
+        out["ending"] = song_len / sample_rate
+    if shape.loop:
+        out["loop"] = first / sample_rate
+    return out
 
 
 def similarity(song: np.ndarray, sample_rate: int, beats: np.ndarray, targets: list[float]) -> np.ndarray:

@@ -178,12 +178,9 @@ def _start(model: FrameGRU, params, prompt, prompt_clock, first_prev, key):
 def _unshaped(clock_pos, beats):
     """The plan rows and constants of a generation without waypoints (``framegen.shape.empty``)."""
     n, b = clock_pos.shape
-    idx = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], (n, b))
-    z = jnp.zeros((n, b), jnp.int32)
-    rows = (idx, z + shape.NONE, z, z.astype(bool), z + shape.NONE, z + shape.NONE, z.astype(jnp.float32), z)
-    consts = (jnp.full((b, 1), shape.NONE, jnp.int32), jnp.zeros((b, 1), jnp.float32),
-              jnp.zeros((1, beats.shape[0]), jnp.float32))
-    return rows, consts
+    p = shape.empty(n, b, beats.shape[0])
+    return tuple(jnp.asarray(x) for x in p.rows(0, n)), (jnp.asarray(p.entries), jnp.asarray(p.entry_clock),
+                                                          jnp.asarray(p.sims))
 
 
 def _chunk(model: FrameGRU, params, carry, clock_pos, clock_in, bound, song, own, beats, plan_rows=None,

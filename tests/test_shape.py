@@ -45,7 +45,8 @@ def test_the_ending_is_entered_on_a_beat_inside_its_window_and_held_to_the_end()
     np.testing.assert_array_equal(p.rem[ks, 0], rem)
     assert np.all(p.goal[ks, 0] == N_SONG) and np.all(p.hold_to[ks, 0] == 300)  # held to the last frame (301 frames)
     assert np.all(p.window_end[ks, 0] == ks.max()) and set(p.entries[0]) == set(ks)
-    assert p.marks == {"ending": N_SONG / RATE}
+    marks = shape.marks(shape.Shape(ending=True), song_len=N_SONG, sample_rate=RATE, first=0)
+    assert marks == {"ending": N_SONG / RATE}
 
 
 def test_a_passage_to_reach_is_approached_with_a_growing_pull_and_arrives_on_a_beat():
